@@ -1,0 +1,27 @@
+//! # toolgate-config: the configuration model
+//!
+//! The TOML file an operator writes, typed, validated and located:
+//!
+//! - [`model`]: the typed model ([`Config`] and its sections), `deny_unknown_fields`
+//!   everywhere, each field documented with its default.
+//! - [`env`]: `${VAR}` / `${VAR:-default}` interpolation for secrets and paths, and the
+//!   operator key from `TOOLGATE_API_KEY`. This crate is the only place that reads the
+//!   environment.
+//! - [`keys`]: API key hashes and scope patterns, compared in constant time.
+//! - [`load`]: parsing plus validation, every problem reported with file, line and
+//!   column ([`Problem`]); [`DEMO_CONFIG`] is the embedded default.
+//!
+//! Flow: `load::from_file` / `load::from_str` → [`LoadedConfig`] (config + source text
+//! for locating spans) → the registry builds runtime objects from it.
+
+pub mod env;
+pub mod keys;
+pub mod load;
+pub mod model;
+
+pub use keys::{KeyHash, ScopePattern};
+pub use load::{DEMO_CONFIG, LoadedConfig, Problem, Problems};
+pub use model::{
+    BuiltinName, Config, KeyConfig, ParamConfig, ParamType, ServerConfig, SourceConfig,
+    SourceKind, ToolConfig, ToolDefaults, ToolKind,
+};

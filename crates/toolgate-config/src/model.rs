@@ -1,0 +1,264 @@
+//! The typed configuration model. Every section rejects unknown fields, so a typo is
+//! an error with a line number rather than a silently ignored setting.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+use serde_json::Value;
+use toml::Spanned;
+
+use crate::env::EnvString;
+
+/// The whole configuration file.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Listener and request limits.
+    #[serde(default)]
+    pub server: ServerConfig,
+    /// Limits applied to every tool that does not set its own.
+    #[serde(default)]
+    pub defaults: ToolDefaults,
+    /// API keys, stored as hashes.
+    #[serde(default)]
+    pub keys: Vec<KeyConfig>,
+    /// Data sources that SQL tools refer to by name.
+    #[serde(default)]
+    pub sources: BTreeMap<String, Spanned<SourceConfig>>,
+    /// The tools to serve.
+    #[serde(default)]
+    pub tools: Vec<ToolConfig>,
+}
+
+/// `[server]`: where to listen and how much a request may carry.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    /// Address to listen on. Default `127.0.0.1:8080`.
+    pub listen: Spanned<String>,
+    /// Largest request body in bytes. Default 1 MiB.
+    pub body_limit_bytes: usize,
+    /// Deepest JSON nesting accepted in a body. Default 64.
+    pub json_max_depth: usize,
+    /// Most calls in one batch. Default 64.
+    pub max_batch_calls: usize,
+    /// Origins allowed by CORS; `["*"]` allows any. Default none (no CORS headers).
+    pub cors_allowed_origins: Vec<String>,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            listen: Spanned::new(0..0, "127.0.0.1:8080".to_owned()),
+            body_limit_bytes: 1024 * 1024,
+            json_max_depth: 64,
+            max_batch_calls: 64,
+            cors_allowed_origins: Vec::new(),
+        }
+    }
+}
+
+/// `[defaults]`: per-tool limits used when a tool does not set them.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ToolDefaults {
+    /// Longest a call may take, in milliseconds. Default 30000.
+    pub timeout_ms: u64,
+    /// Calls of one tool that may run at once. Default 32.
+    pub max_concurrency: usize,
+    /// Calls of one tool that may wait for a slot. Default 64.
+    pub max_queue: usize,
+}
+
+impl Default for ToolDefaults {
+    fn default() -> Self {
+        Self {
+            timeout_ms: 30_000,
+            max_concurrency: 32,
+            max_queue: 64,
+        }
+    }
+}
+
+/// `[[keys]]`: one API key.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeyConfig {
+    /// Name shown in logs instead of the key.
+    pub name: Spanned<String>,
+    /// `sha256:<hex>` digest of the key, as printed by `toolgate keys new`.
+    pub hash: Spanned<EnvString>,
+    /// Tool-name patterns this key may call (`*` wildcards).
+    pub scopes: Spanned<Vec<String>>,
+}
+
+/// Kinds of data source.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum SourceKind {
+    /// A SQLite database file (or the embedded demo database).
+    Sqlite,
+}
+
+/// `[sources.NAME]`: a database that SQL tools use.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SourceConfig {
+    /// The kind of database.
+    pub kind: SourceKind,
+    /// Path of a SQLite file (`${VAR}` expanded). Exclusive with `demo`.
+    pub path: Option<Spanned<EnvString>>,
+    /// Use the embedded demo database, created fresh at start. Default false.
+    #[serde(default)]
+    pub demo: bool,
+    /// Connections kept open. Default 4.
+    #[serde(default = "default_pool_size")]
+    pub pool_size: usize,
+}
+
+fn default_pool_size() -> usize {
+    4
+}
+
+/// Kinds of tool.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum ToolKind {
+    /// A tool built into toolgate, named by `builtin`.
+    Builtin,
+    /// A SQL statement with named parameters, declared in the config.
+    Sql,
+    /// Ad-hoc read-only SQL on a source (`{"query": "..."}`).
+    SqlQuery,
+}
+
+/// Names of the built-in tools.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum BuiltinName {
+    /// Returns its arguments.
+    Echo,
+    /// Waits, reporting progress.
+    Sleep,
+    /// Always fails.
+    Fail,
+    /// Reports facts of the host.
+    SystemAudit,
+}
+
+/// Types a SQL parameter may have.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum ParamType {
+    /// JSON string.
+    String,
+    /// JSON integer (64-bit).
+    Integer,
+    /// JSON number.
+    Number,
+    /// JSON boolean (bound as 0/1).
+    Boolean,
+}
+
+impl ParamType {
+    /// The JSON Schema `type`.
+    #[must_use]
+    pub fn json_type(self) -> &'static str {
+        match self {
+            ParamType::String => "string",
+            ParamType::Integer => "integer",
+            ParamType::Number => "number",
+            ParamType::Boolean => "boolean",
+        }
+    }
+}
+
+/// `[[tools.params]]`: one named parameter of a `sql` tool.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ParamConfig {
+    /// Name, used as `:name` in the statement and as the argument name.
+    pub name: Spanned<String>,
+    /// JSON type of the argument.
+    #[serde(rename = "type")]
+    pub ty: ParamType,
+    /// Shown in the input schema.
+    #[serde(default)]
+    pub description: Option<String>,
+    /// Value used when the argument is absent; makes the parameter optional.
+    #[serde(default)]
+    pub default: Option<Value>,
+    /// Whether the argument must be given. Default: true unless `default` is set.
+    #[serde(default)]
+    pub required: Option<bool>,
+    /// Smallest allowed value (integer and number).
+    #[serde(default)]
+    pub minimum: Option<f64>,
+    /// Largest allowed value (integer and number).
+    #[serde(default)]
+    pub maximum: Option<f64>,
+    /// Longest allowed string.
+    #[serde(default)]
+    pub max_length: Option<u64>,
+    /// Allowed values.
+    #[serde(default, rename = "enum")]
+    pub allowed: Option<Vec<Value>>,
+}
+
+/// `[[tools]]`: one tool. Fields beyond the common ones belong to one kind each;
+/// validation reports a field given to the wrong kind.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ToolConfig {
+    /// Unique name, `[A-Za-z0-9_-]{1,64}`; `execute` is reserved.
+    pub name: Spanned<String>,
+    /// The kind of tool.
+    pub kind: Spanned<ToolKind>,
+    /// Description for agents. Default: the kind's own description.
+    #[serde(default)]
+    pub description: Option<String>,
+    /// Longest a call may take, in ms. Default `[defaults].timeout_ms`.
+    #[serde(default)]
+    pub timeout_ms: Option<Spanned<u64>>,
+    /// Calls that may run at once. Default `[defaults].max_concurrency`.
+    #[serde(default)]
+    pub max_concurrency: Option<Spanned<usize>>,
+    /// Calls that may wait for a slot. Default `[defaults].max_queue`.
+    #[serde(default)]
+    pub max_queue: Option<usize>,
+    /// Annotation: changes nothing. Default: true for queries and most built-ins.
+    #[serde(default)]
+    pub read_only: Option<bool>,
+    /// Annotation: safe to repeat. Default: as `read_only`.
+    #[serde(default)]
+    pub idempotent: Option<bool>,
+    /// Annotation: may destroy data; a `sql` tool needs it to write. Default false.
+    #[serde(default)]
+    pub destructive: Option<bool>,
+    /// JSON Schema of the output, overriding the kind's own.
+    #[serde(default)]
+    pub output_schema: Option<Value>,
+    /// `builtin` only: which built-in.
+    #[serde(default)]
+    pub builtin: Option<Spanned<BuiltinName>>,
+    /// `sql` and `sql_query`: the source name.
+    #[serde(default)]
+    pub source: Option<Spanned<String>>,
+    /// `sql` only: the statement, with `:name` parameters.
+    #[serde(default)]
+    pub statement: Option<Spanned<String>>,
+    /// `sql` only: the parameters.
+    #[serde(default)]
+    pub params: Vec<ParamConfig>,
+    /// `sql` and `sql_query`: most rows returned; more set `truncated`. Default 1000.
+    #[serde(default)]
+    pub max_rows: Option<Spanned<usize>>,
+}
+
+impl ToolConfig {
+    /// Whether the tool may write (only `sql` tools declared destructive).
+    #[must_use]
+    pub fn writes(&self) -> bool {
+        *self.kind.get_ref() == ToolKind::Sql && self.destructive == Some(true)
+    }
+}

@@ -1,0 +1,182 @@
+//! Building the registry from configuration: one `match` arm per tool kind.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::Value;
+use toml::Spanned;
+use toolgate_config::{Config, LoadedConfig, Problem, Problems, ToolConfig, ToolKind};
+use toolgate_core::{Annotations, Tool, ToolSpec};
+use toolgate_tool_sql::{QueryTool, SqliteSource, StatementTool};
+
+use crate::Registry;
+
+/// Row cap of SQL tools that do not set `max_rows`.
+const DEFAULT_MAX_ROWS: usize = 1000;
+
+/// What a kind contributes before the config's overrides.
+struct Built {
+    tool: Arc<dyn Tool>,
+    description: String,
+    input_schema: Value,
+    output_schema: Option<Value>,
+    read_only: bool,
+}
+
+impl Registry {
+    /// Build every source and tool of a validated config. Problems found only now
+    /// (a database that does not open, a statement that does not prepare) are
+    /// reported at the line of the config that caused them.
+    ///
+    /// # Errors
+    /// Every problem found.
+    pub fn from_config(loaded: &LoadedConfig) -> Result<Self, Problems> {
+        let cfg = &loaded.config;
+        let mut problems = Vec::new();
+        let sources = open_sources(loaded, &mut problems);
+        let mut registry = Registry::new();
+        for (name, source) in &sources {
+            let source = Arc::clone(source);
+            registry.add_check(
+                format!("source:{name}"),
+                Arc::new(move || {
+                    let source = Arc::clone(&source);
+                    Box::pin(async move { source.check().await })
+                }),
+            );
+        }
+        for t in &cfg.tools {
+            match build_tool(t, &sources) {
+                Ok(built) => {
+                    let tool = Arc::clone(&built.tool);
+                    if let Err(e) = registry.register(spec_for(cfg, t, built), tool) {
+                        problems.push(loaded.problem(t.name.span(), e));
+                    }
+                }
+                Err((span, message)) => problems.push(loaded.problem(span, message)),
+            }
+        }
+        if problems.is_empty() {
+            Ok(registry)
+        } else {
+            Err(Problems(problems))
+        }
+    }
+}
+
+fn open_sources(
+    loaded: &LoadedConfig,
+    problems: &mut Vec<Problem>,
+) -> BTreeMap<String, Arc<SqliteSource>> {
+    let cfg = &loaded.config;
+    let mut sources = BTreeMap::new();
+    for (name, source) in &cfg.sources {
+        let needs_writer = cfg.tools.iter().any(|t| {
+            t.writes() && t.source.as_ref().is_some_and(|s| s.get_ref() == name)
+        });
+        match SqliteSource::open(name, source.get_ref(), needs_writer) {
+            Ok(s) => {
+                sources.insert(name.clone(), s);
+            }
+            Err(e) => problems.push(loaded.problem(source.span(), format!("source {name:?}: {e}"))),
+        }
+    }
+    sources
+}
+
+type Located = (std::ops::Range<usize>, String);
+
+fn source_of(
+    t: &ToolConfig,
+    sources: &BTreeMap<String, Arc<SqliteSource>>,
+) -> Result<Arc<SqliteSource>, Located> {
+    let s = t
+        .source
+        .as_ref()
+        .ok_or_else(|| (t.kind.span(), "needs `source`".to_owned()))?;
+    // A source that failed to open was reported already; name it again here only
+    // as the reason this tool cannot be built.
+    sources
+        .get(s.get_ref())
+        .cloned()
+        .ok_or_else(|| (s.span(), format!("source {:?} is not available", s.get_ref())))
+}
+
+fn build_tool(
+    t: &ToolConfig,
+    sources: &BTreeMap<String, Arc<SqliteSource>>,
+) -> Result<Built, Located> {
+    let max_rows = t.max_rows.as_ref().map_or(DEFAULT_MAX_ROWS, |r| *r.get_ref());
+    match *t.kind.get_ref() {
+        ToolKind::Builtin => {
+            let name = t
+                .builtin
+                .as_ref()
+                .map(Spanned::get_ref)
+                .ok_or_else(|| (t.kind.span(), "needs `builtin`".to_owned()))?;
+            let b = toolgate_tool_builtin::builtin(*name);
+            Ok(Built {
+                tool: b.tool,
+                description: b.description.to_owned(),
+                input_schema: b.input_schema,
+                output_schema: b.output_schema,
+                read_only: b.read_only,
+            })
+        }
+        ToolKind::SqlQuery => Ok(Built {
+            tool: Arc::new(QueryTool::new(source_of(t, sources)?, max_rows)),
+            description: QueryTool::description().to_owned(),
+            input_schema: QueryTool::input_schema(),
+            output_schema: Some(toolgate_tool_sql::rows_output_schema()),
+            read_only: true,
+        }),
+        ToolKind::Sql => {
+            let statement = t
+                .statement
+                .as_ref()
+                .ok_or_else(|| (t.kind.span(), "needs `statement`".to_owned()))?;
+            let tool = StatementTool::new(
+                source_of(t, sources)?,
+                statement.get_ref(),
+                &t.params,
+                max_rows,
+                t.writes(),
+            )
+            .map_err(|e| (statement.span(), format!("tool {:?}: {e}", t.name.get_ref())))?;
+            Ok(Built {
+                tool: Arc::new(tool),
+                description: format!("Run the SQL statement of tool {}.", t.name.get_ref()),
+                input_schema: StatementTool::input_schema(&t.params),
+                output_schema: Some(toolgate_tool_sql::rows_output_schema()),
+                read_only: !t.writes(),
+            })
+        }
+    }
+}
+
+fn spec_for(cfg: &Config, t: &ToolConfig, built: Built) -> ToolSpec {
+    let destructive = t.destructive.unwrap_or(false);
+    let read_only = t.read_only.unwrap_or(built.read_only && !destructive);
+    ToolSpec {
+        name: t.name.get_ref().clone(),
+        description: t.description.clone().unwrap_or(built.description),
+        input_schema: built.input_schema,
+        output_schema: t.output_schema.clone().or(built.output_schema),
+        annotations: Annotations {
+            read_only,
+            idempotent: t.idempotent.unwrap_or(read_only),
+            destructive,
+        },
+        timeout: Duration::from_millis(
+            t.timeout_ms
+                .as_ref()
+                .map_or(cfg.defaults.timeout_ms, |ms| *ms.get_ref()),
+        ),
+        max_concurrency: t
+            .max_concurrency
+            .as_ref()
+            .map_or(cfg.defaults.max_concurrency, |n| *n.get_ref()),
+        max_queue: t.max_queue.unwrap_or(cfg.defaults.max_queue),
+    }
+}

@@ -1,0 +1,77 @@
+//! Running one call on behalf of a caller: the scope check, the registry call and
+//! the call's log line. Every transport goes through [`run_call`].
+
+use std::time::Duration;
+
+use serde_json::Value;
+use tokio::time::Instant;
+use toolgate_core::{ErrorKind, ToolCall, ToolError};
+use toolgate_registry::Invocation;
+
+use crate::AppState;
+use crate::auth::Principal;
+
+/// How long a refused caller should wait while the server drains.
+const DRAINING_RETRY_AFTER: Duration = Duration::from_secs(5);
+
+/// The result of one call and how long it took.
+#[derive(Debug)]
+pub struct Outcome {
+    /// Output or failure.
+    pub result: Result<Value, ToolError>,
+    /// Wall time from start to end.
+    pub duration: Duration,
+}
+
+impl Outcome {
+    /// The duration in whole milliseconds.
+    #[must_use]
+    pub fn duration_ms(&self) -> u64 {
+        u64::try_from(self.duration.as_millis()).unwrap_or(u64::MAX)
+    }
+}
+
+/// Call `tool` with `arguments` as `caller`, and log the outcome.
+pub async fn run_call(
+    state: &AppState,
+    caller: &Principal,
+    tool: &str,
+    arguments: Value,
+    inv: Invocation,
+) -> Outcome {
+    let start = Instant::now();
+    let result = if !caller.allows(tool) {
+        Err(ToolError::new(
+            ErrorKind::Forbidden,
+            format!("the key {:?} has no scope for tool {tool:?}", caller.name),
+        ))
+    } else if state.readiness.is_draining() {
+        Err(
+            ToolError::new(ErrorKind::Overloaded, "the server is draining; try another replica")
+                .with_retry_after(DRAINING_RETRY_AFTER),
+        )
+    } else {
+        state.registry.invoke(ToolCall::new(tool, arguments), inv).await
+    };
+    let outcome = Outcome {
+        result,
+        duration: start.elapsed(),
+    };
+    log_call(caller, tool, &outcome);
+    outcome
+}
+
+fn log_call(caller: &Principal, tool: &str, outcome: &Outcome) {
+    let duration_ms = outcome.duration_ms();
+    match &outcome.result {
+        Ok(_) => tracing::info!(tool, key = %caller.name, duration_ms, outcome = "ok", "tool call"),
+        Err(e) => tracing::info!(
+            tool,
+            key = %caller.name,
+            duration_ms,
+            outcome = e.kind.code(),
+            detail = %e.message,
+            "tool call failed"
+        ),
+    }
+}

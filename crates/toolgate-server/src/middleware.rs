@@ -1,0 +1,95 @@
+//! The middleware stack, built in one function, outermost first.
+
+use std::any::Any;
+use std::time::Instant;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, Request};
+use axum::http::{HeaderName, HeaderValue, Method, header};
+use axum::middleware::{Next, from_fn};
+use axum::response::{IntoResponse, Response};
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::cors::{AllowOrigin, CorsLayer};
+use tracing::Instrument;
+
+use crate::AppState;
+
+/// Response header naming the request's trace id.
+pub const TRACE_ID_HEADER: &str = "x-trace-id";
+
+/// Wrap `router` in the stack. Read top to bottom as a request travels:
+///
+/// 1. panics become a logged 500 problem, never a dropped connection;
+/// 2. the request gets a trace id, a span and one log line when it ends;
+/// 3. CORS answers preflights before anything else looks at the request;
+/// 4. bodies over the limit are refused (413) as they are read.
+pub fn stack(router: Router<AppState>, state: &AppState) -> Router<AppState> {
+    let mut router = router.layer(DefaultBodyLimit::max(state.limits.body_limit_bytes));
+    if let Some(cors) = cors(&state.limits.cors_allowed_origins) {
+        router = router.layer(cors);
+    }
+    router
+        .layer(from_fn(request_span))
+        .layer(CatchPanicLayer::custom(on_panic))
+}
+
+fn cors(origins: &[String]) -> Option<CorsLayer> {
+    if origins.is_empty() {
+        return None;
+    }
+    let allow = if origins.iter().any(|o| o == "*") {
+        AllowOrigin::any()
+    } else {
+        AllowOrigin::list(origins.iter().filter_map(|o| HeaderValue::from_str(o).ok()))
+    };
+    Some(
+        CorsLayer::new()
+            .allow_origin(allow)
+            .allow_methods([Method::GET, Method::POST, Method::OPTIONS])
+            .allow_headers([
+                header::CONTENT_TYPE,
+                header::AUTHORIZATION,
+                HeaderName::from_static("x-tool-api-key"),
+                HeaderName::from_static("x-request-timeout-ms"),
+                HeaderName::from_static("traceparent"),
+            ])
+            .expose_headers([header::RETRY_AFTER, HeaderName::from_static(TRACE_ID_HEADER)]),
+    )
+}
+
+/// Trace id, span and the request's log line. Keys never enter the span: the auth
+/// extractor records the key's name into the `key` field.
+async fn request_span(req: Request, next: Next) -> Response {
+    let trace_id = crate::trace::from_headers(req.headers());
+    let span = tracing::info_span!(
+        "request",
+        trace_id = %trace_id,
+        method = %req.method(),
+        path = %req.uri().path(),
+        key = tracing::field::Empty,
+    );
+    let start = Instant::now();
+    let header_value = HeaderValue::from_str(&trace_id).ok();
+    let mut response = crate::trace::TRACE_ID
+        .scope(trace_id, next.run(req))
+        .instrument(span.clone())
+        .await;
+    let duration_ms = u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX);
+    span.in_scope(|| {
+        tracing::info!(status = response.status().as_u16(), duration_ms, "request");
+    });
+    if let Some(v) = header_value {
+        response.headers_mut().insert(TRACE_ID_HEADER, v);
+    }
+    response
+}
+
+fn on_panic(panic: Box<dyn Any + Send + 'static>) -> Response {
+    let what = panic
+        .downcast_ref::<String>()
+        .map(String::as_str)
+        .or_else(|| panic.downcast_ref::<&str>().copied())
+        .unwrap_or("unknown");
+    tracing::error!(panic = what, "a handler panicked");
+    crate::error::internal().into_response()
+}

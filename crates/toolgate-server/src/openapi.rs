@@ -1,0 +1,266 @@
+//! The OpenAPI 3.1 document: the fixed routes plus one `POST /api/v1/tools/{name}`
+//! operation per tool (`operationId` = tool name, request body = its input schema).
+//!
+//! Built as JSON directly rather than through a code-first generator: tool schemas
+//! are runtime JSON Schema documents that OpenAPI 3.1 embeds verbatim, which typed
+//! OpenAPI models cannot hold without loss.
+
+use axum::Json;
+use axum::extract::State;
+use axum::response::Html;
+use serde_json::{Map, Value, json};
+use toolgate_core::ToolSpec;
+use toolgate_registry::Registry;
+
+use crate::AppState;
+use crate::auth::{Caller, Principal};
+
+/// The document for everybody, and what is needed to make a key's view of it.
+#[derive(Debug)]
+pub struct Documents {
+    full: Value,
+}
+
+impl Documents {
+    /// Build the document for `registry`.
+    #[must_use]
+    pub fn new(registry: &Registry) -> Self {
+        Self {
+            full: build(registry, |_| true),
+        }
+    }
+
+    /// The full document.
+    #[must_use]
+    pub fn full(&self) -> &Value {
+        &self.full
+    }
+}
+
+/// `GET /openapi.json`: every tool, no key needed.
+pub async fn document(State(state): State<AppState>) -> Json<Value> {
+    Json(state.docs.full().clone())
+}
+
+/// `GET /api/v1/openapi.json`: the document as the calling key sees it.
+pub async fn keyed_document(State(state): State<AppState>, Caller(caller): Caller) -> Json<Value> {
+    Json(for_principal(&state.registry, &caller))
+}
+
+/// The document restricted to the tools `principal` may call.
+#[must_use]
+pub fn for_principal(registry: &Registry, principal: &Principal) -> Value {
+    build(registry, |name| principal.allows(name))
+}
+
+/// `GET /docs`: interactive documentation of `/openapi.json` (Scalar).
+pub async fn docs_page() -> Html<&'static str> {
+    Html(DOCS_PAGE)
+}
+
+const DOCS_PAGE: &str = r#"<!doctype html>
+<html lang="en">
+<head>
+  <meta charset="utf-8">
+  <meta name="viewport" content="width=device-width, initial-scale=1">
+  <title>toolgate API</title>
+</head>
+<body>
+  <noscript>The interactive reference needs JavaScript; the document itself is at <a href="/openapi.json">/openapi.json</a>.</noscript>
+  <script id="api-reference" data-url="/openapi.json"></script>
+  <script src="https://cdn.jsdelivr.net/npm/@scalar/api-reference"></script>
+</body>
+</html>
+"#;
+
+fn problem_response(description: &str) -> Value {
+    json!({
+        "description": description,
+        "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}
+    })
+}
+
+fn build(registry: &Registry, visible: impl Fn(&str) -> bool) -> Value {
+    let mut paths = fixed_paths();
+    for tool in registry.tools().filter(|t| visible(&t.spec().name)) {
+        let spec = tool.spec();
+        paths.insert(format!("/api/v1/tools/{}", spec.name), tool_path(spec));
+    }
+    json!({
+        "openapi": "3.1.0",
+        "info": {
+            "title": "toolgate",
+            "version": env!("CARGO_PKG_VERSION"),
+            "description": "Tools for AI agents over REST. Every error is application/problem+json (RFC 9457) with a stable `code`."
+        },
+        "jsonSchemaDialect": "https://json-schema.org/draft/2020-12/schema",
+        "servers": [{"url": "/"}],
+        "security": [{"apiKey": []}, {"bearer": []}],
+        "paths": Value::Object(paths),
+        "components": components(),
+    })
+}
+
+fn tool_path(spec: &ToolSpec) -> Value {
+    let output = spec.output_schema.clone().unwrap_or_else(|| json!({}));
+    json!({
+        "post": {
+            "operationId": spec.name,
+            "summary": first_line(&spec.description),
+            "description": spec.description,
+            "tags": ["tools"],
+            "parameters": [{"$ref": "#/components/parameters/RequestTimeout"}],
+            "requestBody": {
+                "required": true,
+                "content": {"application/json": {"schema": spec.input_schema}}
+            },
+            "responses": {
+                "200": {
+                    "description": "The tool's output.",
+                    "content": {"application/json": {"schema": {
+                        "type": "object",
+                        "properties": {
+                            "tool": {"const": spec.name},
+                            "output": output,
+                            "duration_ms": {"type": "integer", "minimum": 0}
+                        },
+                        "required": ["tool", "output", "duration_ms"]
+                    }}}
+                },
+                "400": problem_response("The body is not a JSON object (`invalid_json`)."),
+                "401": problem_response("No API key (`unauthorized`)."),
+                "403": problem_response("Unknown key, or no scope for this tool (`forbidden`)."),
+                "413": problem_response("The body is over the limit (`payload_too_large`)."),
+                "422": problem_response("The arguments fail the input schema (`invalid_arguments`)."),
+                "429": problem_response("The tool's queue is full (`overloaded`) or the key's rate limit was hit (`rate_limited`)."),
+                "500": problem_response("The tool reported failure (`tool_error`)."),
+                "502": problem_response("The tool's dependency failed (`upstream_error`)."),
+                "503": problem_response("The server or the tool's circuit is unavailable (`overloaded`, `circuit_open`)."),
+                "504": problem_response("The deadline passed (`timeout`).")
+            },
+            "x-toolgate-annotations": spec.annotations,
+            "x-toolgate-timeout-ms": spec.timeout_ms(),
+        }
+    })
+}
+
+fn first_line(s: &str) -> String {
+    let line = s.lines().next().unwrap_or_default();
+    line.split(". ").next().unwrap_or(line).trim_end_matches('.').to_owned()
+}
+
+fn fixed_paths() -> Map<String, Value> {
+    let errors = |codes: &[(&str, &str)]| -> Value {
+        let mut m = Map::new();
+        for (status, text) in codes {
+            m.insert((*status).to_owned(), problem_response(text));
+        }
+        Value::Object(m)
+    };
+    let json_ok = |description: &str, schema: Value| {
+        json!({"description": description, "content": {"application/json": {"schema": schema}}})
+    };
+    let mut list_responses = errors(&[("401", "No API key."), ("403", "Unknown key.")]);
+    list_responses["200"] = json_ok("The tools this key may call.", json!({"$ref": "#/components/schemas/ToolList"}));
+    let mut get_responses = errors(&[("401", "No API key."), ("403", "Unknown key or no scope."), ("404", "No such tool.")]);
+    get_responses["200"] = json_ok("The tool.", json!({"$ref": "#/components/schemas/Tool"}));
+    let mut batch_responses = errors(&[
+        ("400", "The body is not a JSON object."),
+        ("401", "No API key."),
+        ("403", "Unknown key."),
+        ("413", "The body is over the limit."),
+        ("422", "The batch request is malformed."),
+    ]);
+    batch_responses["200"] = json_ok("Every call's result, in the order of `calls`.", json!({"$ref": "#/components/schemas/BatchResponse"}));
+    batch_responses["default"] = json_ok("In `fail_fast` mode, the status of the first failure, with the same body.", json!({"$ref": "#/components/schemas/BatchResponse"}));
+    let health = json!({"type": "object", "properties": {"status": {"type": "string"}}, "required": ["status"]});
+    let mut paths = Map::new();
+    paths.insert("/api/v1/tools".into(), json!({"get": {
+        "operationId": "toolgate.listTools", "summary": "List the tools this key may call", "tags": ["catalog"],
+        "responses": list_responses}}));
+    paths.insert("/api/v1/tools/{name}".into(), json!({"get": {
+        "operationId": "toolgate.getTool", "summary": "Describe one tool", "tags": ["catalog"],
+        "parameters": [{"name": "name", "in": "path", "required": true, "schema": {"type": "string"}}],
+        "responses": get_responses}}));
+    paths.insert("/api/v1/tools/execute".into(), json!({"post": {
+        "operationId": "toolgate.executeTools", "summary": "Run several calls concurrently as a task group", "tags": ["tools"],
+        "parameters": [{"$ref": "#/components/parameters/RequestTimeout"}],
+        "requestBody": {"required": true, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/BatchRequest"}}}},
+        "responses": batch_responses}}));
+    paths.insert("/healthz".into(), json!({"get": {
+        "operationId": "toolgate.healthz", "summary": "Liveness", "tags": ["operations"], "security": [],
+        "responses": {"200": json_ok("The process runs.", health.clone())}}}));
+    paths.insert("/readyz".into(), json!({"get": {
+        "operationId": "toolgate.readyz", "summary": "Readiness", "tags": ["operations"], "security": [],
+        "responses": {"200": json_ok("Ready.", health.clone()), "503": json_ok("Starting, draining, or a source is down.", health)}}}));
+    paths.insert("/openapi.json".into(), json!({"get": {
+        "operationId": "toolgate.openapi", "summary": "This document", "tags": ["operations"], "security": [],
+        "responses": {"200": json_ok("The OpenAPI document.", json!({"type": "object"}))}}}));
+    paths
+}
+
+fn components() -> Value {
+    json!({
+        "securitySchemes": {
+            "apiKey": {"type": "apiKey", "in": "header", "name": "X-Tool-API-Key"},
+            "bearer": {"type": "http", "scheme": "bearer"}
+        },
+        "parameters": {
+            "RequestTimeout": {
+                "name": "X-Request-Timeout-Ms", "in": "header", "required": false,
+                "description": "Lower the call's deadline to this many milliseconds (never raises it).",
+                "schema": {"type": "integer", "minimum": 1}
+            }
+        },
+        "schemas": {
+            "Problem": {
+                "type": "object",
+                "description": "RFC 9457 problem details.",
+                "properties": {
+                    "type": {"type": "string"}, "title": {"type": "string"}, "status": {"type": "integer"},
+                    "detail": {"type": "string"}, "code": {"type": "string"}, "tool": {"type": "string"},
+                    "trace_id": {"type": "string"},
+                    "errors": {"type": "array", "items": {"type": "object", "properties": {
+                        "pointer": {"type": "string"}, "message": {"type": "string"}}, "required": ["pointer", "message"]}}
+                },
+                "required": ["type", "title", "status", "detail", "code"]
+            },
+            "Tool": {
+                "type": "object",
+                "properties": {
+                    "name": {"type": "string"}, "description": {"type": "string"},
+                    "input_schema": {"type": "object"}, "output_schema": {"type": "object"},
+                    "annotations": {"type": "object", "properties": {
+                        "read_only": {"type": "boolean"}, "idempotent": {"type": "boolean"}, "destructive": {"type": "boolean"}}},
+                    "timeout_ms": {"type": "integer"}
+                },
+                "required": ["name", "description", "input_schema", "annotations", "timeout_ms"]
+            },
+            "ToolList": {"type": "object", "properties": {"tools": {"type": "array", "items": {"$ref": "#/components/schemas/Tool"}}}, "required": ["tools"]},
+            "BatchRequest": {
+                "type": "object",
+                "properties": {
+                    "calls": {"type": "array", "minItems": 1, "items": {"type": "object", "properties": {
+                        "id": {"type": "string"}, "tool": {"type": "string"}, "arguments": {"type": "object"}},
+                        "required": ["tool"], "additionalProperties": false}},
+                    "mode": {"enum": ["fail_fast", "all_settled"], "default": "fail_fast"},
+                    "timeout_ms": {"type": "integer", "minimum": 1}
+                },
+                "required": ["calls"],
+                "additionalProperties": false
+            },
+            "BatchResponse": {
+                "type": "object",
+                "properties": {
+                    "success": {"type": "boolean"},
+                    "data": {"type": "array", "items": {"type": "object", "properties": {
+                        "id": {"type": "string"}, "tool": {"type": "string"}, "ok": {"type": "boolean"},
+                        "output": {}, "error": {"$ref": "#/components/schemas/Problem"},
+                        "duration_ms": {"type": "integer"}}, "required": ["id", "tool", "ok", "duration_ms"]}},
+                    "error": {"$ref": "#/components/schemas/Problem"}
+                },
+                "required": ["success", "data"]
+            }
+        }
+    })
+}
