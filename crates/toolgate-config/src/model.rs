@@ -44,6 +44,9 @@ pub struct ServerConfig {
     pub max_batch_calls: usize,
     /// Origins allowed by CORS; `["*"]` allows any. Default none (no CORS headers).
     pub cors_allowed_origins: Vec<String>,
+    /// On SIGTERM/SIGINT, how long in-flight calls may finish before they are
+    /// cancelled, in ms. Default 30000.
+    pub drain_timeout_ms: u64,
 }
 
 impl Default for ServerConfig {
@@ -54,6 +57,7 @@ impl Default for ServerConfig {
             json_max_depth: 64,
             max_batch_calls: 64,
             cors_allowed_origins: Vec::new(),
+            drain_timeout_ms: 30_000,
         }
     }
 }

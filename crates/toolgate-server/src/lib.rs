@@ -3,6 +3,7 @@
 //! An axum application that translates HTTP into [`Registry::invoke`] calls and back.
 //! Transports never see tool kinds; tools never see transports.
 //!
+//! - [`app`]: [`Application`], a bound listener plus state (binary and tests share it).
 //! - [`state`]: [`AppState`], one `Clone` struct of `Arc`s handed to every handler.
 //! - [`auth`]: API keys and scopes; the [`auth::Caller`] extractor (401/403).
 //! - [`error`]: [`ApiError`], the one place errors become problem+json responses.
@@ -16,6 +17,7 @@
 //!
 //! [`Registry::invoke`]: toolgate_registry::Registry::invoke
 
+pub mod app;
 pub mod auth;
 pub mod body;
 pub mod error;
@@ -35,6 +37,7 @@ use axum::Router;
 use axum::routing::{get, post};
 use tokio::net::TcpListener;
 
+pub use app::Application;
 pub use error::ApiError;
 pub use state::{AppState, Limits};
 

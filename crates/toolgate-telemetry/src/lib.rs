@@ -1,1 +1,56 @@
-//! placeholder
+//! # toolgate-telemetry: logs (and later traces and metrics)
+//!
+//! - [`json`]: the JSON-lines log layer: one object per line on stderr with the
+//!   contract's field names (`ts`, `level`, `msg`, then the fields of the event and of
+//!   its spans, such as `trace_id`, `tool`, `key`, `duration_ms`, `outcome`).
+//! - [`init`]: installs the global subscriber for a [`LogFormat`] and a filter, and
+//!   returns a [`Guard`] to hold until exit.
+
+pub mod json;
+
+use tracing_subscriber::EnvFilter;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+
+/// How log lines look.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LogFormat {
+    /// One JSON object per line (the default, for log pipelines).
+    #[default]
+    Json,
+    /// Human-readable lines.
+    Pretty,
+}
+
+/// Held until exit; flushes telemetry when dropped.
+#[derive(Debug)]
+#[must_use = "telemetry is flushed when the guard drops"]
+pub struct Guard(());
+
+/// The filter was not understood.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid log filter {filter:?}: {reason}")]
+pub struct FilterError {
+    filter: String,
+    reason: String,
+}
+
+/// Install the global subscriber. `filter` uses `tracing` directive syntax
+/// (`info`, `toolgate_server=debug,info`).
+///
+/// # Errors
+/// The filter is invalid. Installing twice is not an error (the first one stays).
+pub fn init(format: LogFormat, filter: &str) -> Result<Guard, FilterError> {
+    let filter_layer = EnvFilter::try_new(filter).map_err(|e| FilterError {
+        filter: filter.to_owned(),
+        reason: e.to_string(),
+    })?;
+    let registry = tracing_subscriber::registry().with(filter_layer);
+    let _ = match format {
+        LogFormat::Json => registry.with(json::JsonLines::stderr()).try_init(),
+        LogFormat::Pretty => registry
+            .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr))
+            .try_init(),
+    };
+    Ok(Guard(()))
+}

@@ -1,1 +1,127 @@
-//! placeholder
+//! # toolgate-test-support: a real server for black-box tests
+//!
+//! [`TestServer::spawn`] builds the server from a config text exactly as the binary
+//! does, binds 127.0.0.1:0, and serves it on the test's runtime; requests go over
+//! real HTTP with [`reqwest`]. [`key_entry`] writes a `[[keys]]` block for a known key.
+
+use std::net::SocketAddr;
+
+use secrecy::SecretString;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use toolgate_config::{DEMO_CONFIG, KeyHash, LoadedConfig};
+use toolgate_registry::Registry;
+use toolgate_server::{AppState, Application};
+
+/// The operator key every test server accepts (all scopes).
+pub const OPERATOR_KEY: &str = "test-operator-key";
+
+/// A `[[keys]]` block accepting `key` under `name` with `scopes`.
+#[must_use]
+pub fn key_entry(name: &str, key: &str, scopes: &[&str]) -> String {
+    let scopes = scopes
+        .iter()
+        .map(|s| format!("{s:?}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    format!(
+        "\n[[keys]]\nname = {name:?}\nhash = \"{}\"\nscopes = [{scopes}]\n",
+        KeyHash::of(key)
+    )
+}
+
+/// A running server.
+pub struct TestServer {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    /// Its state, for looking inside (in-flight counts).
+    pub state: AppState,
+    /// A client without default headers.
+    pub client: reqwest::Client,
+    shutdown: CancellationToken,
+    handle: Option<JoinHandle<std::io::Result<()>>>,
+}
+
+impl TestServer {
+    /// The demo configuration.
+    ///
+    /// # Errors
+    /// The server cannot start.
+    pub async fn demo() -> anyhow::Result<Self> {
+        Self::spawn(DEMO_CONFIG).await
+    }
+
+    /// Serve `config` (TOML text).
+    ///
+    /// # Errors
+    /// The config has problems or the server cannot bind.
+    pub async fn spawn(config: &str) -> anyhow::Result<Self> {
+        let loaded = LoadedConfig::from_str("<test>", config)?;
+        let registry = Registry::from_config(&loaded)?;
+        Self::with_registry(&loaded, registry).await
+    }
+
+    /// Serve a registry built by the test (for native tools).
+    ///
+    /// # Errors
+    /// The server cannot bind.
+    pub async fn with_registry(loaded: &LoadedConfig, registry: Registry) -> anyhow::Result<Self> {
+        let key = SecretString::from(OPERATOR_KEY.to_owned());
+        let any_port: SocketAddr = "127.0.0.1:0".parse()?;
+        let app = Application::build(loaded, registry, any_port, Some(&key)).await?;
+        let addr = app.local_addr()?;
+        let state = app.state().clone();
+        let shutdown = CancellationToken::new();
+        let stop = shutdown.clone();
+        let handle = tokio::spawn(app.run(async move { stop.cancelled().await }));
+        Ok(Self {
+            addr,
+            state,
+            client: reqwest::Client::new(),
+            shutdown,
+            handle: Some(handle),
+        })
+    }
+
+    /// The URL of `path`.
+    #[must_use]
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    /// A GET with the operator key.
+    #[must_use]
+    pub fn get(&self, path: &str) -> reqwest::RequestBuilder {
+        self.client.get(self.url(path)).header("X-Tool-API-Key", OPERATOR_KEY)
+    }
+
+    /// A POST with the operator key.
+    #[must_use]
+    pub fn post(&self, path: &str) -> reqwest::RequestBuilder {
+        self.client.post(self.url(path)).header("X-Tool-API-Key", OPERATOR_KEY)
+    }
+
+    /// Call `tool` with `arguments` using the operator key.
+    #[must_use]
+    pub fn call(&self, tool: &str, arguments: &serde_json::Value) -> reqwest::RequestBuilder {
+        self.post(&format!("/api/v1/tools/{tool}")).json(arguments)
+    }
+
+    /// Shut down and wait for the drain to end.
+    ///
+    /// # Errors
+    /// The server failed.
+    pub async fn stop(mut self) -> anyhow::Result<()> {
+        self.shutdown.cancel();
+        if let Some(h) = self.handle.take() {
+            h.await??;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}

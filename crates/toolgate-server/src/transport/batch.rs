@@ -14,6 +14,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value, json};
 use tokio::task::JoinSet;
+use tracing::Instrument;
 use toolgate_core::{CancellationToken, ErrorKind, ToolError};
 use toolgate_registry::Invocation;
 
@@ -177,9 +178,14 @@ pub async fn execute(
             ..Invocation::default()
         };
         let trace_id = crate::trace::current().unwrap_or_default();
-        tasks.spawn(crate::trace::TRACE_ID.scope(trace_id, async move {
+        let task = async move {
             (index, run_call(&state, &caller, &call.tool, call.arguments, inv).await)
-        }));
+        };
+        tasks.spawn(
+            crate::trace::TRACE_ID
+                .scope(trace_id, task)
+                .instrument(tracing::Span::current()),
+        );
     }
     let (outcomes, first_failure) = collect(&mut tasks, req.calls.len(), req.mode, &group).await;
     let success = outcomes.iter().all(|o| o.as_ref().is_some_and(|o| o.result.is_ok()));

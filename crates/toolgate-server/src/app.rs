@@ -1,0 +1,63 @@
+//! [`Application`]: a bound listener plus state, ready to serve. The binary and the
+//! tests build the server the same way through it.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use secrecy::SecretString;
+use tokio::net::TcpListener;
+use toolgate_config::LoadedConfig;
+use toolgate_registry::Registry;
+
+use crate::AppState;
+
+/// A server bound to its address.
+pub struct Application {
+    listener: TcpListener,
+    state: AppState,
+    drain_timeout: Duration,
+}
+
+impl Application {
+    /// Bind `listen` and build the state for `registry` under `loaded`'s settings.
+    /// `operator_key` overrides the environment's (used for a generated key).
+    ///
+    /// # Errors
+    /// The address cannot be bound.
+    pub async fn build(
+        loaded: &LoadedConfig,
+        registry: Registry,
+        listen: SocketAddr,
+        operator_key: Option<&SecretString>,
+    ) -> std::io::Result<Self> {
+        let listener = TcpListener::bind(listen).await?;
+        Ok(Self {
+            listener,
+            state: AppState::new(registry, loaded, operator_key),
+            drain_timeout: Duration::from_millis(loaded.config.server.drain_timeout_ms),
+        })
+    }
+
+    /// The bound address (the real port when asked for port 0).
+    ///
+    /// # Errors
+    /// The socket has no local address.
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// The shared state (tests inspect the registry through it).
+    #[must_use]
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Serve until `shutdown` resolves, then drain.
+    ///
+    /// # Errors
+    /// The listener fails.
+    pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+        crate::serve(self.listener, self.state, shutdown, self.drain_timeout).await
+    }
+}

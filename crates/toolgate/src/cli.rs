@@ -1,0 +1,104 @@
+//! The command line.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// toolgate: serve tools to AI agents over REST with OpenAPI.
+#[derive(Debug, Parser)]
+#[command(name = "toolgate", version, about)]
+pub struct Cli {
+    /// Log format.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormatArg::Json)]
+    pub log_format: LogFormatArg,
+    /// Log filter (`info`, `debug`, `toolgate_server=debug,info`).
+    #[arg(long, global = true, env = "TOOLGATE_LOG", default_value = "info")]
+    pub log_level: String,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Log formats.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum LogFormatArg {
+    /// One JSON object per line.
+    Json,
+    /// Human-readable.
+    Pretty,
+}
+
+/// Where the configuration comes from.
+#[derive(Debug, Clone, Args)]
+pub struct ConfigArg {
+    /// Configuration file (TOML). Without it, the embedded demo configuration.
+    #[arg(long, short)]
+    pub config: Option<PathBuf>,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve the tools over HTTP (the demo tools on 127.0.0.1:8080 without --config).
+    Serve {
+        /// Configuration.
+        #[command(flatten)]
+        config: ConfigArg,
+        /// Listen address, overriding the config's.
+        #[arg(long)]
+        listen: Option<SocketAddr>,
+    },
+    /// Validate a configuration file; every problem is listed with file and line.
+    Check {
+        /// The file to check.
+        file: PathBuf,
+    },
+    /// List the configured tools.
+    Tools {
+        /// Configuration.
+        #[command(flatten)]
+        config: ConfigArg,
+        /// Print JSON as `GET /api/v1/tools` would.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run one tool in-process and print its output.
+    Call {
+        /// Tool name.
+        tool: String,
+        /// Arguments, a JSON object.
+        #[arg(long, default_value = "{}")]
+        args: String,
+        /// Configuration.
+        #[command(flatten)]
+        config: ConfigArg,
+    },
+    /// Manage API keys.
+    Keys {
+        /// Key command.
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
+    /// Print the OpenAPI 3.1 document.
+    Openapi {
+        /// Configuration.
+        #[command(flatten)]
+        config: ConfigArg,
+    },
+}
+
+/// Key subcommands.
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Generate a key; prints the key (give it to the client) and its hash (put it in
+    /// the config).
+    New {
+        /// Name shown in logs.
+        #[arg(long)]
+        name: String,
+        /// Tool-name patterns, comma-separated (`echo,db_*`; `*` for all).
+        #[arg(long, value_delimiter = ',', required = true)]
+        scopes: Vec<String>,
+    },
+}
