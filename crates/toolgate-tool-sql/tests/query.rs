@@ -30,11 +30,21 @@ async fn the_demo_database_has_the_shop_tables_and_over_a_thousand_rows() {
         .unwrap();
     assert_eq!(
         statuses["rows"],
-        json!([["cancelled"], ["delivered"], ["paid"], ["pending"], ["shipped"]])
+        json!([
+            ["cancelled"],
+            ["delivered"],
+            ["paid"],
+            ["pending"],
+            ["shipped"]
+        ])
     );
-    let range = query(&source, 1, "SELECT min(ordered_at), max(ordered_at) FROM orders")
-        .await
-        .unwrap();
+    let range = query(
+        &source,
+        1,
+        "SELECT min(ordered_at), max(ordered_at) FROM orders",
+    )
+    .await
+    .unwrap();
     assert!(range["rows"][0][0].as_str().unwrap().starts_with("2025-"));
     assert!(range["rows"][0][1].as_str().unwrap().starts_with("2026-"));
 }
@@ -42,16 +52,31 @@ async fn the_demo_database_has_the_shop_tables_and_over_a_thousand_rows() {
 #[tokio::test]
 async fn schema_introspection_is_allowed() {
     let source = demo(false);
-    let out = query(&source, 50, "SELECT name FROM pragma_table_info('customers')")
-        .await
-        .unwrap();
-    let names: Vec<_> = out["rows"].as_array().unwrap().iter().map(|r| r[0].clone()).collect();
+    let out = query(
+        &source,
+        50,
+        "SELECT name FROM pragma_table_info('customers')",
+    )
+    .await
+    .unwrap();
+    let names: Vec<_> = out["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r[0].clone())
+        .collect();
     assert!(names.contains(&json!("country")));
-    let out = query(&source, 50, "PRAGMA table_info(orders)").await.unwrap();
-    assert!(!out["rows"].as_array().unwrap().is_empty());
-    let out = query(&source, 50, "SELECT name FROM sqlite_schema WHERE type = 'table'")
+    let out = query(&source, 50, "PRAGMA table_info(orders)")
         .await
         .unwrap();
+    assert!(!out["rows"].as_array().unwrap().is_empty());
+    let out = query(
+        &source,
+        50,
+        "SELECT name FROM sqlite_schema WHERE type = 'table'",
+    )
+    .await
+    .unwrap();
     assert_eq!(out["rows"].as_array().unwrap().len(), 5);
 }
 
@@ -67,7 +92,9 @@ async fn values_map_to_json_types() {
     .unwrap();
     drop(conn);
     let source = file_source(&path, false);
-    let out = query(&source, 10, "SELECT i, r, s, b, n, 1e999 AS inf FROM t").await.unwrap();
+    let out = query(&source, 10, "SELECT i, r, s, b, n, 1e999 AS inf FROM t")
+        .await
+        .unwrap();
     assert_eq!(
         out,
         json!({
@@ -86,7 +113,7 @@ async fn writes_are_refused_by_sqlite_and_change_nothing() {
     conn.execute_batch(
         "CREATE TABLE t (x INTEGER); CREATE INDEX t_x ON t (x); INSERT INTO t VALUES (1), (2);",
     )
-        .unwrap();
+    .unwrap();
     drop(conn);
     // Also with a writer on the source: QueryTool must never reach it.
     let source = file_source(&path, true);
@@ -127,10 +154,14 @@ async fn writes_are_refused_by_sqlite_and_change_nothing() {
         "only one statement is allowed",
     );
     assert!(!other.exists(), "a refused statement created a file");
-    let out = query(&source, 10, "SELECT x FROM t ORDER BY x").await.unwrap();
+    let out = query(&source, 10, "SELECT x FROM t ORDER BY x")
+        .await
+        .unwrap();
     assert_eq!(out["rows"], json!([[1], [2]]));
     // A trailing semicolon and comment are not a second statement.
-    let out = query(&source, 10, "SELECT count(*) FROM t; -- done\n").await.unwrap();
+    let out = query(&source, 10, "SELECT count(*) FROM t; -- done\n")
+        .await
+        .unwrap();
     assert_eq!(out["rows"], json!([[2]]));
 }
 
@@ -138,7 +169,10 @@ async fn writes_are_refused_by_sqlite_and_change_nothing() {
 async fn bad_sql_is_the_callers_error_with_sqlites_message() {
     let source = demo(false);
     assert_query_error(query(&source, 10, "SELEC 1").await, "syntax error");
-    assert_query_error(query(&source, 10, "SELECT * FROM nowhere").await, "no such table");
+    assert_query_error(
+        query(&source, 10, "SELECT * FROM nowhere").await,
+        "no such table",
+    );
     assert_query_error(query(&source, 10, "-- nothing").await, "no SQL statement");
     assert_query_error(
         query(&source, 10, "SELECT * FROM customers WHERE id = ?").await,
@@ -149,10 +183,14 @@ async fn bad_sql_is_the_callers_error_with_sqlites_message() {
 #[tokio::test]
 async fn the_row_cap_truncates() {
     let source = demo(false);
-    let out = query(&source, 5, "SELECT id FROM customers ORDER BY id").await.unwrap();
+    let out = query(&source, 5, "SELECT id FROM customers ORDER BY id")
+        .await
+        .unwrap();
     assert_eq!(out["rows"], json!([[1], [2], [3], [4], [5]]));
     assert_eq!(out["truncated"], json!(true));
-    let out = query(&source, 5, "SELECT id FROM customers ORDER BY id LIMIT 5").await.unwrap();
+    let out = query(&source, 5, "SELECT id FROM customers ORDER BY id LIMIT 5")
+        .await
+        .unwrap();
     assert_eq!(out["rows"].as_array().unwrap().len(), 5);
     assert_eq!(out["truncated"], json!(false));
 }

@@ -19,7 +19,14 @@ pub fn source_config(toml_text: &str) -> SourceConfig {
 
 /// The demo source, with or without the read-write connection.
 pub fn demo(needs_writer: bool) -> Arc<SqliteSource> {
-    let cfg = source_config("kind = \"sqlite\"\ndemo = true\npool_size = 2\n");
+    demo_sized(needs_writer, 2)
+}
+
+/// The demo source with `pool_size` read-only connections.
+pub fn demo_sized(needs_writer: bool, pool_size: usize) -> Arc<SqliteSource> {
+    let cfg = source_config(&format!(
+        "kind = \"sqlite\"\ndemo = true\npool_size = {pool_size}\n"
+    ));
     SqliteSource::open("demo", &cfg, needs_writer).unwrap()
 }
 
@@ -48,7 +55,11 @@ pub fn ctx() -> CallContext {
 }
 
 /// Run `query` through a `QueryTool` with the given row cap.
-pub async fn query(source: &Arc<SqliteSource>, max_rows: usize, sql: &str) -> Result<Value, ToolError> {
+pub async fn query(
+    source: &Arc<SqliteSource>,
+    max_rows: usize,
+    sql: &str,
+) -> Result<Value, ToolError> {
     QueryTool::new(Arc::clone(source), max_rows)
         .call(json!({ "query": sql }), ctx())
         .await

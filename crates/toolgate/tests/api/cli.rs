@@ -1,0 +1,234 @@
+//! The binary: `check`, `tools`, `call`, `keys new`, `openapi`, and `serve` (keys
+//! stay out of its logs).
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+const BIN: &str = env!("CARGO_BIN_EXE_toolgate");
+
+fn toolgate(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(BIN)
+        .args(args)
+        .env_remove("TOOLGATE_API_KEY")
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn write_config(text: &str) -> tempfile::NamedTempFile {
+    let mut f = tempfile::Builder::new().suffix(".toml").tempfile().unwrap();
+    std::io::Write::write_all(&mut f, text.as_bytes()).unwrap();
+    f
+}
+
+#[test]
+fn check_lists_every_problem_with_file_and_line() {
+    let f = write_config(
+        r#"[server]
+listen = "nowhere"
+
+[[tools]]
+name = "bad name!"
+kind = "builtin"
+builtin = "echo"
+
+[[tools]]
+name = "q"
+kind = "sql"
+source = "missing"
+statement = "SELECT 1"
+"#,
+    );
+    let path = f.path().to_str().unwrap();
+    let (code, _, err) = toolgate(&["check", path]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains(&format!("{path}:2:")), "{err}");
+    assert!(err.contains(&format!("{path}:5:")), "{err}");
+    assert!(err.contains(&format!("{path}:12:")), "{err}");
+    assert!(err.contains("3 problem(s)"), "{err}");
+}
+
+#[test]
+fn check_reports_syntax_errors_and_unknown_fields() {
+    for (text, line, needle) in [
+        ("[[tools]]\nname = \"x\"\nkind = \n", 3, ""),
+        ("[[tools]]\nname = \"x\"\nkind = \"builtin\"\nbuiltin = \"echo\"\ntimeout = 5\n", 5, "timeout"),
+        ("[[tools]]\nname = \"x\"\nkind = \"teleport\"\n", 3, "teleport"),
+    ] {
+        let f = write_config(text);
+        let path = f.path().to_str().unwrap();
+        let (code, _, err) = toolgate(&["check", path]);
+        assert_eq!(code, 2);
+        assert!(err.contains(&format!("{path}:{line}:")), "{err}");
+        assert!(err.contains(needle), "{err}");
+    }
+    let (code, _, err) = toolgate(&["check", "/nonexistent/toolgate.toml"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("cannot read"), "{err}");
+}
+
+#[test]
+fn check_reports_sql_statements_that_do_not_match_their_params() {
+    let f = write_config(
+        r#"[sources.demo]
+kind = "sqlite"
+demo = true
+
+[[tools]]
+name = "by_country"
+kind = "sql"
+source = "demo"
+statement = "SELECT * FROM customers WHERE country = :country AND city = :city"
+params = [{ name = "country", type = "string" }]
+"#,
+    );
+    let path = f.path().to_str().unwrap();
+    let (code, _, err) = toolgate(&["check", path]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains(&format!("{path}:9:")), "{err}");
+    assert!(err.contains("city"), "{err}");
+}
+
+#[test]
+fn check_accepts_a_good_file() {
+    let f = write_config(toolgate_config::DEMO_CONFIG);
+    let (code, out, err) = toolgate(&["check", f.path().to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("ok (6 tools)"), "{out}");
+}
+
+#[test]
+fn tools_and_call_work_in_process() {
+    let (code, out, _) = toolgate(&["tools"]);
+    assert_eq!(code, 0);
+    for name in ["echo", "sleep", "fail", "run_database_query", "run_system_audit"] {
+        assert!(out.contains(name), "{out}");
+    }
+    let (code, out, _) = toolgate(&["tools", "--json"]);
+    assert_eq!(code, 0);
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert!(v["tools"].as_array().unwrap().len() >= 5);
+
+    let (code, out, _) = toolgate(&["call", "echo", "--args", r#"{"hello":"world"}"#]);
+    assert_eq!(code, 0);
+    assert_eq!(serde_json::from_str::<Value>(&out).unwrap(), json!({"hello": "world"}));
+
+    let (code, _, err) = toolgate(&["call", "fail", "--args", r#"{"message":"bad"}"#]);
+    assert_eq!(code, 1);
+    let v: Value = serde_json::from_str(&err).unwrap();
+    assert_eq!(v["code"], "tool_error");
+
+    let (code, _, err) = toolgate(&["call", "echo", "--args", "[1]"]);
+    assert_eq!(code, 2, "{err}");
+}
+
+#[test]
+fn openapi_prints_the_document() {
+    let (code, out, _) = toolgate(&["openapi"]);
+    assert_eq!(code, 0);
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["openapi"], "3.1.0");
+}
+
+/// Start `toolgate serve` on a free port; returns the child and its address.
+fn serve(config: &std::path::Path, key: Option<&str>) -> (std::process::Child, String, BufReader<std::process::ChildStderr>) {
+    let mut cmd = Command::new(BIN);
+    cmd.args(["serve", "--listen", "127.0.0.1:0", "--config", config.to_str().unwrap()])
+        .env_remove("TOOLGATE_API_KEY")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    if let Some(k) = key {
+        cmd.env("TOOLGATE_API_KEY", k);
+    }
+    let mut child = cmd.spawn().unwrap();
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let start = Instant::now();
+    loop {
+        assert!(start.elapsed() < Duration::from_secs(20), "server did not start");
+        let mut line = String::new();
+        if stderr.read_line(&mut line).unwrap() == 0 {
+            panic!("server exited");
+        }
+        let v: Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("not a JSON log line ({e}): {line}"));
+        if v["msg"] == "listening" {
+            return (child, v["addr"].as_str().unwrap().to_owned(), stderr);
+        }
+    }
+}
+
+#[tokio::test]
+async fn keys_new_makes_a_key_the_server_accepts_and_never_logs() {
+    let (code, out, _) = toolgate(&["keys", "new", "--name", "ci-bot", "--scopes", "echo,run_*"]);
+    assert_eq!(code, 0);
+    let key = out.lines().find_map(|l| l.strip_prefix("key:  ")).unwrap().to_owned();
+    let snippet = out.split_once("[[keys]]").unwrap().1;
+    assert!(!snippet.contains(&key), "the config snippet must not hold the key");
+    let config = format!("{}\n[[keys]]{snippet}", toolgate_config::DEMO_CONFIG);
+    let f = write_config(&config);
+    let operator = "operator-secret-for-log-test";
+    let (mut child, addr, stderr) = serve(f.path(), Some(operator));
+
+    let client = reqwest::Client::new();
+    let call = |tool: &str, k: &str| {
+        client
+            .post(format!("http://{addr}/api/v1/tools/{tool}"))
+            .header("Authorization", format!("Bearer {k}"))
+            .json(&json!({}))
+            .send()
+    };
+    assert_eq!(call("echo", &key).await.unwrap().status(), 200);
+    assert_eq!(call("fail", &key).await.unwrap().status(), 403);
+    assert_eq!(call("echo", operator).await.unwrap().status(), 200);
+    assert_eq!(call("echo", "wrong-key").await.unwrap().status(), 403);
+
+    // SIGTERM drains and exits 0.
+    let pid = child.id().to_string();
+    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(0));
+    let logs: Vec<String> = stderr.lines().map(Result::unwrap).collect();
+    let all = logs.join("\n");
+    assert!(!all.contains(&key), "a key leaked into the logs");
+    assert!(!all.contains(operator), "the operator key leaked into the logs");
+    assert!(!all.contains("wrong-key"), "a presented key leaked into the logs");
+    let call_lines: Vec<Value> = logs
+        .iter()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|v| v["msg"].as_str().is_some_and(|m| m.starts_with("tool call")))
+        .collect();
+    assert!(call_lines.iter().any(|v| v["key"] == "ci-bot" && v["tool"] == "echo" && v["outcome"] == "ok"));
+    assert!(call_lines.iter().any(|v| v["key"] == "operator"));
+    for v in &call_lines {
+        for field in ["ts", "level", "msg", "trace_id", "tool", "key", "duration_ms", "outcome"] {
+            assert!(!v[field].is_null(), "{field} missing in {v}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn serve_without_any_key_generates_one() {
+    let f = write_config(toolgate_config::DEMO_CONFIG);
+    let mut child = Command::new(BIN)
+        .args(["serve", "--listen", "127.0.0.1:0", "--config", f.path().to_str().unwrap()])
+        .env_remove("TOOLGATE_API_KEY")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut text = String::new();
+    for _ in 0..2 {
+        stdout.read_line(&mut text).unwrap();
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    let key = text.lines().nth(1).unwrap().trim();
+    assert!(key.starts_with("tg_") && key.len() > 40, "{text}");
+}

@@ -1,0 +1,40 @@
+//! Black-box tests: a real server on 127.0.0.1:0 called over HTTP, and the real
+//! binary for the CLI. One test binary for the crate; one module per area.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs, unreachable_pub)]
+
+mod auth;
+mod batch;
+mod cli;
+mod errors;
+mod openapi;
+mod tools;
+
+use serde_json::Value;
+
+/// Status, content type and JSON body of a response.
+pub async fn read(resp: reqwest::Response) -> (u16, String, Value) {
+    let status = resp.status().as_u16();
+    let ctype = resp
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    let text = resp.text().await.unwrap();
+    let body = serde_json::from_str(&text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"));
+    (status, ctype, body)
+}
+
+/// Assert a problem+json error with `status` and `code`, returning the body.
+pub async fn expect_problem(resp: reqwest::Response, status: u16, code: &str) -> Value {
+    let (got, ctype, body) = read(resp).await;
+    assert_eq!(got, status, "body: {body}");
+    assert_eq!(ctype, "application/problem+json", "body: {body}");
+    assert_eq!(body["code"], code, "body: {body}");
+    assert_eq!(body["status"], status);
+    for field in ["type", "title", "detail", "trace_id"] {
+        assert!(body[field].is_string(), "{field} missing in {body}");
+    }
+    body
+}
