@@ -105,7 +105,10 @@ mod tests {
     fn expands_defaults_and_escapes() {
         assert_eq!(expand("${HOME_DIR}/a", env).as_deref(), Ok("/home/x/a"));
         assert_eq!(expand("${NOPE:-d}", env).as_deref(), Ok("d"));
-        assert_eq!(expand("$${HOME_DIR} $5", env).as_deref(), Ok("${HOME_DIR} $5"));
+        assert_eq!(
+            expand("$${HOME_DIR} $5", env).as_deref(),
+            Ok("${HOME_DIR} $5")
+        );
         assert!(expand("${NOPE}", env).is_err_and(|e| e.contains("NOPE is not set")));
         assert!(expand("${HOME_DIR", env).is_err());
         assert!(expand("${1X}", env).is_err());

@@ -24,9 +24,9 @@ impl KeyHash {
     /// # Errors
     /// A message saying what is wrong with the text.
     pub fn parse(text: &str) -> Result<Self, String> {
-        let hex_part = text
-            .strip_prefix("sha256:")
-            .ok_or_else(|| "a key hash must start with `sha256:` (see `toolgate keys new`)".to_owned())?;
+        let hex_part = text.strip_prefix("sha256:").ok_or_else(|| {
+            "a key hash must start with `sha256:` (see `toolgate keys new`)".to_owned()
+        })?;
         let bytes = hex::decode(hex_part)
             .map_err(|_| "a key hash must be `sha256:` followed by 64 hex digits".to_owned())?;
         let arr: [u8; 32] = bytes

@@ -22,6 +22,6 @@ pub mod model;
 pub use keys::{KeyHash, ScopePattern};
 pub use load::{DEMO_CONFIG, LoadedConfig, Problem, Problems};
 pub use model::{
-    BuiltinName, Config, KeyConfig, ParamConfig, ParamType, ServerConfig, SourceConfig,
-    SourceKind, ToolConfig, ToolDefaults, ToolKind,
+    BuiltinName, Config, KeyConfig, ParamConfig, ParamType, ServerConfig, SourceConfig, SourceKind,
+    ToolConfig, ToolDefaults, ToolKind,
 };

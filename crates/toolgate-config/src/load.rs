@@ -32,7 +32,11 @@ pub struct Problem {
 
 impl fmt::Display for Problem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}:{}: {}", self.file, self.line, self.column, self.message)
+        write!(
+            f,
+            "{}:{}:{}: {}",
+            self.file, self.line, self.column, self.message
+        )
     }
 }
 
@@ -203,7 +207,10 @@ fn check_server(c: &mut Checker<'_>, cfg: &Config) {
     }
     let d = &cfg.defaults;
     if d.timeout_ms == 0 || d.max_concurrency == 0 {
-        c.report(0..0, "[defaults] timeout_ms and max_concurrency must be at least 1");
+        c.report(
+            0..0,
+            "[defaults] timeout_ms and max_concurrency must be at least 1",
+        );
     }
 }
 
@@ -211,13 +218,19 @@ fn check_keys(c: &mut Checker<'_>, cfg: &Config) {
     let mut names = HashSet::new();
     for key in &cfg.keys {
         if !names.insert(key.name.get_ref().clone()) {
-            c.report(key.name.span(), format!("duplicate key name {:?}", key.name.get_ref()));
+            c.report(
+                key.name.span(),
+                format!("duplicate key name {:?}", key.name.get_ref()),
+            );
         }
         if let Err(e) = KeyHash::parse(key.hash.get_ref().as_str()) {
             c.report(key.hash.span(), e);
         }
         if key.scopes.get_ref().is_empty() {
-            c.report(key.scopes.span(), "a key needs at least one scope (`*` for all tools)");
+            c.report(
+                key.scopes.span(),
+                "a key needs at least one scope (`*` for all tools)",
+            );
         }
         for scope in key.scopes.get_ref() {
             if let Err(e) = ScopePattern::parse(scope) {
@@ -244,7 +257,10 @@ fn check_sources(c: &mut Checker<'_>, cfg: &Config) {
             },
         }
         if s.pool_size == 0 || s.pool_size > 256 {
-            c.report(source.span(), format!("source {name:?}: pool_size must be 1..=256"));
+            c.report(
+                source.span(),
+                format!("source {name:?}: pool_size must be 1..=256"),
+            );
         }
     }
 }
@@ -277,7 +293,10 @@ fn check_tool(c: &mut Checker<'_>, cfg: &Config, t: &ToolConfig, seen: &mut Hash
     if let Some(schema) = &t.output_schema
         && !schema.is_object()
     {
-        c.report(at.clone(), format!("tool {name:?}: output_schema must be a table"));
+        c.report(
+            at.clone(),
+            format!("tool {name:?}: output_schema must be a table"),
+        );
     }
     check_kind_fields(c, cfg, t);
 }
@@ -286,15 +305,17 @@ fn check_kind_fields(c: &mut Checker<'_>, cfg: &Config, t: &ToolConfig) {
     let name = t.name.get_ref();
     let kind = *t.kind.get_ref();
     let kind_at = t.kind.span();
-    let misplaced = |field: &str, kinds: &str| {
-        format!("tool {name:?}: `{field}` is only for {kinds} tools")
-    };
+    let misplaced =
+        |field: &str, kinds: &str| format!("tool {name:?}: `{field}` is only for {kinds} tools");
     if kind != ToolKind::Builtin && t.builtin.is_some() {
         c.report(kind_at.clone(), misplaced("builtin", "builtin"));
     }
     if kind == ToolKind::Builtin {
         if t.builtin.is_none() {
-            c.report(kind_at.clone(), format!("tool {name:?}: a builtin tool needs `builtin`"));
+            c.report(
+                kind_at.clone(),
+                format!("tool {name:?}: a builtin tool needs `builtin`"),
+            );
         }
         for (present, field) in [
             (t.source.is_some(), "source"),
@@ -313,7 +334,10 @@ fn check_kind_fields(c: &mut Checker<'_>, cfg: &Config, t: &ToolConfig) {
             c.report(kind_at.clone(), misplaced("params", "sql"));
         }
         if t.destructive == Some(true) {
-            c.report(kind_at.clone(), format!("tool {name:?}: only sql tools may be destructive"));
+            c.report(
+                kind_at.clone(),
+                format!("tool {name:?}: only sql tools may be destructive"),
+            );
         }
     }
     if matches!(kind, ToolKind::Sql | ToolKind::SqlQuery) {
@@ -333,7 +357,10 @@ fn check_kind_fields(c: &mut Checker<'_>, cfg: &Config, t: &ToolConfig) {
     }
     if kind == ToolKind::Sql {
         if t.statement.is_none() {
-            c.report(kind_at, format!("tool {name:?}: a sql tool needs `statement`"));
+            c.report(
+                kind_at,
+                format!("tool {name:?}: a sql tool needs `statement`"),
+            );
         }
         check_params(c, t);
     }
@@ -344,20 +371,31 @@ fn check_params(c: &mut Checker<'_>, t: &ToolConfig) {
     for p in &t.params {
         let pname = p.name.get_ref();
         let ok = !pname.is_empty()
-            && pname.chars().all(|ch| ch.is_ascii_alphanumeric() || ch == '_')
+            && pname
+                .chars()
+                .all(|ch| ch.is_ascii_alphanumeric() || ch == '_')
             && !pname.starts_with(|ch: char| ch.is_ascii_digit());
         if !ok {
-            c.report(p.name.span(), format!("parameter name {pname:?} must be an identifier"));
+            c.report(
+                p.name.span(),
+                format!("parameter name {pname:?} must be an identifier"),
+            );
         }
         if !names.insert(pname.clone()) {
             c.report(p.name.span(), format!("duplicate parameter {pname:?}"));
         }
         let numeric = matches!(p.ty, ParamType::Integer | ParamType::Number);
         if !numeric && (p.minimum.is_some() || p.maximum.is_some()) {
-            c.report(p.name.span(), format!("parameter {pname:?}: minimum/maximum need a numeric type"));
+            c.report(
+                p.name.span(),
+                format!("parameter {pname:?}: minimum/maximum need a numeric type"),
+            );
         }
         if p.ty != ParamType::String && p.max_length.is_some() {
-            c.report(p.name.span(), format!("parameter {pname:?}: max_length needs type string"));
+            c.report(
+                p.name.span(),
+                format!("parameter {pname:?}: max_length needs type string"),
+            );
         }
         if let Some(d) = &p.default {
             let fits = match p.ty {
@@ -369,7 +407,10 @@ fn check_params(c: &mut Checker<'_>, t: &ToolConfig) {
             if !fits {
                 c.report(
                     p.name.span(),
-                    format!("parameter {pname:?}: default {d} is not of type {}", p.ty.json_type()),
+                    format!(
+                        "parameter {pname:?}: default {d} is not of type {}",
+                        p.ty.json_type()
+                    ),
                 );
             }
         }

@@ -72,9 +72,10 @@ fn open_sources(
     let cfg = &loaded.config;
     let mut sources = BTreeMap::new();
     for (name, source) in &cfg.sources {
-        let needs_writer = cfg.tools.iter().any(|t| {
-            t.writes() && t.source.as_ref().is_some_and(|s| s.get_ref() == name)
-        });
+        let needs_writer = cfg
+            .tools
+            .iter()
+            .any(|t| t.writes() && t.source.as_ref().is_some_and(|s| s.get_ref() == name));
         match SqliteSource::open(name, source.get_ref(), needs_writer) {
             Ok(s) => {
                 sources.insert(name.clone(), s);
@@ -97,17 +98,22 @@ fn source_of(
         .ok_or_else(|| (t.kind.span(), "needs `source`".to_owned()))?;
     // A source that failed to open was reported already; name it again here only
     // as the reason this tool cannot be built.
-    sources
-        .get(s.get_ref())
-        .cloned()
-        .ok_or_else(|| (s.span(), format!("source {:?} is not available", s.get_ref())))
+    sources.get(s.get_ref()).cloned().ok_or_else(|| {
+        (
+            s.span(),
+            format!("source {:?} is not available", s.get_ref()),
+        )
+    })
 }
 
 fn build_tool(
     t: &ToolConfig,
     sources: &BTreeMap<String, Arc<SqliteSource>>,
 ) -> Result<Built, Located> {
-    let max_rows = t.max_rows.as_ref().map_or(DEFAULT_MAX_ROWS, |r| *r.get_ref());
+    let max_rows = t
+        .max_rows
+        .as_ref()
+        .map_or(DEFAULT_MAX_ROWS, |r| *r.get_ref());
     match *t.kind.get_ref() {
         ToolKind::Builtin => {
             let name = t
@@ -143,7 +149,12 @@ fn build_tool(
                 max_rows,
                 t.writes(),
             )
-            .map_err(|e| (statement.span(), format!("tool {:?}: {e}", t.name.get_ref())))?;
+            .map_err(|e| {
+                (
+                    statement.span(),
+                    format!("tool {:?}: {e}", t.name.get_ref()),
+                )
+            })?;
             Ok(Built {
                 tool: Arc::new(tool),
                 description: format!("Run the SQL statement of tool {}.", t.name.get_ref()),

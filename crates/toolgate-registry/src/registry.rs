@@ -83,7 +83,8 @@ pub struct Invocation {
 }
 
 /// A readiness check of one dependency.
-pub type ReadinessCheck = Arc<dyn Fn() -> futures::future::BoxFuture<'static, Result<(), String>> + Send + Sync>;
+pub type ReadinessCheck =
+    Arc<dyn Fn() -> futures::future::BoxFuture<'static, Result<(), String>> + Send + Sync>;
 
 /// All tools, by name.
 #[derive(Default)]
@@ -130,7 +131,10 @@ impl Registry {
     /// A tool of that name exists, or the input schema does not compile.
     pub fn register(&mut self, spec: ToolSpec, tool: Arc<dyn Tool>) -> Result<(), String> {
         if self.tools.contains_key(&spec.name) {
-            return Err(format!("a tool named {:?} is already registered", spec.name));
+            return Err(format!(
+                "a tool named {:?} is already registered",
+                spec.name
+            ));
         }
         let name = spec.name.clone();
         let registered = RegisteredTool::new(spec, tool)
@@ -179,15 +183,24 @@ impl Registry {
     pub async fn invoke(&self, call: ToolCall, inv: Invocation) -> Result<ToolOutput, ToolError> {
         let _in_flight = InFlight::enter(&self.in_flight);
         let entry = self.tools.get(&call.tool).ok_or_else(|| {
-            ToolError::new(ErrorKind::ToolNotFound, format!("no tool named {:?}", call.tool))
+            ToolError::new(
+                ErrorKind::ToolNotFound,
+                format!("no tool named {:?}", call.tool),
+            )
         })?;
         run(entry, call.arguments, inv).await
     }
 }
 
-async fn run(entry: &RegisteredTool, arguments: Value, inv: Invocation) -> Result<ToolOutput, ToolError> {
+async fn run(
+    entry: &RegisteredTool,
+    arguments: Value,
+    inv: Invocation,
+) -> Result<ToolOutput, ToolError> {
     if inv.cancel.is_cancelled() {
-        return Err(ToolError::cancelled("the call was cancelled before it started"));
+        return Err(ToolError::cancelled(
+            "the call was cancelled before it started",
+        ));
     }
     entry.schema.check(&arguments)?;
     let deadline = deadline::resolve(Instant::now(), entry.spec.timeout, &inv.timeouts);

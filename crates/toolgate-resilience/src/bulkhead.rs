@@ -119,7 +119,13 @@ mod tests {
         tokio::task::yield_now().await;
         assert_eq!(b.queued(), 1);
 
-        assert_eq!(b.acquire().await.err(), Some(BulkheadFull { limit: 1, max_queue: 1 }));
+        assert_eq!(
+            b.acquire().await.err(),
+            Some(BulkheadFull {
+                limit: 1,
+                max_queue: 1
+            })
+        );
 
         drop(held);
         assert!(waiter.await.unwrap().is_ok());

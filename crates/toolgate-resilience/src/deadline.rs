@@ -7,10 +7,7 @@ use tokio::time::Instant;
 /// The deadline for a call starting at `now`: `max`, lowered by each of `requested`.
 #[must_use]
 pub fn resolve(now: Instant, max: Duration, requested: &[Option<Duration>]) -> Instant {
-    let budget = requested
-        .iter()
-        .flatten()
-        .fold(max, |acc, r| acc.min(*r));
+    let budget = requested.iter().flatten().fold(max, |acc, r| acc.min(*r));
     now + budget
 }
 
@@ -27,9 +24,16 @@ mod tests {
             resolve(now, max, &[Some(Duration::from_secs(5)), None]),
             now + Duration::from_secs(5)
         );
-        assert_eq!(resolve(now, max, &[Some(Duration::from_secs(60))]), now + max);
         assert_eq!(
-            resolve(now, max, &[Some(Duration::from_secs(9)), Some(Duration::from_secs(2))]),
+            resolve(now, max, &[Some(Duration::from_secs(60))]),
+            now + max
+        );
+        assert_eq!(
+            resolve(
+                now,
+                max,
+                &[Some(Duration::from_secs(9)), Some(Duration::from_secs(2))]
+            ),
             now + Duration::from_secs(2)
         );
     }

@@ -57,7 +57,10 @@ impl Application {
     ///
     /// # Errors
     /// The listener fails.
-    pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+    pub async fn run(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
         crate::serve(self.listener, self.state, shutdown, self.drain_timeout).await
     }
 }

@@ -121,7 +121,10 @@ pub fn presented_key(headers: &HeaderMap) -> Option<&str> {
     if let Some(v) = headers.get(KEY_HEADER).and_then(|v| v.to_str().ok()) {
         return Some(v.trim()).filter(|v| !v.is_empty());
     }
-    let auth = headers.get(axum::http::header::AUTHORIZATION)?.to_str().ok()?;
+    let auth = headers
+        .get(axum::http::header::AUTHORIZATION)?
+        .to_str()
+        .ok()?;
     let (scheme, token) = auth.trim().split_once(' ')?;
     scheme
         .eq_ignore_ascii_case("bearer")

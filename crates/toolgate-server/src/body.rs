@@ -43,8 +43,12 @@ pub fn parse_object(bytes: &[u8], max_depth: usize) -> Result<Map<String, Value>
         ));
     }
     check_depth(bytes, max_depth)?;
-    let value: Value = serde_json::from_slice(bytes)
-        .map_err(|e| ApiError::new(ErrorKind::InvalidJson, format!("the body is not valid JSON: {e}")))?;
+    let value: Value = serde_json::from_slice(bytes).map_err(|e| {
+        ApiError::new(
+            ErrorKind::InvalidJson,
+            format!("the body is not valid JSON: {e}"),
+        )
+    })?;
     match value {
         Value::Object(map) => Ok(map),
         other => Err(ApiError::new(
@@ -115,7 +119,12 @@ mod tests {
     fn non_objects_and_garbage_are_refused() {
         for body in [&b"[1]"[..], b"42", b"{", b"", b"  ", b"nul"] {
             let err = parse_object(body, 64).err().map(|e| e.code());
-            assert_eq!(err, Some("invalid_json"), "{:?}", String::from_utf8_lossy(body));
+            assert_eq!(
+                err,
+                Some("invalid_json"),
+                "{:?}",
+                String::from_utf8_lossy(body)
+            );
         }
         assert!(parse_object(b"{\"a\":1}", 64).is_ok());
     }

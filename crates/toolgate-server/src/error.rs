@@ -14,7 +14,10 @@ pub const PROBLEM_JSON: &str = "application/problem+json";
 /// An error on its way to the client. Its `detail` is client-safe by construction:
 /// internal causes are logged where they happen and never put here.
 #[derive(Debug, Clone)]
-pub struct ApiError {
+pub struct ApiError(Box<Inner>);
+
+#[derive(Debug, Clone)]
+struct Inner {
     code: &'static str,
     title: &'static str,
     status: StatusCode,
@@ -27,22 +30,23 @@ pub struct ApiError {
 impl ApiError {
     /// An error of the contract's `kind`.
     pub fn new(kind: ErrorKind, detail: impl Into<String>) -> Self {
-        Self {
+        Self(Box::new(Inner {
             code: kind.code(),
             title: kind.title(),
-            status: StatusCode::from_u16(kind.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+            status: StatusCode::from_u16(kind.status())
+                .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
             detail: detail.into(),
             tool: None,
             errors: Vec::new(),
             retry_after: None,
-        }
+        }))
     }
 
     /// A tool's failure, naming the tool.
     #[must_use]
     pub fn from_tool(err: ToolError, tool: &str) -> Self {
         let mut e = Self::from(err);
-        e.tool = Some(tool.to_owned());
+        e.0.tool = Some(tool.to_owned());
         e
     }
 
@@ -55,7 +59,7 @@ impl ApiError {
     /// Add one more located violation.
     #[must_use]
     pub fn push_field(mut self, pointer: impl Into<String>, message: impl Into<String>) -> Self {
-        self.errors.push(FieldError {
+        self.0.errors.push(FieldError {
             pointer: pointer.into(),
             message: message.into(),
         });
@@ -65,42 +69,43 @@ impl ApiError {
     /// Override the status (server-wide `overloaded` is 503, not 429).
     #[must_use]
     pub fn with_status(mut self, status: StatusCode) -> Self {
-        self.status = status;
+        self.0.status = status;
         self
     }
 
     /// The HTTP status.
     #[must_use]
     pub fn status(&self) -> StatusCode {
-        self.status
+        self.0.status
     }
 
     /// The contract's `code`.
     #[must_use]
     pub fn code(&self) -> &'static str {
-        self.code
+        self.0.code
     }
 
     /// The problem document, with the current request's trace id.
     #[must_use]
     pub fn to_problem(&self) -> Value {
+        let this = &self.0;
         let mut body = json!({
-            "type": format!("urn:toolgate:problem:{}", self.code),
-            "title": self.title,
-            "status": self.status.as_u16(),
-            "detail": self.detail,
-            "code": self.code,
+            "type": format!("urn:toolgate:problem:{}", this.code),
+            "title": this.title,
+            "status": this.status.as_u16(),
+            "detail": this.detail,
+            "code": this.code,
         });
-        if let Some(tool) = &self.tool {
+        if let Some(tool) = &this.tool {
             body["tool"] = json!(tool);
         }
         if let Some(trace_id) = crate::trace::current() {
             body["trace_id"] = json!(trace_id);
         }
-        if !self.errors.is_empty() {
-            body["errors"] = json!(self.errors);
+        if !this.errors.is_empty() {
+            body["errors"] = json!(this.errors);
         }
-        if let Some(after) = self.retry_after {
+        if let Some(after) = this.retry_after {
             body["retry_after_s"] = json!(retry_after_secs(after));
         }
         body
@@ -108,7 +113,7 @@ impl ApiError {
 
     /// Route-level errors outside the contract's tool codes.
     fn route(code: &'static str, title: &'static str, status: StatusCode, detail: String) -> Self {
-        Self {
+        Self(Box::new(Inner {
             code,
             title,
             status,
@@ -116,7 +121,7 @@ impl ApiError {
             tool: None,
             errors: Vec::new(),
             retry_after: None,
-        }
+        }))
     }
 }
 
@@ -128,8 +133,8 @@ fn retry_after_secs(after: Duration) -> u64 {
 impl From<ToolError> for ApiError {
     fn from(err: ToolError) -> Self {
         let mut e = Self::new(err.kind, err.message);
-        e.errors = err.errors;
-        e.retry_after = err.retry_after;
+        e.0.errors = err.errors;
+        e.0.retry_after = err.retry_after;
         e
     }
 }
@@ -137,13 +142,16 @@ impl From<ToolError> for ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = self.to_problem().to_string();
-        let mut response = (self.status, body).into_response();
+        let mut response = (self.0.status, body).into_response();
         let headers = response.headers_mut();
         headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
-        if let Some(after) = self.retry_after {
-            headers.insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs(after)));
+        if let Some(after) = self.0.retry_after {
+            headers.insert(
+                header::RETRY_AFTER,
+                HeaderValue::from(retry_after_secs(after)),
+            );
         }
-        if self.status == StatusCode::UNAUTHORIZED {
+        if self.0.status == StatusCode::UNAUTHORIZED {
             headers.insert(
                 header::WWW_AUTHENTICATE,
                 HeaderValue::from_static("Bearer realm=\"toolgate\""),

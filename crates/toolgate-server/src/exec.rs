@@ -46,12 +46,16 @@ pub async fn run_call(
             format!("the key {:?} has no scope for tool {tool:?}", caller.name),
         ))
     } else if state.readiness.is_draining() {
-        Err(
-            ToolError::new(ErrorKind::Overloaded, "the server is draining; try another replica")
-                .with_retry_after(DRAINING_RETRY_AFTER),
+        Err(ToolError::new(
+            ErrorKind::Overloaded,
+            "the server is draining; try another replica",
         )
+        .with_retry_after(DRAINING_RETRY_AFTER))
     } else {
-        state.registry.invoke(ToolCall::new(tool, arguments), inv).await
+        state
+            .registry
+            .invoke(ToolCall::new(tool, arguments), inv)
+            .await
     };
     let outcome = Outcome {
         result,

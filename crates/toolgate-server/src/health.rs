@@ -73,6 +73,13 @@ pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
         checks.insert(name, v);
     }
     let status = if ok { "ready" } else { "not_ready" };
-    let code = if ok { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
-    (code, Json(json!({"status": status, "checks": Value::Object(checks)})))
+    let code = if ok {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (
+        code,
+        Json(json!({"status": status, "checks": Value::Object(checks)})),
+    )
 }

@@ -53,7 +53,10 @@ fn cors(origins: &[String]) -> Option<CorsLayer> {
                 HeaderName::from_static("x-request-timeout-ms"),
                 HeaderName::from_static("traceparent"),
             ])
-            .expose_headers([header::RETRY_AFTER, HeaderName::from_static(TRACE_ID_HEADER)]),
+            .expose_headers([
+                header::RETRY_AFTER,
+                HeaderName::from_static(TRACE_ID_HEADER),
+            ]),
     )
 }
 

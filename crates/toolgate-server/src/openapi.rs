@@ -146,7 +146,11 @@ fn tool_path(spec: &ToolSpec) -> Value {
 
 fn first_line(s: &str) -> String {
     let line = s.lines().next().unwrap_or_default();
-    line.split(". ").next().unwrap_or(line).trim_end_matches('.').to_owned()
+    line.split(". ")
+        .next()
+        .unwrap_or(line)
+        .trim_end_matches('.')
+        .to_owned()
 }
 
 fn fixed_paths() -> Map<String, Value> {
@@ -157,12 +161,17 @@ fn fixed_paths() -> Map<String, Value> {
         }
         Value::Object(m)
     };
-    let json_ok = |description: &str, schema: Value| {
-        json!({"description": description, "content": {"application/json": {"schema": schema}}})
-    };
+    let json_ok = |description: &str, schema: Value| json!({"description": description, "content": {"application/json": {"schema": schema}}});
     let mut list_responses = errors(&[("401", "No API key."), ("403", "Unknown key.")]);
-    list_responses["200"] = json_ok("The tools this key may call.", json!({"$ref": "#/components/schemas/ToolList"}));
-    let mut get_responses = errors(&[("401", "No API key."), ("403", "Unknown key or no scope."), ("404", "No such tool.")]);
+    list_responses["200"] = json_ok(
+        "The tools this key may call.",
+        json!({"$ref": "#/components/schemas/ToolList"}),
+    );
+    let mut get_responses = errors(&[
+        ("401", "No API key."),
+        ("403", "Unknown key or no scope."),
+        ("404", "No such tool."),
+    ]);
     get_responses["200"] = json_ok("The tool.", json!({"$ref": "#/components/schemas/Tool"}));
     let mut batch_responses = errors(&[
         ("400", "The body is not a JSON object."),
@@ -171,8 +180,14 @@ fn fixed_paths() -> Map<String, Value> {
         ("413", "The body is over the limit."),
         ("422", "The batch request is malformed."),
     ]);
-    batch_responses["200"] = json_ok("Every call's result, in the order of `calls`.", json!({"$ref": "#/components/schemas/BatchResponse"}));
-    batch_responses["default"] = json_ok("In `fail_fast` mode, the status of the first failure, with the same body.", json!({"$ref": "#/components/schemas/BatchResponse"}));
+    batch_responses["200"] = json_ok(
+        "Every call's result, in the order of `calls`.",
+        json!({"$ref": "#/components/schemas/BatchResponse"}),
+    );
+    batch_responses["default"] = json_ok(
+        "In `fail_fast` mode, the status of the first failure, with the same body.",
+        json!({"$ref": "#/components/schemas/BatchResponse"}),
+    );
     let health = json!({"type": "object", "properties": {"status": {"type": "string"}}, "required": ["status"]});
     let mut paths = Map::new();
     paths.insert("/api/v1/tools".into(), json!({"get": {

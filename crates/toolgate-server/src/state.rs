@@ -45,7 +45,11 @@ impl AppState {
     /// State for `registry` under the config's limits and keys; `operator_key`
     /// overrides the config's (for a generated key).
     #[must_use]
-    pub fn new(registry: Registry, loaded: &LoadedConfig, operator_key: Option<&SecretString>) -> Self {
+    pub fn new(
+        registry: Registry,
+        loaded: &LoadedConfig,
+        operator_key: Option<&SecretString>,
+    ) -> Self {
         let server = &loaded.config.server;
         let registry = Arc::new(registry);
         let operator = operator_key.or(loaded.operator_key.as_ref());

@@ -33,7 +33,11 @@ pub fn parse_traceparent(value: &str) -> Option<String> {
     let trace_id = parts.next()?;
     let parent = parts.next()?;
     let flags = parts.next()?;
-    let hex = |s: &str, n: usize| s.len() == n && s.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase());
+    let hex = |s: &str, n: usize| {
+        s.len() == n
+            && s.bytes()
+                .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+    };
     let valid = hex(version, 2)
         && version != "ff"
         && hex(trace_id, 32)
@@ -62,8 +66,14 @@ mod tests {
     #[test]
     fn traceparent_is_honoured_only_when_valid() {
         let id = "4bf92f3577b34da6a3ce929d0e0e4736";
-        assert_eq!(parse_traceparent(&format!("00-{id}-00f067aa0ba902b7-01")).as_deref(), Some(id));
-        assert_eq!(parse_traceparent("00-00000000000000000000000000000000-00f067aa0ba902b7-01"), None);
+        assert_eq!(
+            parse_traceparent(&format!("00-{id}-00f067aa0ba902b7-01")).as_deref(),
+            Some(id)
+        );
+        assert_eq!(
+            parse_traceparent("00-00000000000000000000000000000000-00f067aa0ba902b7-01"),
+            None
+        );
         assert_eq!(parse_traceparent("garbage"), None);
         assert_eq!(generate().len(), 32);
     }

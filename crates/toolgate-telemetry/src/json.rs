@@ -66,7 +66,8 @@ impl Visit for Collect<'_> {
         self.0.insert(name(field), Value::from(value.to_string()));
     }
     fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
-        self.0.insert(name(field), Value::from(format!("{value:?}")));
+        self.0
+            .insert(name(field), Value::from(format!("{value:?}")));
     }
 }
 
@@ -151,9 +152,17 @@ mod tests {
         let buf = Buf::default();
         let subscriber = tracing_subscriber::registry().with(JsonLines::to_writer(buf.clone()));
         tracing::subscriber::with_default(subscriber, || {
-            let span = tracing::info_span!("request", trace_id = "abc", key = tracing::field::Empty);
+            let span =
+                tracing::info_span!("request", trace_id = "abc", key = tracing::field::Empty);
             span.record("key", "ci");
-            span.in_scope(|| tracing::info!(tool = "echo", duration_ms = 3u64, outcome = "ok", "tool call"));
+            span.in_scope(|| {
+                tracing::info!(
+                    tool = "echo",
+                    duration_ms = 3u64,
+                    outcome = "ok",
+                    "tool call"
+                )
+            });
         });
         let text = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
         let v: Value = serde_json::from_str(text.trim()).unwrap();

@@ -90,19 +90,20 @@ impl TestServer {
     }
 
     /// A GET with the operator key.
-    #[must_use]
     pub fn get(&self, path: &str) -> reqwest::RequestBuilder {
-        self.client.get(self.url(path)).header("X-Tool-API-Key", OPERATOR_KEY)
+        self.client
+            .get(self.url(path))
+            .header("X-Tool-API-Key", OPERATOR_KEY)
     }
 
     /// A POST with the operator key.
-    #[must_use]
     pub fn post(&self, path: &str) -> reqwest::RequestBuilder {
-        self.client.post(self.url(path)).header("X-Tool-API-Key", OPERATOR_KEY)
+        self.client
+            .post(self.url(path))
+            .header("X-Tool-API-Key", OPERATOR_KEY)
     }
 
     /// Call `tool` with `arguments` using the operator key.
-    #[must_use]
     pub fn call(&self, tool: &str, arguments: &serde_json::Value) -> reqwest::RequestBuilder {
         self.post(&format!("/api/v1/tools/{tool}")).json(arguments)
     }

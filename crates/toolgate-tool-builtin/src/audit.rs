@@ -54,7 +54,10 @@ fn audit(target: &str) -> Value {
     }
     #[allow(clippy::cast_precision_loss)]
     if load.one > 2.0 * cpus as f64 {
-        findings.push(format!("1-minute load {:.2} exceeds twice the {cpus} CPUs", load.one));
+        findings.push(format!(
+            "1-minute load {:.2} exceeds twice the {cpus} CPUs",
+            load.one
+        ));
     }
     let disks: Vec<Value> = Disks::new_with_refreshed_list()
         .list()

@@ -23,7 +23,11 @@ pub struct Sleep;
 impl Tool for Sleep {
     async fn call(&self, arguments: Value, ctx: CallContext) -> Result<ToolOutput, ToolError> {
         // The schema guarantees an integer in range; stay total anyway.
-        let ms = arguments.get("ms").and_then(Value::as_u64).unwrap_or(0).min(MAX_MS);
+        let ms = arguments
+            .get("ms")
+            .and_then(Value::as_u64)
+            .unwrap_or(0)
+            .min(MAX_MS);
         let start = Instant::now();
         let end = start + Duration::from_millis(ms);
         let mut ticks = tokio::time::interval_at(start + PROGRESS_EVERY, PROGRESS_EVERY);
@@ -77,8 +81,9 @@ mod tests {
     async fn reports_progress_and_finishes() {
         let seen = Arc::new(Mutex::new(Vec::new()));
         let sink_seen = Arc::clone(&seen);
-        let ctx = CallContext::new(Instant::now() + Duration::from_secs(5))
-            .with_progress(ProgressSink::new(move |p| sink_seen.lock().unwrap().push(p.progress)));
+        let ctx = CallContext::new(Instant::now() + Duration::from_secs(5)).with_progress(
+            ProgressSink::new(move |p| sink_seen.lock().unwrap().push(p.progress)),
+        );
         let out = Sleep.call(json!({"ms": 350}), ctx).await.unwrap();
         assert_eq!(out, json!({"slept_ms": 350}));
         assert_eq!(*seen.lock().unwrap(), vec![100.0, 200.0, 300.0]);

@@ -44,10 +44,19 @@ async fn main() -> anyhow::Result<()> {
             let words: Vec<String> = args
                 .text
                 .split_whitespace()
-                .map(|w| if args.ignore_case { w.to_lowercase() } else { w.to_owned() })
+                .map(|w| {
+                    if args.ignore_case {
+                        w.to_lowercase()
+                    } else {
+                        w.to_owned()
+                    }
+                })
                 .collect();
             let distinct = words.iter().collect::<std::collections::HashSet<_>>().len();
-            Ok(json!(WordCount { words: words.len(), distinct }))
+            Ok(json!(WordCount {
+                words: words.len(),
+                distinct
+            }))
         },
     )
     .read_only(true)

@@ -125,7 +125,9 @@ impl NativeTool {
     /// # Errors
     /// The name is taken or invalid, or the derived schema does not compile.
     pub fn register(self, registry: &mut Registry) -> Result<(), String> {
-        if !toolgate_config::load::is_valid_tool_name(&self.spec.name) || self.spec.name == "execute" {
+        if !toolgate_config::load::is_valid_tool_name(&self.spec.name)
+            || self.spec.name == "execute"
+        {
             return Err(format!("{:?} is not a valid tool name", self.spec.name));
         }
         registry.register(self.spec, self.tool)

@@ -14,9 +14,9 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value, json};
 use tokio::task::JoinSet;
-use tracing::Instrument;
 use toolgate_core::{CancellationToken, ErrorKind, ToolError};
 use toolgate_registry::Invocation;
+use tracing::Instrument;
 
 use crate::auth::Caller;
 use crate::body::JsonBody;
@@ -71,7 +71,10 @@ pub fn parse_request(body: Map<String, Value>, max_calls: usize) -> Result<Batch
         Some(Value::String(s)) if s == "fail_fast" => Mode::FailFast,
         Some(Value::String(s)) if s == "all_settled" => Mode::AllSettled,
         Some(_) => {
-            problems.push(("/mode".into(), "must be \"fail_fast\" or \"all_settled\"".into()));
+            problems.push((
+                "/mode".into(),
+                "must be \"fail_fast\" or \"all_settled\"".into(),
+            ));
             Mode::FailFast
         }
     };
@@ -87,7 +90,11 @@ pub fn parse_request(body: Map<String, Value>, max_calls: usize) -> Result<Batch
     };
     let calls = parse_calls(body.get("calls"), max_calls, &mut problems);
     if problems.is_empty() {
-        Ok(BatchRequest { calls, mode, timeout })
+        Ok(BatchRequest {
+            calls,
+            mode,
+            timeout,
+        })
     } else {
         let err = ApiError::new(
             ErrorKind::InvalidArguments,
@@ -150,7 +157,11 @@ fn parse_calls(
                 Value::Null
             }
         };
-        out.push(BatchCall { id, tool, arguments });
+        out.push(BatchCall {
+            id,
+            tool,
+            arguments,
+        });
     }
     out
 }
@@ -179,7 +190,10 @@ pub async fn execute(
         };
         let trace_id = crate::trace::current().unwrap_or_default();
         let task = async move {
-            (index, run_call(&state, &caller, &call.tool, call.arguments, inv).await)
+            (
+                index,
+                run_call(&state, &caller, &call.tool, call.arguments, inv).await,
+            )
         };
         tasks.spawn(
             crate::trace::TRACE_ID
@@ -188,7 +202,9 @@ pub async fn execute(
         );
     }
     let (outcomes, first_failure) = collect(&mut tasks, req.calls.len(), req.mode, &group).await;
-    let success = outcomes.iter().all(|o| o.as_ref().is_some_and(|o| o.result.is_ok()));
+    let success = outcomes
+        .iter()
+        .all(|o| o.as_ref().is_some_and(|o| o.result.is_ok()));
     let data: Vec<Value> = req
         .calls
         .iter()
@@ -247,12 +263,17 @@ fn entry(call: &BatchCall, outcome: Option<Outcome>, first_failure: Option<&Fail
     };
     let duration_ms = outcome.duration_ms();
     match outcome.result {
-        Ok(output) => json!({"id": call.id, "tool": call.tool, "ok": true, "output": output, "duration_ms": duration_ms}),
+        Ok(output) => {
+            json!({"id": call.id, "tool": call.tool, "ok": true, "output": output, "duration_ms": duration_ms})
+        }
         Err(mut e) => {
             if e.kind == ErrorKind::Cancelled
                 && let Some((_, cause)) = first_failure
             {
-                e.message = format!("cancelled because a sibling call failed ({})", cause.kind.code());
+                e.message = format!(
+                    "cancelled because a sibling call failed ({})",
+                    cause.kind.code()
+                );
             }
             let problem = ApiError::from_tool(e, &call.tool).to_problem();
             json!({"id": call.id, "tool": call.tool, "ok": false, "error": problem, "duration_ms": duration_ms})

@@ -47,7 +47,10 @@ pub async fn describe_tool(
     Path(name): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     caller.require(&name)?;
-    let tool = state.registry.get(&name).ok_or_else(|| no_such_tool(&name))?;
+    let tool = state
+        .registry
+        .get(&name)
+        .ok_or_else(|| no_such_tool(&name))?;
     Ok(Json(tool_json(tool.spec())))
 }
 
@@ -69,7 +72,9 @@ pub async fn call_tool(
     let outcome = run_call(&state, &caller, &name, Value::Object(arguments), inv).await;
     let duration_ms = outcome.duration_ms();
     match outcome.result {
-        Ok(output) => Ok(Json(json!({"tool": name, "output": output, "duration_ms": duration_ms}))),
+        Ok(output) => Ok(Json(
+            json!({"tool": name, "output": output, "duration_ms": duration_ms}),
+        )),
         Err(e) => Err(ApiError::from_tool(e, &name)),
     }
 }

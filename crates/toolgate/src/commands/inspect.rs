@@ -20,7 +20,11 @@ pub(super) fn check(file: &Path) -> i32 {
     };
     match Registry::from_config(&loaded) {
         Ok(registry) => {
-            println!("{}: ok ({} tools)", file.display(), registry.tools().count());
+            println!(
+                "{}: ok ({} tools)",
+                file.display(),
+                registry.tools().count()
+            );
             0
         }
         Err(p) => report(&p),
@@ -37,7 +41,11 @@ pub(super) fn tools(config: &ConfigArg, as_json: bool) -> i32 {
         println!("{}", pretty(&json!({ "tools": tools })));
         return 0;
     }
-    let width = registry.tools().map(|t| t.spec().name.len()).max().unwrap_or(0);
+    let width = registry
+        .tools()
+        .map(|t| t.spec().name.len())
+        .max()
+        .unwrap_or(0);
     for t in registry.tools() {
         let s = t.spec();
         let summary = s.description.lines().next().unwrap_or_default();

@@ -63,6 +63,9 @@ fn report(problems: &Problems) -> i32 {
     for p in &problems.0 {
         eprintln!("{p}");
     }
-    eprintln!("toolgate: {} problem(s) in the configuration", problems.0.len());
+    eprintln!(
+        "toolgate: {} problem(s) in the configuration",
+        problems.0.len()
+    );
     EXIT_USAGE
 }

@@ -25,7 +25,9 @@ pub(super) async fn serve(config: &ConfigArg, listen: Option<SocketAddr>) -> i32
     // it once.
     let generated = (loaded.operator_key.is_none() && loaded.config.keys.is_empty()).then(|| {
         let key = generate_key();
-        println!("toolgate: no API key is configured; this run accepts the generated operator key:");
+        println!(
+            "toolgate: no API key is configured; this run accepts the generated operator key:"
+        );
         println!("  {key}");
         println!("  (set TOOLGATE_API_KEY or add [[keys]] to the config to choose your own)");
         SecretString::from(key)
@@ -38,7 +40,9 @@ pub(super) async fn serve(config: &ConfigArg, listen: Option<SocketAddr>) -> i32
             return EXIT_FAILURE;
         }
     };
-    let addr = app.local_addr().map_or_else(|_| listen.to_string(), |a| a.to_string());
+    let addr = app
+        .local_addr()
+        .map_or_else(|_| listen.to_string(), |a| a.to_string());
     tracing::info!(
         addr = %addr,
         tools = app.state().registry.tools().count(),

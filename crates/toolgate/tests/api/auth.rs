@@ -22,11 +22,28 @@ async fn server() -> TestServer {
 async fn no_key_is_401_with_www_authenticate() {
     let s = server().await;
     let resp = s.client.get(s.url("/api/v1/tools")).send().await.unwrap();
-    assert!(resp.headers()["www-authenticate"].to_str().unwrap().starts_with("Bearer"));
+    assert!(
+        resp.headers()["www-authenticate"]
+            .to_str()
+            .unwrap()
+            .starts_with("Bearer")
+    );
     expect_problem(resp, 401, "unauthorized").await;
-    let resp = s.client.post(s.url("/api/v1/tools/echo")).json(&json!({})).send().await.unwrap();
+    let resp = s
+        .client
+        .post(s.url("/api/v1/tools/echo"))
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
     expect_problem(resp, 401, "unauthorized").await;
-    let resp = s.client.post(s.url("/api/v1/tools/execute")).json(&json!({})).send().await.unwrap();
+    let resp = s
+        .client
+        .post(s.url("/api/v1/tools/execute"))
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
     expect_problem(resp, 401, "unauthorized").await;
 }
 
@@ -49,7 +66,10 @@ async fn an_unknown_key_is_403() {
 #[tokio::test]
 async fn both_headers_carry_a_key() {
     let s = server().await;
-    for (name, value) in [("X-Tool-API-Key", DB_KEY.to_owned()), ("Authorization", format!("Bearer {DB_KEY}"))] {
+    for (name, value) in [
+        ("X-Tool-API-Key", DB_KEY.to_owned()),
+        ("Authorization", format!("Bearer {DB_KEY}")),
+    ] {
         let resp = s
             .client
             .post(s.url("/api/v1/tools/echo"))
@@ -68,9 +88,17 @@ async fn a_key_sees_and_calls_only_its_tools() {
     let as_db = |path: &str| s.client.get(s.url(path)).header("X-Tool-API-Key", DB_KEY);
     let (status, _, body) = read(as_db("/api/v1/tools").send().await.unwrap()).await;
     assert_eq!(status, 200);
-    let mut names: Vec<&str> = body["tools"].as_array().unwrap().iter().map(|t| t["name"].as_str().unwrap()).collect();
+    let mut names: Vec<&str> = body["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
     names.sort_unstable();
-    assert_eq!(names, vec!["echo", "run_database_query", "run_system_audit"]);
+    assert_eq!(
+        names,
+        vec!["echo", "run_database_query", "run_system_audit"]
+    );
 
     // Its OpenAPI view lists the same tools.
     let (_, _, doc) = read(as_db("/api/v1/openapi.json").send().await.unwrap()).await;

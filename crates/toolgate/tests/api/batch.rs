@@ -33,7 +33,10 @@ async fn fail_fast_cancels_a_ten_second_sibling_at_once() {
     let elapsed = start.elapsed();
     let (status, ctype, body) = read(resp).await;
     assert!(elapsed < Duration::from_millis(900), "took {elapsed:?}");
-    assert_eq!(status, 504, "the response carries the failure's status: {body}");
+    assert_eq!(
+        status, 504,
+        "the response carries the failure's status: {body}"
+    );
     assert_eq!(ctype, "application/json");
     assert_eq!(body["success"], false);
     assert_eq!(body["error"]["code"], "timeout");
@@ -144,19 +147,46 @@ async fn malformed_batches_are_422_with_pointers() {
         (json!({}), "/calls"),
         (json!({"calls": []}), "/calls"),
         (json!({"calls": [{"arguments": {}}]}), "/calls/0/tool"),
-        (json!({"calls": [{"tool": "echo", "arguments": [1]}]}), "/calls/0/arguments"),
-        (json!({"calls": [{"tool": "echo"}], "mode": "yolo"}), "/mode"),
-        (json!({"calls": [{"tool": "echo"}], "timeout_ms": -1}), "/timeout_ms"),
-        (json!({"calls": [{"id": "x", "tool": "echo"}, {"id": "x", "tool": "echo"}]}), "/calls/1/id"),
+        (
+            json!({"calls": [{"tool": "echo", "arguments": [1]}]}),
+            "/calls/0/arguments",
+        ),
+        (
+            json!({"calls": [{"tool": "echo"}], "mode": "yolo"}),
+            "/mode",
+        ),
+        (
+            json!({"calls": [{"tool": "echo"}], "timeout_ms": -1}),
+            "/timeout_ms",
+        ),
+        (
+            json!({"calls": [{"id": "x", "tool": "echo"}, {"id": "x", "tool": "echo"}]}),
+            "/calls/1/id",
+        ),
         (json!({"calls": [{"tool": "echo"}], "extra": 1}), "/extra"),
     ];
     for (body, pointer) in cases {
-        let resp = s.post("/api/v1/tools/execute").json(&body).send().await.unwrap();
+        let resp = s
+            .post("/api/v1/tools/execute")
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
         let problem = expect_problem(resp, 422, "invalid_arguments").await;
-        let pointers: Vec<&str> = problem["errors"].as_array().unwrap().iter().map(|e| e["pointer"].as_str().unwrap()).collect();
+        let pointers: Vec<&str> = problem["errors"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["pointer"].as_str().unwrap())
+            .collect();
         assert!(pointers.contains(&pointer), "{body} → {pointers:?}");
     }
     let too_many: Vec<_> = (0..65).map(|_| json!({"tool": "echo"})).collect();
-    let resp = s.post("/api/v1/tools/execute").json(&json!({"calls": too_many})).send().await.unwrap();
+    let resp = s
+        .post("/api/v1/tools/execute")
+        .json(&json!({"calls": too_many}))
+        .send()
+        .await
+        .unwrap();
     expect_problem(resp, 422, "invalid_arguments").await;
 }

@@ -59,8 +59,16 @@ statement = "SELECT 1"
 fn check_reports_syntax_errors_and_unknown_fields() {
     for (text, line, needle) in [
         ("[[tools]]\nname = \"x\"\nkind = \n", 3, ""),
-        ("[[tools]]\nname = \"x\"\nkind = \"builtin\"\nbuiltin = \"echo\"\ntimeout = 5\n", 5, "timeout"),
-        ("[[tools]]\nname = \"x\"\nkind = \"teleport\"\n", 3, "teleport"),
+        (
+            "[[tools]]\nname = \"x\"\nkind = \"builtin\"\nbuiltin = \"echo\"\ntimeout = 5\n",
+            5,
+            "timeout",
+        ),
+        (
+            "[[tools]]\nname = \"x\"\nkind = \"teleport\"\n",
+            3,
+            "teleport",
+        ),
     ] {
         let f = write_config(text);
         let path = f.path().to_str().unwrap();
@@ -108,7 +116,13 @@ fn check_accepts_a_good_file() {
 fn tools_and_call_work_in_process() {
     let (code, out, _) = toolgate(&["tools"]);
     assert_eq!(code, 0);
-    for name in ["echo", "sleep", "fail", "run_database_query", "run_system_audit"] {
+    for name in [
+        "echo",
+        "sleep",
+        "fail",
+        "run_database_query",
+        "run_system_audit",
+    ] {
         assert!(out.contains(name), "{out}");
     }
     let (code, out, _) = toolgate(&["tools", "--json"]);
@@ -118,7 +132,10 @@ fn tools_and_call_work_in_process() {
 
     let (code, out, _) = toolgate(&["call", "echo", "--args", r#"{"hello":"world"}"#]);
     assert_eq!(code, 0);
-    assert_eq!(serde_json::from_str::<Value>(&out).unwrap(), json!({"hello": "world"}));
+    assert_eq!(
+        serde_json::from_str::<Value>(&out).unwrap(),
+        json!({"hello": "world"})
+    );
 
     let (code, _, err) = toolgate(&["call", "fail", "--args", r#"{"message":"bad"}"#]);
     assert_eq!(code, 1);
@@ -137,13 +154,28 @@ fn openapi_prints_the_document() {
     assert_eq!(v["openapi"], "3.1.0");
 }
 
-/// Start `toolgate serve` on a free port; returns the child and its address.
-fn serve(config: &std::path::Path, key: Option<&str>) -> (std::process::Child, String, BufReader<std::process::ChildStderr>) {
+/// Start `toolgate serve` on a free port; returns the child and its address. The
+/// caller waits for the child.
+#[allow(clippy::zombie_processes)]
+fn serve(
+    config: &std::path::Path,
+    key: Option<&str>,
+) -> (
+    std::process::Child,
+    String,
+    BufReader<std::process::ChildStderr>,
+) {
     let mut cmd = Command::new(BIN);
-    cmd.args(["serve", "--listen", "127.0.0.1:0", "--config", config.to_str().unwrap()])
-        .env_remove("TOOLGATE_API_KEY")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped());
+    cmd.args([
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--config",
+        config.to_str().unwrap(),
+    ])
+    .env_remove("TOOLGATE_API_KEY")
+    .stdout(Stdio::null())
+    .stderr(Stdio::piped());
     if let Some(k) = key {
         cmd.env("TOOLGATE_API_KEY", k);
     }
@@ -151,12 +183,16 @@ fn serve(config: &std::path::Path, key: Option<&str>) -> (std::process::Child, S
     let mut stderr = BufReader::new(child.stderr.take().unwrap());
     let start = Instant::now();
     loop {
-        assert!(start.elapsed() < Duration::from_secs(20), "server did not start");
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "server did not start"
+        );
         let mut line = String::new();
         if stderr.read_line(&mut line).unwrap() == 0 {
             panic!("server exited");
         }
-        let v: Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("not a JSON log line ({e}): {line}"));
+        let v: Value = serde_json::from_str(&line)
+            .unwrap_or_else(|e| panic!("not a JSON log line ({e}): {line}"));
         if v["msg"] == "listening" {
             return (child, v["addr"].as_str().unwrap().to_owned(), stderr);
         }
@@ -167,9 +203,16 @@ fn serve(config: &std::path::Path, key: Option<&str>) -> (std::process::Child, S
 async fn keys_new_makes_a_key_the_server_accepts_and_never_logs() {
     let (code, out, _) = toolgate(&["keys", "new", "--name", "ci-bot", "--scopes", "echo,run_*"]);
     assert_eq!(code, 0);
-    let key = out.lines().find_map(|l| l.strip_prefix("key:  ")).unwrap().to_owned();
+    let key = out
+        .lines()
+        .find_map(|l| l.strip_prefix("key:  "))
+        .unwrap()
+        .to_owned();
     let snippet = out.split_once("[[keys]]").unwrap().1;
-    assert!(!snippet.contains(&key), "the config snippet must not hold the key");
+    assert!(
+        !snippet.contains(&key),
+        "the config snippet must not hold the key"
+    );
     let config = format!("{}\n[[keys]]{snippet}", toolgate_config::DEMO_CONFIG);
     let f = write_config(&config);
     let operator = "operator-secret-for-log-test";
@@ -190,23 +233,52 @@ async fn keys_new_makes_a_key_the_server_accepts_and_never_logs() {
 
     // SIGTERM drains and exits 0.
     let pid = child.id().to_string();
-    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
     let status = child.wait().unwrap();
     assert_eq!(status.code(), Some(0));
     let logs: Vec<String> = stderr.lines().map(Result::unwrap).collect();
     let all = logs.join("\n");
     assert!(!all.contains(&key), "a key leaked into the logs");
-    assert!(!all.contains(operator), "the operator key leaked into the logs");
-    assert!(!all.contains("wrong-key"), "a presented key leaked into the logs");
+    assert!(
+        !all.contains(operator),
+        "the operator key leaked into the logs"
+    );
+    assert!(
+        !all.contains("wrong-key"),
+        "a presented key leaked into the logs"
+    );
     let call_lines: Vec<Value> = logs
         .iter()
         .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .filter(|v| v["msg"].as_str().is_some_and(|m| m.starts_with("tool call")))
+        .filter(|v| {
+            v["msg"]
+                .as_str()
+                .is_some_and(|m| m.starts_with("tool call"))
+        })
         .collect();
-    assert!(call_lines.iter().any(|v| v["key"] == "ci-bot" && v["tool"] == "echo" && v["outcome"] == "ok"));
+    assert!(
+        call_lines
+            .iter()
+            .any(|v| v["key"] == "ci-bot" && v["tool"] == "echo" && v["outcome"] == "ok")
+    );
     assert!(call_lines.iter().any(|v| v["key"] == "operator"));
     for v in &call_lines {
-        for field in ["ts", "level", "msg", "trace_id", "tool", "key", "duration_ms", "outcome"] {
+        for field in [
+            "ts",
+            "level",
+            "msg",
+            "trace_id",
+            "tool",
+            "key",
+            "duration_ms",
+            "outcome",
+        ] {
             assert!(!v[field].is_null(), "{field} missing in {v}");
         }
     }
@@ -216,7 +288,13 @@ async fn keys_new_makes_a_key_the_server_accepts_and_never_logs() {
 async fn serve_without_any_key_generates_one() {
     let f = write_config(toolgate_config::DEMO_CONFIG);
     let mut child = Command::new(BIN)
-        .args(["serve", "--listen", "127.0.0.1:0", "--config", f.path().to_str().unwrap()])
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--config",
+            f.path().to_str().unwrap(),
+        ])
         .env_remove("TOOLGATE_API_KEY")
         .stdout(Stdio::piped())
         .stderr(Stdio::null())

@@ -11,7 +11,9 @@ use crate::{expect_problem, read};
 #[tokio::test]
 async fn malformed_and_non_object_bodies_are_400() {
     let s = TestServer::demo().await.unwrap();
-    for body in ["{\"a\": ", "not json", "[1, 2]", "\"text\"", "42", "null", ""] {
+    for body in [
+        "{\"a\": ", "not json", "[1, 2]", "\"text\"", "42", "null", "",
+    ] {
         let resp = s
             .post("/api/v1/tools/echo")
             .header("content-type", "application/json")
@@ -28,14 +30,29 @@ async fn malformed_and_non_object_bodies_are_400() {
 async fn ten_thousand_levels_of_nesting_are_refused_cleanly() {
     let s = TestServer::demo().await.unwrap();
     let deep = format!("{{\"a\":{}1{}}}", "[".repeat(10_000), "]".repeat(10_000));
-    let resp = s.post("/api/v1/tools/echo").body(deep.clone()).send().await.unwrap();
+    let resp = s
+        .post("/api/v1/tools/echo")
+        .body(deep.clone())
+        .send()
+        .await
+        .unwrap();
     let problem = expect_problem(resp, 400, "invalid_json").await;
     assert!(problem["detail"].as_str().unwrap().contains("deeper"));
     // Unbalanced deep nesting too.
-    let resp = s.post("/api/v1/tools/echo").body("[".repeat(10_000)).send().await.unwrap();
+    let resp = s
+        .post("/api/v1/tools/echo")
+        .body("[".repeat(10_000))
+        .send()
+        .await
+        .unwrap();
     expect_problem(resp, 400, "invalid_json").await;
     // The batch endpoint uses the same body rules.
-    let resp = s.post("/api/v1/tools/execute").body(deep).send().await.unwrap();
+    let resp = s
+        .post("/api/v1/tools/execute")
+        .body(deep)
+        .send()
+        .await
+        .unwrap();
     expect_problem(resp, 400, "invalid_json").await;
 }
 
@@ -43,26 +60,48 @@ async fn ten_thousand_levels_of_nesting_are_refused_cleanly() {
 async fn a_ten_mib_body_is_413() {
     let s = TestServer::demo().await.unwrap();
     let big = format!("{{\"blob\": \"{}\"}}", "x".repeat(10 * 1024 * 1024));
-    let resp = s.post("/api/v1/tools/echo").body(big.clone()).send().await.unwrap();
+    let resp = s
+        .post("/api/v1/tools/echo")
+        .body(big.clone())
+        .send()
+        .await
+        .unwrap();
     let problem = expect_problem(resp, 413, "payload_too_large").await;
     assert!(problem["detail"].as_str().unwrap().contains("1048576"));
-    let resp = s.post("/api/v1/tools/execute").body(big).send().await.unwrap();
+    let resp = s
+        .post("/api/v1/tools/execute")
+        .body(big)
+        .send()
+        .await
+        .unwrap();
     expect_problem(resp, 413, "payload_too_large").await;
 }
 
 #[tokio::test]
 async fn wrong_argument_types_are_422_with_pointers() {
     let s = TestServer::demo().await.unwrap();
-    let resp = s.call("sleep", &json!({"ms": "soon"})).send().await.unwrap();
+    let resp = s
+        .call("sleep", &json!({"ms": "soon"}))
+        .send()
+        .await
+        .unwrap();
     let body = expect_problem(resp, 422, "invalid_arguments").await;
     assert_eq!(body["errors"][0]["pointer"], "/ms");
     assert_eq!(body["tool"], "sleep");
-    let resp = s.call("sleep", &json!({"ms": 600_001})).send().await.unwrap();
+    let resp = s
+        .call("sleep", &json!({"ms": 600_001}))
+        .send()
+        .await
+        .unwrap();
     expect_problem(resp, 422, "invalid_arguments").await;
     let resp = s.call("sleep", &json!({})).send().await.unwrap();
     let body = expect_problem(resp, 422, "invalid_arguments").await;
     assert_eq!(body["errors"][0]["pointer"], "");
-    let resp = s.call("run_database_query", &json!({"query": 5, "extra": true})).send().await.unwrap();
+    let resp = s
+        .call("run_database_query", &json!({"query": 5, "extra": true}))
+        .send()
+        .await
+        .unwrap();
     let body = expect_problem(resp, 422, "invalid_arguments").await;
     assert!(body["errors"].as_array().unwrap().len() >= 2, "{body}");
 }
@@ -81,7 +120,12 @@ async fn unknown_routes_and_methods_are_problems_too() {
     let s = TestServer::demo().await.unwrap();
     let resp = s.get("/api/v2/nothing").send().await.unwrap();
     expect_problem(resp, 404, "not_found").await;
-    let resp = s.client.delete(s.url("/api/v1/tools/echo")).send().await.unwrap();
+    let resp = s
+        .client
+        .delete(s.url("/api/v1/tools/echo"))
+        .send()
+        .await
+        .unwrap();
     expect_problem(resp, 405, "method_not_allowed").await;
 }
 
@@ -159,11 +203,17 @@ async fn cors_follows_the_config() {
         .request(reqwest::Method::OPTIONS, s.url("/api/v1/tools/echo"))
         .header("Origin", "https://app.example")
         .header("Access-Control-Request-Method", "POST")
-        .header("Access-Control-Request-Headers", "x-tool-api-key,content-type")
+        .header(
+            "Access-Control-Request-Headers",
+            "x-tool-api-key,content-type",
+        )
         .send()
         .await
         .unwrap();
-    assert_eq!(resp.headers()["access-control-allow-origin"], "https://app.example");
+    assert_eq!(
+        resp.headers()["access-control-allow-origin"],
+        "https://app.example"
+    );
     let resp = s
         .get("/api/v1/tools")
         .header("Origin", "https://evil.example")

@@ -1,7 +1,12 @@
 //! Black-box tests: a real server on 127.0.0.1:0 called over HTTP, and the real
 //! binary for the CLI. One test binary for the crate; one module per area.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs, unreachable_pub)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    missing_docs,
+    unreachable_pub
+)]
 
 mod auth;
 mod batch;

@@ -15,9 +15,17 @@ async fn the_document_is_openapi_3_1_with_one_operation_per_tool() {
         let name = tool["name"].as_str().unwrap();
         let op = &doc["paths"][format!("/api/v1/tools/{name}")]["post"];
         assert_eq!(op["operationId"], name);
-        assert_eq!(op["requestBody"]["content"]["application/json"]["schema"], tool["input_schema"]);
+        assert_eq!(
+            op["requestBody"]["content"]["application/json"]["schema"],
+            tool["input_schema"]
+        );
     }
-    for fixed in ["/api/v1/tools", "/api/v1/tools/execute", "/healthz", "/readyz"] {
+    for fixed in [
+        "/api/v1/tools",
+        "/api/v1/tools/execute",
+        "/healthz",
+        "/readyz",
+    ] {
         assert!(doc["paths"][fixed].is_object(), "{fixed}");
     }
     insta::assert_json_snapshot!("openapi", doc);
@@ -28,7 +36,12 @@ async fn the_docs_page_renders_the_document() {
     let s = TestServer::demo().await.unwrap();
     let resp = s.client.get(s.url("/docs")).send().await.unwrap();
     assert_eq!(resp.status(), 200);
-    assert!(resp.headers()["content-type"].to_str().unwrap().starts_with("text/html"));
+    assert!(
+        resp.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html")
+    );
     let html = resp.text().await.unwrap();
     assert!(html.contains("data-url=\"/openapi.json\""));
 }

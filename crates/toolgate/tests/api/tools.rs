@@ -32,7 +32,11 @@ async fn sleep_sleeps() {
 #[tokio::test]
 async fn fail_fails_as_a_tool_error() {
     let s = TestServer::demo().await.unwrap();
-    let resp = s.call("fail", &json!({"message": "boom"})).send().await.unwrap();
+    let resp = s
+        .call("fail", &json!({"message": "boom"}))
+        .send()
+        .await
+        .unwrap();
     let body = expect_problem(resp, 500, "tool_error").await;
     assert_eq!(body["detail"], "boom");
     assert_eq!(body["tool"], "fail");
@@ -41,7 +45,8 @@ async fn fail_fails_as_a_tool_error() {
 #[tokio::test]
 async fn run_database_query_reads_the_demo_database() {
     let s = TestServer::demo().await.unwrap();
-    let q = json!({"query": "SELECT name, type FROM sqlite_master WHERE type = 'table' ORDER BY name"});
+    let q =
+        json!({"query": "SELECT name, type FROM sqlite_master WHERE type = 'table' ORDER BY name"});
     let (status, _, body) = read(s.call("run_database_query", &q).send().await.unwrap()).await;
     assert_eq!(status, 200, "{body}");
     let tables: Vec<&str> = body["output"]["rows"]
@@ -55,7 +60,10 @@ async fn run_database_query_reads_the_demo_database() {
     }
     let count = json!({"query": "SELECT (SELECT count(*) FROM customers) + (SELECT count(*) FROM orders) + (SELECT count(*) FROM order_items) + (SELECT count(*) FROM products)"});
     let (_, _, body) = read(s.call("run_database_query", &count).send().await.unwrap()).await;
-    assert!(body["output"]["rows"][0][0].as_i64().unwrap() >= 1000, "{body}");
+    assert!(
+        body["output"]["rows"][0][0].as_i64().unwrap() >= 1000,
+        "{body}"
+    );
 }
 
 #[tokio::test]
@@ -72,8 +80,11 @@ async fn run_database_query_caps_rows() {
 async fn writes_through_run_database_query_are_refused_and_change_nothing() {
     let s = TestServer::demo().await.unwrap();
     let count = || {
-        s.call("run_database_query", &json!({"query": "SELECT count(*) FROM customers"}))
-            .send()
+        s.call(
+            "run_database_query",
+            &json!({"query": "SELECT count(*) FROM customers"}),
+        )
+        .send()
     };
     let (_, _, before) = read(count().await.unwrap()).await;
     for query in [
@@ -85,7 +96,11 @@ async fn writes_through_run_database_query_are_refused_and_change_nothing() {
         "ATTACH DATABASE '/tmp/evil.db' AS evil",
         "SELECT 1; DELETE FROM customers",
     ] {
-        let resp = s.call("run_database_query", &json!({"query": query})).send().await.unwrap();
+        let resp = s
+            .call("run_database_query", &json!({"query": query}))
+            .send()
+            .await
+            .unwrap();
         let (status, ctype, body) = read(resp).await;
         assert_eq!(ctype, "application/problem+json", "{query}: {body}");
         assert_eq!(status, 422, "{query}: {body}");
@@ -110,25 +125,44 @@ async fn a_runaway_query_is_stopped_by_its_deadline() {
     expect_problem(resp, 504, "timeout").await;
     assert!(start.elapsed() < Duration::from_secs(3));
     // The pool is still usable afterwards.
-    let ok = s.call("run_database_query", &json!({"query": "SELECT 1"})).send().await.unwrap();
+    let ok = s
+        .call("run_database_query", &json!({"query": "SELECT 1"}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(ok.status(), 200);
 }
 
 #[tokio::test]
 async fn declared_sql_tools_bind_their_parameters() {
     let s = TestServer::demo().await.unwrap();
-    let (status, _, body) = read(s.call("top_customers", &json!({"country": "DE", "limit": 2})).send().await.unwrap()).await;
+    let (status, _, body) = read(
+        s.call("top_customers", &json!({"country": "DE", "limit": 2}))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
     assert_eq!(status, 200, "{body}");
     let rows = body["output"]["rows"].as_array().unwrap();
     assert_eq!(rows.len(), 2);
     assert!(rows.iter().all(|r| r[2] == "DE"));
     // An injection attempt is just a value that matches nothing.
     let (status, _, body) = read(
-        s.call("top_customers", &json!({"country": "' OR 1=1 --"})).send().await.unwrap(),
+        s.call("top_customers", &json!({"country": "' OR 1=1 --"}))
+            .send()
+            .await
+            .unwrap(),
     )
     .await;
     assert_eq!(status, 422, "max_length 2 rejects it: {body}");
-    let (status, _, body) = read(s.call("top_customers", &json!({"country": "'1"})).send().await.unwrap()).await;
+    let (status, _, body) = read(
+        s.call("top_customers", &json!({"country": "'1"}))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
     assert_eq!(status, 200);
     assert_eq!(body["output"]["rows"], json!([]));
 }
@@ -136,7 +170,13 @@ async fn declared_sql_tools_bind_their_parameters() {
 #[tokio::test]
 async fn run_system_audit_reports_real_host_facts() {
     let s = TestServer::demo().await.unwrap();
-    let (status, _, body) = read(s.call("run_system_audit", &json!({"target": "web-1"})).send().await.unwrap()).await;
+    let (status, _, body) = read(
+        s.call("run_system_audit", &json!({"target": "web-1"}))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
     assert_eq!(status, 200, "{body}");
     let out = &body["output"];
     assert_eq!(out["target"], "web-1");
@@ -144,7 +184,10 @@ async fn run_system_audit_reports_real_host_facts() {
     let uptime = std::fs::read_to_string("/proc/uptime").unwrap();
     let host_uptime: f64 = uptime.split_whitespace().next().unwrap().parse().unwrap();
     let reported = out["uptime_seconds"].as_f64().unwrap();
-    assert!((reported - host_uptime).abs() < 5.0, "{reported} vs {host_uptime}");
+    assert!(
+        (reported - host_uptime).abs() < 5.0,
+        "{reported} vs {host_uptime}"
+    );
     assert!(out["memory"]["total_bytes"].as_u64().unwrap() > 0);
     assert!(out["os"]["kernel"].is_string());
 }
@@ -174,7 +217,10 @@ async fn a_client_that_goes_away_cancels_its_call() {
     assert!(gave_up.is_err());
     let start = Instant::now();
     while s.state.registry.in_flight() > 0 {
-        assert!(start.elapsed() < Duration::from_secs(2), "the call kept running");
+        assert!(
+            start.elapsed() < Duration::from_secs(2),
+            "the call kept running"
+        );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
@@ -195,10 +241,20 @@ async fn native_rust_tools_are_served_like_configured_ones() {
     .register(&mut registry)
     .unwrap();
     let s = TestServer::with_registry(&loaded, registry).await.unwrap();
-    let (status, _, body) = read(s.call("add", &json!({"a": 2, "b": 40})).send().await.unwrap()).await;
+    let (status, _, body) = read(
+        s.call("add", &json!({"a": 2, "b": 40}))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
     assert_eq!(status, 200);
     assert_eq!(body["output"]["sum"], 42);
-    let resp = s.call("add", &json!({"a": "two", "b": 40})).send().await.unwrap();
+    let resp = s
+        .call("add", &json!({"a": "two", "b": 40}))
+        .send()
+        .await
+        .unwrap();
     let body = expect_problem(resp, 422, "invalid_arguments").await;
     assert_eq!(body["errors"][0]["pointer"], "/a");
 }
