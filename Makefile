@@ -1,0 +1,41 @@
+# toolgate: `make test` is what CI runs (.ci/run calls it).
+
+CARGO ?= cargo
+
+.PHONY: test fmt-check lint unit doc-test openapi-check run build release fmt
+
+## Everything CI checks: formatting, lints, all tests, OpenAPI validity.
+test: fmt-check lint doc-test openapi-check unit
+
+fmt-check:
+	$(CARGO) fmt --all -- --check
+
+lint:
+	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
+
+## Unit and integration tests (nextest when installed, cargo test otherwise).
+unit:
+	@if $(CARGO) nextest --version >/dev/null 2>&1; then \
+		$(CARGO) nextest run --workspace --locked --no-fail-fast; \
+	else \
+		$(CARGO) test --workspace --locked --no-fail-fast; \
+	fi
+
+doc-test:
+	$(CARGO) test --workspace --locked --doc
+
+openapi-check:
+	scripts/check-openapi.sh
+
+## Serve the embedded demo on 127.0.0.1:8080.
+run:
+	$(CARGO) run --release --locked -- serve
+
+build:
+	$(CARGO) build --workspace --locked
+
+release:
+	$(CARGO) build --release --locked -p toolgate
+
+fmt:
+	$(CARGO) fmt --all
