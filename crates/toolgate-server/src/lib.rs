@@ -80,7 +80,10 @@ pub async fn serve(
     let graceful = async move {
         shutdown.await;
         readiness.set_draining();
-        tracing::info!(drain_timeout_ms = drain_timeout.as_millis(), "draining");
+        tracing::info!(
+            drain_timeout_ms = u64::try_from(drain_timeout.as_millis()).unwrap_or(u64::MAX),
+            "draining"
+        );
         let _ = drain_started_tx.send(());
     };
     let server = axum::serve(listener, app).with_graceful_shutdown(graceful);

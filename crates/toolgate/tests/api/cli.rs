@@ -310,3 +310,44 @@ async fn serve_without_any_key_generates_one() {
     let key = text.lines().nth(1).unwrap().trim();
     assert!(key.starts_with("tg_") && key.len() > 40, "{text}");
 }
+
+#[test]
+fn env_references_in_the_config_are_expanded_and_checked() {
+    let f = write_config(
+        "[[keys]]\nname = \"ci\"\nhash = \"${TG_TEST_KEY_HASH}\"\nscopes = [\"echo\"]\n\n[sources.db]\nkind = \"sqlite\"\npath = \"${TG_TEST_DB_DIR:-/nonexistent}/x.db\"\n",
+    );
+    let path = f.path().to_str().unwrap();
+    let hash = toolgate_config::KeyHash::of("k").to_string();
+    let dir = tempfile::tempdir().unwrap();
+    rusqlite_free_db(dir.path());
+    let ok = Command::new(BIN)
+        .args(["check", path])
+        .env("TG_TEST_KEY_HASH", &hash)
+        .env("TG_TEST_DB_DIR", dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(
+        ok.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    let missing = Command::new(BIN)
+        .args(["check", path])
+        .env_remove("TG_TEST_KEY_HASH")
+        .env("TG_TEST_DB_DIR", dir.path())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&missing.stderr);
+    assert_eq!(missing.status.code(), Some(2));
+    assert!(
+        err.contains(&format!("{path}:3:")) && err.contains("TG_TEST_KEY_HASH is not set"),
+        "{err}"
+    );
+}
+
+/// Make an empty SQLite database file at `dir/x.db` by asking toolgate itself to do
+/// nothing with it: an empty file is a valid empty SQLite database.
+fn rusqlite_free_db(dir: &std::path::Path) {
+    std::fs::write(dir.join("x.db"), b"").unwrap();
+}

@@ -12,6 +12,7 @@ mod auth;
 mod batch;
 mod cli;
 mod errors;
+mod lifecycle;
 mod openapi;
 mod tools;
 
