@@ -8,7 +8,7 @@
 //!   operator key from `TOOLGATE_API_KEY`. This crate is the only place that reads the
 //!   environment.
 //! - [`keys`]: API key hashes and scope patterns, compared in constant time.
-//! - [`load`]: parsing plus validation, every problem reported with file, line and
+//! - [`load`] (with `validate`): parsing plus validation, every problem reported with file, line and
 //!   column ([`Problem`]); [`DEMO_CONFIG`] is the embedded default.
 //!
 //! Flow: `load::from_file` / `load::from_str` → [`LoadedConfig`] (config + source text
@@ -18,6 +18,7 @@ pub mod env;
 pub mod keys;
 pub mod load;
 pub mod model;
+mod validate;
 
 pub use keys::{KeyHash, ScopePattern};
 pub use load::{DEMO_CONFIG, LoadedConfig, Problem, Problems};

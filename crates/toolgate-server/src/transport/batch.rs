@@ -234,6 +234,9 @@ async fn collect(
 ) -> (Vec<Option<Outcome>>, Option<Failure>) {
     let mut outcomes: Vec<Option<Outcome>> = (0..n).map(|_| None).collect();
     let mut first_failure: Option<Failure> = None;
+    // Siblings we cancelled report `cancelled`; that is a consequence, not a cause.
+    // A cancellation from above (the server's drain) is a cause and counts.
+    let mut we_cancelled = false;
     while let Some(joined) = tasks.join_next().await {
         let Ok((index, outcome)) = joined else {
             // A task panicked: its entry stays empty and is reported as an internal failure.
@@ -242,10 +245,11 @@ async fn collect(
         };
         if let Err(e) = &outcome.result
             && first_failure.is_none()
-            && !(group.is_cancelled() && e.kind == ErrorKind::Cancelled)
+            && !(we_cancelled && e.kind == ErrorKind::Cancelled)
         {
             first_failure = Some((index, e.clone()));
             if mode == Mode::FailFast {
+                we_cancelled = true;
                 group.cancel();
             }
         }

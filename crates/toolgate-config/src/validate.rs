@@ -1,0 +1,270 @@
+//! Semantic validation of a parsed config: everything TOML's types cannot say
+//! (unique names, known sources, fields that belong to another kind, key hashes),
+//! every problem located at its line.
+
+use std::collections::HashSet;
+use std::ops::Range;
+
+use crate::keys::{KeyHash, ScopePattern};
+use crate::load::{LoadedConfig, Problem, is_valid_tool_name};
+use crate::model::{Config, ParamType, SourceKind, ToolConfig, ToolKind};
+
+/// Tool names that would collide with fixed routes.
+const RESERVED_NAMES: &[&str] = &["execute"];
+
+struct Checker<'a> {
+    loaded: &'a LoadedConfig,
+    problems: Vec<Problem>,
+}
+
+impl Checker<'_> {
+    fn report(&mut self, span: Range<usize>, message: impl Into<String>) {
+        let p = self.loaded.problem(span, message.into());
+        self.problems.push(p);
+    }
+}
+
+pub(crate) fn validate(loaded: &LoadedConfig) -> Vec<Problem> {
+    let mut c = Checker {
+        loaded,
+        problems: Vec::new(),
+    };
+    let cfg = &loaded.config;
+    check_server(&mut c, cfg);
+    check_keys(&mut c, cfg);
+    check_sources(&mut c, cfg);
+    let mut seen = HashSet::new();
+    for tool in &cfg.tools {
+        check_tool(&mut c, cfg, tool, &mut seen);
+    }
+    c.problems
+}
+
+fn check_server(c: &mut Checker<'_>, cfg: &Config) {
+    let s = &cfg.server;
+    if s.listen.get_ref().parse::<std::net::SocketAddr>().is_err() {
+        c.report(
+            s.listen.span(),
+            format!("listen address {:?} is not IP:PORT", s.listen.get_ref()),
+        );
+    }
+    for (value, what) in [
+        (s.body_limit_bytes, "body_limit_bytes"),
+        (s.json_max_depth, "json_max_depth"),
+        (s.max_batch_calls, "max_batch_calls"),
+    ] {
+        if value == 0 {
+            c.report(0..0, format!("[server] {what} must be at least 1"));
+        }
+    }
+    let d = &cfg.defaults;
+    if d.timeout_ms == 0 || d.max_concurrency == 0 {
+        c.report(
+            0..0,
+            "[defaults] timeout_ms and max_concurrency must be at least 1",
+        );
+    }
+}
+
+fn check_keys(c: &mut Checker<'_>, cfg: &Config) {
+    let mut names = HashSet::new();
+    for key in &cfg.keys {
+        if !names.insert(key.name.get_ref().clone()) {
+            c.report(
+                key.name.span(),
+                format!("duplicate key name {:?}", key.name.get_ref()),
+            );
+        }
+        if let Err(e) = KeyHash::parse(key.hash.get_ref().as_str()) {
+            c.report(key.hash.span(), e);
+        }
+        if key.scopes.get_ref().is_empty() {
+            c.report(
+                key.scopes.span(),
+                "a key needs at least one scope (`*` for all tools)",
+            );
+        }
+        for scope in key.scopes.get_ref() {
+            if let Err(e) = ScopePattern::parse(scope) {
+                c.report(key.scopes.span(), e);
+            }
+        }
+    }
+}
+
+fn check_sources(c: &mut Checker<'_>, cfg: &Config) {
+    for (name, source) in &cfg.sources {
+        let s = source.get_ref();
+        match s.kind {
+            SourceKind::Sqlite => match (&s.path, s.demo) {
+                (Some(p), true) => c.report(
+                    p.span(),
+                    format!("source {name:?}: give either `path` or `demo = true`, not both"),
+                ),
+                (None, false) => c.report(
+                    source.span(),
+                    format!("source {name:?}: a sqlite source needs `path` (or `demo = true`)"),
+                ),
+                _ => {}
+            },
+        }
+        if s.pool_size == 0 || s.pool_size > 256 {
+            c.report(
+                source.span(),
+                format!("source {name:?}: pool_size must be 1..=256"),
+            );
+        }
+    }
+}
+
+fn check_tool(c: &mut Checker<'_>, cfg: &Config, t: &ToolConfig, seen: &mut HashSet<String>) {
+    let name = t.name.get_ref();
+    let at = t.name.span();
+    if !is_valid_tool_name(name) {
+        c.report(
+            at.clone(),
+            format!("tool name {name:?} must be 1 to 64 of A-Z a-z 0-9 _ -"),
+        );
+    }
+    if RESERVED_NAMES.contains(&name.as_str()) {
+        c.report(at.clone(), format!("tool name {name:?} is reserved"));
+    }
+    if !seen.insert(name.clone()) {
+        c.report(at.clone(), format!("duplicate tool name {name:?}"));
+    }
+    if let Some(ms) = &t.timeout_ms
+        && (*ms.get_ref() == 0 || *ms.get_ref() > 86_400_000)
+    {
+        c.report(ms.span(), "timeout_ms must be 1..=86400000 (24 h)");
+    }
+    if let Some(n) = &t.max_concurrency
+        && *n.get_ref() == 0
+    {
+        c.report(n.span(), "max_concurrency must be at least 1");
+    }
+    if let Some(schema) = &t.output_schema
+        && !schema.is_object()
+    {
+        c.report(
+            at.clone(),
+            format!("tool {name:?}: output_schema must be a table"),
+        );
+    }
+    check_kind_fields(c, cfg, t);
+}
+
+fn check_kind_fields(c: &mut Checker<'_>, cfg: &Config, t: &ToolConfig) {
+    let name = t.name.get_ref();
+    let kind = *t.kind.get_ref();
+    let kind_at = t.kind.span();
+    let misplaced =
+        |field: &str, kinds: &str| format!("tool {name:?}: `{field}` is only for {kinds} tools");
+    if kind != ToolKind::Builtin && t.builtin.is_some() {
+        c.report(kind_at.clone(), misplaced("builtin", "builtin"));
+    }
+    if kind == ToolKind::Builtin {
+        if t.builtin.is_none() {
+            c.report(
+                kind_at.clone(),
+                format!("tool {name:?}: a builtin tool needs `builtin`"),
+            );
+        }
+        for (present, field) in [
+            (t.source.is_some(), "source"),
+            (t.max_rows.is_some(), "max_rows"),
+        ] {
+            if present {
+                c.report(kind_at.clone(), misplaced(field, "sql and sql_query"));
+            }
+        }
+    }
+    if kind != ToolKind::Sql {
+        if t.statement.is_some() {
+            c.report(kind_at.clone(), misplaced("statement", "sql"));
+        }
+        if !t.params.is_empty() {
+            c.report(kind_at.clone(), misplaced("params", "sql"));
+        }
+        if t.destructive == Some(true) {
+            c.report(
+                kind_at.clone(),
+                format!("tool {name:?}: only sql tools may be destructive"),
+            );
+        }
+    }
+    if matches!(kind, ToolKind::Sql | ToolKind::SqlQuery) {
+        match &t.source {
+            None => c.report(kind_at.clone(), format!("tool {name:?}: needs `source`")),
+            Some(s) if !cfg.sources.contains_key(s.get_ref()) => c.report(
+                s.span(),
+                format!("tool {name:?}: unknown source {:?}", s.get_ref()),
+            ),
+            Some(_) => {}
+        }
+        if let Some(rows) = &t.max_rows
+            && (*rows.get_ref() == 0 || *rows.get_ref() > 100_000)
+        {
+            c.report(rows.span(), "max_rows must be 1..=100000");
+        }
+    }
+    if kind == ToolKind::Sql {
+        if t.statement.is_none() {
+            c.report(
+                kind_at,
+                format!("tool {name:?}: a sql tool needs `statement`"),
+            );
+        }
+        check_params(c, t);
+    }
+}
+
+fn check_params(c: &mut Checker<'_>, t: &ToolConfig) {
+    let mut names = HashSet::new();
+    for p in &t.params {
+        let pname = p.name.get_ref();
+        let ok = !pname.is_empty()
+            && pname
+                .chars()
+                .all(|ch| ch.is_ascii_alphanumeric() || ch == '_')
+            && !pname.starts_with(|ch: char| ch.is_ascii_digit());
+        if !ok {
+            c.report(
+                p.name.span(),
+                format!("parameter name {pname:?} must be an identifier"),
+            );
+        }
+        if !names.insert(pname.clone()) {
+            c.report(p.name.span(), format!("duplicate parameter {pname:?}"));
+        }
+        let numeric = matches!(p.ty, ParamType::Integer | ParamType::Number);
+        if !numeric && (p.minimum.is_some() || p.maximum.is_some()) {
+            c.report(
+                p.name.span(),
+                format!("parameter {pname:?}: minimum/maximum need a numeric type"),
+            );
+        }
+        if p.ty != ParamType::String && p.max_length.is_some() {
+            c.report(
+                p.name.span(),
+                format!("parameter {pname:?}: max_length needs type string"),
+            );
+        }
+        if let Some(d) = &p.default {
+            let fits = match p.ty {
+                ParamType::String => d.is_string(),
+                ParamType::Integer => d.is_i64(),
+                ParamType::Number => d.is_number(),
+                ParamType::Boolean => d.is_boolean(),
+            };
+            if !fits {
+                c.report(
+                    p.name.span(),
+                    format!(
+                        "parameter {pname:?}: default {d} is not of type {}",
+                        p.ty.json_type()
+                    ),
+                );
+            }
+        }
+    }
+}
