@@ -74,12 +74,14 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let readiness = state.readiness.clone();
     let calls = state.calls.clone();
+    let shutting_down = state.shutdown.clone();
     let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
     readiness.set_ready();
     let (drain_started_tx, drain_started) = tokio::sync::oneshot::channel::<()>();
     let graceful = async move {
         shutdown.await;
         readiness.set_draining();
+        shutting_down.cancel();
         tracing::info!(
             drain_timeout_ms = u64::try_from(drain_timeout.as_millis()).unwrap_or(u64::MAX),
             "draining"

@@ -39,6 +39,8 @@ pub struct AppState {
     pub docs: Arc<Documents>,
     /// Parent of every call's cancellation; cancelled when a drain runs out of time.
     pub calls: CancellationToken,
+    /// Fires when the drain starts (long-lived connections close on it).
+    pub shutdown: CancellationToken,
 }
 
 impl AppState {
@@ -65,6 +67,7 @@ impl AppState {
             }),
             readiness: Readiness::default(),
             calls: CancellationToken::new(),
+            shutdown: CancellationToken::new(),
         }
     }
 }
