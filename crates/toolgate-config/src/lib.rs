@@ -23,6 +23,6 @@ mod validate;
 pub use keys::{KeyHash, ScopePattern};
 pub use load::{DEMO_CONFIG, LoadedConfig, Problem, Problems};
 pub use model::{
-    BuiltinName, Config, KeyConfig, ParamConfig, ParamType, ServerConfig, SourceConfig, SourceKind,
-    ToolConfig, ToolDefaults, ToolKind,
+    BreakerConfig, BuiltinName, Config, KeyConfig, ParamConfig, ParamType, RateLimitConfig,
+    RetryConfig, ServerConfig, SourceConfig, SourceKind, ToolConfig, ToolDefaults, ToolKind,
 };

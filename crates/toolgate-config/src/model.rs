@@ -47,6 +47,21 @@ pub struct ServerConfig {
     /// On SIGTERM/SIGINT, how long in-flight calls may finish before they are
     /// cancelled, in ms. Default 30000.
     pub drain_timeout_ms: u64,
+    /// Interval of the comment heartbeats on an idle SSE stream, in ms, so that
+    /// proxies and clients do not time the stream out. `0` sends none. Default 15000.
+    pub sse_heartbeat_ms: u64,
+    /// Calls one WebSocket may have in flight; past it the server stops reading the
+    /// socket until a call finishes (backpressure). Default 64.
+    pub ws_max_in_flight: usize,
+    /// Largest WebSocket message (and frame) in bytes; a larger one closes the socket
+    /// with code 1009. Default 1 MiB.
+    pub ws_max_message_bytes: usize,
+    /// Interval of the server's WebSocket pings, in ms; a peer silent for two intervals
+    /// is dropped. `0` sends none. Default 30000.
+    pub ws_ping_interval_ms: u64,
+    /// Requests in flight at once (health probes excepted); past it requests are
+    /// refused with `503 overloaded` before their body is read. Default 4096.
+    pub max_in_flight_requests: usize,
 }
 
 impl Default for ServerConfig {
@@ -58,6 +73,11 @@ impl Default for ServerConfig {
             max_batch_calls: 64,
             cors_allowed_origins: Vec::new(),
             drain_timeout_ms: 30_000,
+            sse_heartbeat_ms: 15_000,
+            ws_max_in_flight: 64,
+            ws_max_message_bytes: 1024 * 1024,
+            ws_ping_interval_ms: 30_000,
+            max_in_flight_requests: 4096,
         }
     }
 }
@@ -94,6 +114,87 @@ pub struct KeyConfig {
     pub hash: Spanned<EnvString>,
     /// Tool-name patterns this key may call (`*` wildcards).
     pub scopes: Spanned<Vec<String>>,
+    /// Calls per second this key may make (a token bucket). Default: unlimited.
+    #[serde(default)]
+    pub rate_limit: Option<Spanned<RateLimitConfig>>,
+}
+
+/// `rate_limit = { per_second = 10, burst = 20 }`: a token bucket per key. Each call
+/// takes one token (each call of a batch too).
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimitConfig {
+    /// Tokens added per second.
+    pub per_second: f64,
+    /// Largest burst. Default: `per_second`, at least 1.
+    #[serde(default)]
+    pub burst: Option<f64>,
+}
+
+/// `retry = { ... }` on a tool: retries of retryable failures (the dependency was
+/// unavailable, or an attempt timed out), for idempotent tools only.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RetryConfig {
+    /// Attempts in all, the first included. Default 3.
+    pub max_attempts: u32,
+    /// Backoff before the first retry in ms, doubled per retry, fully jittered. Default 50.
+    pub base_delay_ms: u64,
+    /// Largest backoff in ms. Default 2000.
+    pub max_delay_ms: u64,
+    /// Deadline of one attempt in ms (the call's deadline still bounds them all).
+    pub attempt_timeout_ms: Option<u64>,
+    /// Retries allowed as a percentage of calls over a 10 s window. Default 20.
+    pub budget_percent: f64,
+    /// Retries allowed per second regardless of traffic. Default 1.
+    pub budget_min_per_second: f64,
+}
+
+impl Default for RetryConfig {
+    fn default() -> Self {
+        Self {
+            max_attempts: 3,
+            base_delay_ms: 50,
+            max_delay_ms: 2000,
+            attempt_timeout_ms: None,
+            budget_percent: 20.0,
+            budget_min_per_second: 1.0,
+        }
+    }
+}
+
+/// `breaker = { ... }` on a tool: a circuit breaker over its dependency.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BreakerConfig {
+    /// Calls in the sliding window. Default 20.
+    pub window: usize,
+    /// Calls in the window before it is judged. Default 10.
+    pub min_calls: usize,
+    /// Open at this percentage of failed calls. Default 50.
+    pub failure_rate_percent: f64,
+    /// A call at least this long (ms) is slow. Default 5000.
+    pub slow_call_ms: u64,
+    /// Open at this percentage of slow calls. Default 100.
+    pub slow_call_rate_percent: f64,
+    /// How long to stay open, in ms. Default 30000.
+    pub open_ms: u64,
+    /// Probes let through when half-open. Default 3.
+    pub half_open_probes: usize,
+}
+
+impl Default for BreakerConfig {
+    fn default() -> Self {
+        Self {
+            window: 20,
+            min_calls: 10,
+            failure_rate_percent: 50.0,
+            slow_call_ms: 5000,
+            slow_call_rate_percent: 100.0,
+            open_ms: 30_000,
+            half_open_probes: 3,
+        }
+    }
 }
 
 /// Kinds of data source.
@@ -257,6 +358,12 @@ pub struct ToolConfig {
     /// `sql` and `sql_query`: most rows returned; more set `truncated`. Default 1000.
     #[serde(default)]
     pub max_rows: Option<Spanned<usize>>,
+    /// Retries (idempotent tools only). Default: none.
+    #[serde(default)]
+    pub retry: Option<Spanned<RetryConfig>>,
+    /// A circuit breaker. Default: none.
+    #[serde(default)]
+    pub breaker: Option<Spanned<BreakerConfig>>,
 }
 
 impl ToolConfig {

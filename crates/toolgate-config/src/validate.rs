@@ -89,6 +89,13 @@ fn check_keys(c: &mut Checker<'_>, cfg: &Config) {
                 c.report(key.scopes.span(), e);
             }
         }
+        if let Some(rl) = &key.rate_limit {
+            let r = rl.get_ref();
+            let burst_ok = r.burst.is_none_or(|b| b.is_finite() && b >= 1.0);
+            if !(r.per_second.is_finite() && r.per_second > 0.0 && burst_ok) {
+                c.report(rl.span(), "rate_limit needs per_second > 0 and burst >= 1");
+            }
+        }
     }
 }
 
@@ -151,6 +158,48 @@ fn check_tool(c: &mut Checker<'_>, cfg: &Config, t: &ToolConfig, seen: &mut Hash
         );
     }
     check_kind_fields(c, cfg, t);
+    check_policies(c, t);
+}
+
+fn check_policies(c: &mut Checker<'_>, t: &ToolConfig) {
+    let percent = |p: f64| (0.0..=100.0).contains(&p);
+    if let Some(r) = &t.retry {
+        let v = r.get_ref();
+        if !(1..=10).contains(&v.max_attempts) {
+            c.report(r.span(), "retry.max_attempts must be 1..=10");
+        }
+        if v.base_delay_ms == 0 || v.max_delay_ms < v.base_delay_ms {
+            c.report(
+                r.span(),
+                "retry needs base_delay_ms >= 1 and max_delay_ms >= base_delay_ms",
+            );
+        }
+        if v.attempt_timeout_ms == Some(0) {
+            c.report(r.span(), "retry.attempt_timeout_ms must be at least 1");
+        }
+        let floor_ok = v.budget_min_per_second.is_finite() && v.budget_min_per_second >= 0.0;
+        if !percent(v.budget_percent) || !floor_ok {
+            c.report(
+                r.span(),
+                "retry.budget_percent must be 0..=100 and budget_min_per_second >= 0",
+            );
+        }
+    }
+    if let Some(b) = &t.breaker {
+        let v = b.get_ref();
+        if v.window == 0 || v.min_calls == 0 || v.min_calls > v.window {
+            c.report(b.span(), "breaker needs 1 <= min_calls <= window");
+        }
+        if !percent(v.failure_rate_percent) || !percent(v.slow_call_rate_percent) {
+            c.report(b.span(), "breaker rates are percentages (0..=100)");
+        }
+        if v.open_ms == 0 || v.half_open_probes == 0 || v.slow_call_ms == 0 {
+            c.report(
+                b.span(),
+                "breaker.open_ms, slow_call_ms and half_open_probes must be at least 1",
+            );
+        }
+    }
 }
 
 fn check_kind_fields(c: &mut Checker<'_>, cfg: &Config, t: &ToolConfig) {

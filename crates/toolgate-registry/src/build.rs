@@ -8,9 +8,10 @@ use serde_json::Value;
 use toml::Spanned;
 use toolgate_config::{Config, LoadedConfig, Problem, Problems, ToolConfig, ToolKind};
 use toolgate_core::{Annotations, Tool, ToolSpec};
+use toolgate_resilience::{BreakerPolicy, RetryPolicy};
 use toolgate_tool_sql::{QueryTool, SqliteSource, StatementTool};
 
-use crate::Registry;
+use crate::{Policies, Registry};
 
 /// Row cap of SQL tools that do not set `max_rows`.
 const DEFAULT_MAX_ROWS: usize = 1000;
@@ -50,7 +51,9 @@ impl Registry {
             match build_tool(t, &sources) {
                 Ok(built) => {
                     let tool = Arc::clone(&built.tool);
-                    if let Err(e) = registry.register(spec_for(cfg, t, built), tool) {
+                    let policies = policies_for(t);
+                    if let Err(e) = registry.register_with(spec_for(cfg, t, built), tool, policies)
+                    {
                         problems.push(loaded.problem(t.name.span(), e));
                     }
                 }
@@ -189,5 +192,34 @@ fn spec_for(cfg: &Config, t: &ToolConfig, built: Built) -> ToolSpec {
             .as_ref()
             .map_or(cfg.defaults.max_concurrency, |n| *n.get_ref()),
         max_queue: t.max_queue.unwrap_or(cfg.defaults.max_queue),
+    }
+}
+
+fn policies_for(t: &ToolConfig) -> Policies {
+    let ms = Duration::from_millis;
+    Policies {
+        retry: t.retry.as_ref().map(|r| {
+            let r = r.get_ref();
+            RetryPolicy {
+                max_attempts: r.max_attempts,
+                base_delay: ms(r.base_delay_ms),
+                max_delay: ms(r.max_delay_ms),
+                attempt_timeout: r.attempt_timeout_ms.map(ms),
+                budget_ratio: r.budget_percent / 100.0,
+                budget_min_per_second: r.budget_min_per_second,
+            }
+        }),
+        breaker: t.breaker.as_ref().map(|b| {
+            let b = b.get_ref();
+            BreakerPolicy {
+                window: b.window,
+                min_calls: b.min_calls,
+                failure_rate: b.failure_rate_percent / 100.0,
+                slow_call_duration: ms(b.slow_call_ms),
+                slow_call_rate: b.slow_call_rate_percent / 100.0,
+                open_duration: ms(b.open_ms),
+                half_open_probes: b.half_open_probes,
+            }
+        }),
     }
 }

@@ -8,16 +8,20 @@
 //! ```text
 //! lookup → validate arguments (compiled schema, JSON-pointer errors)
 //!        → deadline (tool maximum, lowered by the caller)
-//!        → bulkhead (concurrency limit + bounded queue, 429 past it)
-//!        → Tool::call, raced against the deadline and the caller's cancellation
+//!        → circuit breaker (503 while open) → bulkhead (limit + bounded queue, 429)
+//!        → attempts of Tool::call, raced against the deadline and the caller's
+//!          cancellation, retried (idempotent tools, retryable failures) within a budget
 //! ```
 //!
-//! - [`registry`]: [`Registry`], [`Invocation`], [`RegisteredTool`].
+//! - [`registry`]: [`Registry`] (swapped whole on reload), [`Invocation`],
+//!   [`RegisteredTool`], [`Policies`].
+//! - `call`: one call through the policy stack.
 //! - [`build`]: config → tools (built-ins, SQL sources and tools).
 //! - [`validate`]: compiled argument schemas.
 
 pub mod build;
+mod call;
 pub mod registry;
 pub mod validate;
 
-pub use registry::{Invocation, RegisteredTool, Registry};
+pub use registry::{Invocation, Policies, RegisteredTool, Registry};

@@ -1,29 +1,39 @@
-//! [`Registry`]: the tools by name, and [`Registry::invoke`], the single way to call one.
+//! [`Registry`]: the tools by name, swappable as a whole on reload, and
+//! [`Registry::invoke`], the single way to call one.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use serde_json::Value;
-use tokio::time::Instant;
+use arc_swap::ArcSwap;
+use tokio::sync::watch;
 use toolgate_core::{
-    CallContext, CancellationToken, ErrorKind, ProgressSink, Tool, ToolCall, ToolError, ToolOutput,
-    ToolSpec,
+    CancellationToken, ErrorKind, ProgressSink, Tool, ToolCall, ToolError, ToolOutput, ToolSpec,
 };
-use toolgate_resilience::{Bulkhead, deadline};
+use toolgate_resilience::{
+    BreakerPolicy, BreakerState, Bulkhead, CircuitBreaker, RetryBudget, RetryPolicy,
+};
 
 use crate::validate::ArgumentSchema;
 
-/// How long a caller refused by a full queue should wait before trying again.
-const QUEUE_FULL_RETRY_AFTER: Duration = Duration::from_secs(1);
+/// The resilience policies wrapped around one tool.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Policies {
+    /// Retries, for idempotent tools only.
+    pub retry: Option<RetryPolicy>,
+    /// A circuit breaker.
+    pub breaker: Option<BreakerPolicy>,
+}
 
 /// One tool with everything the registry wraps around it.
 pub struct RegisteredTool {
-    spec: ToolSpec,
-    tool: Arc<dyn Tool>,
-    schema: ArgumentSchema,
-    bulkhead: Bulkhead,
+    pub(crate) spec: ToolSpec,
+    pub(crate) tool: Arc<dyn Tool>,
+    pub(crate) schema: ArgumentSchema,
+    pub(crate) bulkhead: Bulkhead,
+    pub(crate) retry: Option<(RetryPolicy, RetryBudget)>,
+    pub(crate) breaker: Option<CircuitBreaker>,
 }
 
 impl std::fmt::Debug for RegisteredTool {
@@ -38,11 +48,22 @@ impl RegisteredTool {
     /// Wrap `tool`, compiling its input schema.
     ///
     /// # Errors
-    /// The input schema is not a valid JSON Schema.
-    pub fn new(spec: ToolSpec, tool: Arc<dyn Tool>) -> Result<Self, String> {
+    /// The input schema is not a valid JSON Schema, or retries are asked for a tool
+    /// that is not idempotent.
+    pub fn new(spec: ToolSpec, tool: Arc<dyn Tool>, policies: Policies) -> Result<Self, String> {
         let schema = ArgumentSchema::compile(&spec.input_schema)?;
+        if policies.retry.is_some() && !spec.annotations.idempotent {
+            return Err(format!(
+                "tool {:?} has a retry policy but is not idempotent; retrying it could repeat its effects",
+                spec.name
+            ));
+        }
         let bulkhead = Bulkhead::new(spec.max_concurrency, spec.max_queue);
         Ok(Self {
+            retry: policies
+                .retry
+                .map(|p| (p, RetryBudget::new(p.budget_ratio, p.budget_min_per_second))),
+            breaker: policies.breaker.map(CircuitBreaker::new),
             spec,
             tool,
             schema,
@@ -67,6 +88,14 @@ impl RegisteredTool {
     pub fn queued(&self) -> usize {
         self.bulkhead.queued()
     }
+
+    /// The breaker's state, if the tool has one.
+    #[must_use]
+    pub fn breaker_state(&self) -> Option<BreakerState> {
+        self.breaker
+            .as_ref()
+            .map(|b| b.state(tokio::time::Instant::now()))
+    }
 }
 
 /// What the caller adds to a call: its deadline wishes, cancellation and progress.
@@ -86,18 +115,35 @@ pub struct Invocation {
 pub type ReadinessCheck =
     Arc<dyn Fn() -> futures::future::BoxFuture<'static, Result<(), String>> + Send + Sync>;
 
-/// All tools, by name.
-#[derive(Default)]
-pub struct Registry {
+/// One generation of tools and checks; a reload replaces it whole.
+#[derive(Default, Clone)]
+struct Catalog {
     tools: BTreeMap<String, Arc<RegisteredTool>>,
     checks: Vec<(String, ReadinessCheck)>,
+}
+
+/// All tools, by name.
+pub struct Registry {
+    catalog: ArcSwap<Catalog>,
     in_flight: Arc<AtomicUsize>,
+    generation: watch::Sender<u64>,
+}
+
+impl Default for Registry {
+    fn default() -> Self {
+        Self {
+            catalog: ArcSwap::from_pointee(Catalog::default()),
+            in_flight: Arc::new(AtomicUsize::new(0)),
+            generation: watch::Sender::new(0),
+        }
+    }
 }
 
 impl std::fmt::Debug for Registry {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let names: Vec<String> = self.catalog.load().tools.keys().cloned().collect();
         f.debug_struct("Registry")
-            .field("tools", &self.tools.keys().collect::<Vec<_>>())
+            .field("tools", &names)
             .finish_non_exhaustive()
     }
 }
@@ -125,38 +171,81 @@ impl Registry {
         Self::default()
     }
 
-    /// Add a tool (for instance a native Rust tool).
+    /// Add a tool (for instance a native Rust tool) without resilience policies.
     ///
     /// # Errors
     /// A tool of that name exists, or the input schema does not compile.
     pub fn register(&mut self, spec: ToolSpec, tool: Arc<dyn Tool>) -> Result<(), String> {
-        if self.tools.contains_key(&spec.name) {
+        self.register_with(spec, tool, Policies::default())
+    }
+
+    /// Add a tool wrapped in `policies`.
+    ///
+    /// # Errors
+    /// A tool of that name exists, the input schema does not compile, or the
+    /// policies do not fit the tool.
+    pub fn register_with(
+        &mut self,
+        spec: ToolSpec,
+        tool: Arc<dyn Tool>,
+        policies: Policies,
+    ) -> Result<(), String> {
+        if self.catalog.load().tools.contains_key(&spec.name) {
             return Err(format!(
                 "a tool named {:?} is already registered",
                 spec.name
             ));
         }
         let name = spec.name.clone();
-        let registered = RegisteredTool::new(spec, tool)
-            .map_err(|e| format!("tool {name:?}: input schema: {e}"))?;
-        self.tools.insert(name, Arc::new(registered));
+        let registered = Arc::new(RegisteredTool::new(spec, tool, policies)?);
+        self.modify(|c| {
+            c.tools.insert(name, registered);
+        });
         Ok(())
     }
 
     /// Add a readiness check, reported by `/readyz` under `name`.
     pub fn add_check(&mut self, name: String, check: ReadinessCheck) {
-        self.checks.push((name, check));
+        self.modify(|c| c.checks.push((name, check)));
+    }
+
+    /// Change the catalog while the registry is being built (`&mut self`: nobody
+    /// else can be reading it).
+    fn modify(&mut self, f: impl FnOnce(&mut Catalog)) {
+        let mut next = Catalog::clone(&self.catalog.load());
+        f(&mut next);
+        self.catalog.store(Arc::new(next));
+    }
+
+    /// Replace every tool and check by those of `next`, atomically. Calls already
+    /// running finish on the tools they started with.
+    pub fn replace_with(&self, next: Registry) {
+        self.catalog.store(next.catalog.into_inner());
+        self.generation.send_modify(|g| *g += 1);
+    }
+
+    /// Watch reloads: the value changes whenever the tools are replaced.
+    #[must_use]
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
+        self.generation.subscribe()
     }
 
     /// The tool named `name`.
     #[must_use]
-    pub fn get(&self, name: &str) -> Option<&Arc<RegisteredTool>> {
-        self.tools.get(name)
+    pub fn get(&self, name: &str) -> Option<Arc<RegisteredTool>> {
+        self.catalog.load().tools.get(name).cloned()
     }
 
-    /// Every tool, by name.
-    pub fn tools(&self) -> impl Iterator<Item = &Arc<RegisteredTool>> {
-        self.tools.values()
+    /// Every tool, by name (a snapshot of the current generation).
+    #[must_use]
+    pub fn tools(&self) -> std::vec::IntoIter<Arc<RegisteredTool>> {
+        self.catalog
+            .load()
+            .tools
+            .values()
+            .cloned()
+            .collect::<Vec<_>>()
+            .into_iter()
     }
 
     /// Calls in flight across all tools, including those waiting in a queue.
@@ -167,84 +256,28 @@ impl Registry {
 
     /// Run every readiness check; `Err` names what is wrong.
     pub async fn readiness(&self) -> Vec<(String, Result<(), String>)> {
-        let runs = self.checks.iter().map(|(name, check)| {
+        let catalog = self.catalog.load_full();
+        let runs = catalog.checks.iter().map(|(name, check)| {
             let fut = check();
             async move { (name.clone(), fut.await) }
         });
         futures::future::join_all(runs).await
     }
 
-    /// Call a tool: validate, apply the deadline and the bulkhead, run, and stop the
-    /// work when the deadline passes or `inv.cancel` fires. Dropping the returned
-    /// future (the caller went away) cancels the call as well.
+    /// Call a tool: validate, apply the deadline, breaker, bulkhead and retries, run,
+    /// and stop the work when the deadline passes or `inv.cancel` fires. Dropping the
+    /// returned future (the caller went away) cancels the call as well.
     ///
     /// # Errors
     /// Every failure as a [`ToolError`] whose kind is the contract's code.
     pub async fn invoke(&self, call: ToolCall, inv: Invocation) -> Result<ToolOutput, ToolError> {
         let _in_flight = InFlight::enter(&self.in_flight);
-        let entry = self.tools.get(&call.tool).ok_or_else(|| {
+        let entry = self.get(&call.tool).ok_or_else(|| {
             ToolError::new(
                 ErrorKind::ToolNotFound,
                 format!("no tool named {:?}", call.tool),
             )
         })?;
-        run(entry, call.arguments, inv).await
+        crate::call::run(&entry, call.arguments, inv).await
     }
-}
-
-async fn run(
-    entry: &RegisteredTool,
-    arguments: Value,
-    inv: Invocation,
-) -> Result<ToolOutput, ToolError> {
-    if inv.cancel.is_cancelled() {
-        return Err(ToolError::cancelled(
-            "the call was cancelled before it started",
-        ));
-    }
-    entry.schema.check(&arguments)?;
-    let deadline = deadline::resolve(Instant::now(), entry.spec.timeout, &inv.timeouts);
-    let timed_out = || {
-        ToolError::timeout(format!(
-            "{} did not finish within its deadline",
-            entry.spec.name
-        ))
-    };
-
-    // Waiting for a slot counts against the deadline and ends with the caller.
-    let permit = tokio::select! {
-        biased;
-        () = inv.cancel.cancelled() => return Err(ToolError::cancelled("the call was cancelled while queued")),
-        r = tokio::time::timeout_at(deadline, entry.bulkhead.acquire()) => match r {
-            Err(_) => return Err(timed_out()),
-            Ok(Err(full)) => {
-                return Err(ToolError::new(
-                    ErrorKind::Overloaded,
-                    format!("{} is at its concurrency limit: {full}", entry.spec.name),
-                )
-                .with_retry_after(QUEUE_FULL_RETRY_AFTER));
-            }
-            Ok(Ok(permit)) => permit,
-        },
-    };
-
-    // The tool sees a child token: cancelling it tells the tool to stop, and the drop
-    // guard cancels it too when this future is dropped mid-call.
-    let token = inv.cancel.child_token();
-    let guard = token.clone().drop_guard();
-    let ctx = CallContext::new(deadline)
-        .with_cancel(token.clone())
-        .with_progress(inv.progress)
-        .with_trace_id(inv.trace_id);
-    let result = tokio::select! {
-        biased;
-        r = entry.tool.call(arguments, ctx) => r,
-        () = tokio::time::sleep_until(deadline) => Err(timed_out()),
-        () = inv.cancel.cancelled() => Err(ToolError::cancelled("the call was cancelled")),
-    };
-    // Whatever ended the race, make sure the tool's own work is told to stop.
-    token.cancel();
-    drop(guard);
-    drop(permit);
-    result
 }

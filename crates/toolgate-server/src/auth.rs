@@ -6,14 +6,18 @@
 //! which key matched. Missing key: 401 with `WWW-Authenticate`. Unknown key: 403.
 //! Keys are never logged; the principal's name is.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
+use arc_swap::ArcSwap;
 use axum::extract::FromRequestParts;
 use axum::http::HeaderMap;
 use axum::http::request::Parts;
 use secrecy::{ExposeSecret, SecretString};
+use tokio::time::Instant;
 use toolgate_config::{KeyConfig, KeyHash, ScopePattern};
 use toolgate_core::ErrorKind;
+use toolgate_resilience::{RateLimit, TokenBucket};
 
 use crate::{ApiError, AppState};
 
@@ -30,15 +34,42 @@ pub enum Scopes {
 }
 
 /// The identity behind a key.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Principal {
     /// The key's name, used in logs.
     pub name: String,
     /// What it may call.
     pub scopes: Scopes,
+    /// The key's rate limit, if it has one.
+    pub rate: Option<Mutex<TokenBucket>>,
 }
 
 impl Principal {
+    /// A principal without a rate limit.
+    #[must_use]
+    pub fn new(name: impl Into<String>, scopes: Scopes) -> Self {
+        Self {
+            name: name.into(),
+            scopes,
+            rate: None,
+        }
+    }
+
+    /// Take one call from the key's rate limit.
+    ///
+    /// # Errors
+    /// How long until the key may call again.
+    pub fn take_call(&self) -> Result<(), Duration> {
+        let Some(bucket) = &self.rate else {
+            return Ok(());
+        };
+        let mut bucket = match bucket.lock() {
+            Ok(b) => b,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        bucket.try_take(1.0, Instant::now())
+    }
+
     /// Whether this principal may call (and see) `tool`.
     #[must_use]
     pub fn allows(&self, tool: &str) -> bool {
@@ -49,10 +80,12 @@ impl Principal {
     }
 }
 
-/// Every accepted key, by hash.
+type Entries = Vec<(KeyHash, Arc<Principal>)>;
+
+/// Every accepted key, by hash; replaced whole on reload.
 #[derive(Debug, Default)]
 pub struct Keys {
-    entries: Vec<(KeyHash, Arc<Principal>)>,
+    entries: ArcSwap<Entries>,
 }
 
 /// The name the operator key is logged under.
@@ -67,10 +100,7 @@ impl Keys {
         if let Some(key) = operator {
             entries.push((
                 KeyHash::of(key.expose_secret()),
-                Arc::new(Principal {
-                    name: OPERATOR.to_owned(),
-                    scopes: Scopes::All,
-                }),
+                Arc::new(Principal::new(OPERATOR, Scopes::All)),
             ));
         }
         for k in configured {
@@ -83,21 +113,37 @@ impl Keys {
                 .iter()
                 .filter_map(|s| ScopePattern::parse(s).ok())
                 .collect();
+            let rate = k.rate_limit.as_ref().map(|r| {
+                let r = r.get_ref();
+                let limit = RateLimit {
+                    per_second: r.per_second,
+                    burst: r.burst.unwrap_or(r.per_second.max(1.0)),
+                };
+                Mutex::new(TokenBucket::new(limit, Instant::now()))
+            });
             entries.push((
                 hash,
                 Arc::new(Principal {
                     name: k.name.get_ref().clone(),
                     scopes: Scopes::Patterns(patterns),
+                    rate,
                 }),
             ));
         }
-        Self { entries }
+        Self {
+            entries: ArcSwap::from_pointee(entries),
+        }
+    }
+
+    /// Take the keys of `next` (a reload).
+    pub fn replace_with(&self, next: Keys) {
+        self.entries.store(next.entries.into_inner());
     }
 
     /// Whether no key at all is configured.
     #[must_use]
     pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
+        self.entries.load().is_empty()
     }
 
     /// The principal of `presented`, if it is a known key.
@@ -105,7 +151,7 @@ impl Keys {
     pub fn verify(&self, presented: &str) -> Option<Arc<Principal>> {
         let hash = KeyHash::of(presented);
         let mut found = None;
-        for (h, principal) in &self.entries {
+        for (h, principal) in self.entries.load().iter() {
             // No early exit: every hash is compared whatever matched before.
             if h.ct_eq(&hash) && found.is_none() {
                 found = Some(Arc::clone(principal));

@@ -66,6 +66,13 @@ impl ApiError {
         self
     }
 
+    /// Ask the client to wait `after` before trying again (`Retry-After`).
+    #[must_use]
+    pub fn with_retry_after(mut self, after: Duration) -> Self {
+        self.0.retry_after = Some(after);
+        self
+    }
+
     /// Override the status (server-wide `overloaded` is 503, not 429).
     #[must_use]
     pub fn with_status(mut self, status: StatusCode) -> Self {

@@ -45,6 +45,12 @@ pub async fn run_call(
             ErrorKind::Forbidden,
             format!("the key {:?} has no scope for tool {tool:?}", caller.name),
         ))
+    } else if let Err(after) = caller.take_call() {
+        Err(ToolError::new(
+            ErrorKind::RateLimited,
+            format!("the key {:?} is over its rate limit", caller.name),
+        )
+        .with_retry_after(after.min(Duration::from_secs(3600))))
     } else if state.readiness.is_draining() {
         Err(ToolError::new(
             ErrorKind::Overloaded,

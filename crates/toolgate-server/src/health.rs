@@ -72,6 +72,13 @@ pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
         };
         checks.insert(name, v);
     }
+    // Breaker states are information, not readiness: an open breaker means the
+    // server answers fast for that tool, which is exactly what it should do.
+    for tool in state.registry.tools() {
+        if let Some(b) = tool.breaker_state() {
+            checks.insert(format!("breaker:{}", tool.spec().name), json!(b.label()));
+        }
+    }
     let status = if ok { "ready" } else { "not_ready" };
     let code = if ok {
         StatusCode::OK

@@ -13,6 +13,7 @@
 //! - [`transport`]: `rest` (list, describe, call) and `batch` (`/tools/execute`).
 //! - [`health`]: `/healthz`, `/readyz` and the [`health::Readiness`] state.
 //! - [`openapi`]: the OpenAPI 3.1 document and the `/docs` page.
+//! - [`reload`]: hot reload on SIGHUP and file changes.
 //! - [`trace`]: trace ids (W3C `traceparent` in, generated otherwise).
 //!
 //! [`Registry::invoke`]: toolgate_registry::Registry::invoke
@@ -25,6 +26,7 @@ pub mod exec;
 pub mod health;
 pub mod middleware;
 pub mod openapi;
+pub mod reload;
 pub mod state;
 pub mod trace;
 pub mod transport;
@@ -47,6 +49,15 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/tools", get(transport::rest::list_tools))
         .route("/api/v1/tools/execute", post(transport::batch::execute))
         .route(
+            "/api/v1/tools/execute/stream",
+            post(transport::sse::stream_batch),
+        )
+        .route(
+            "/api/v1/tools/{name}/stream",
+            post(transport::sse::stream_tool),
+        )
+        .route("/api/v1/ws", get(transport::ws::upgrade))
+        .route(
             "/api/v1/tools/{name}",
             get(transport::rest::describe_tool).post(transport::rest::call_tool),
         )
@@ -60,9 +71,13 @@ pub fn router(state: AppState) -> Router {
     middleware::stack(api, &state).with_state(state)
 }
 
-/// Serve `state` on `listener` until `shutdown` resolves, then drain: readiness
-/// turns 503, the listener closes, in-flight requests get up to `drain_timeout`,
-/// and whatever is still running after that is cancelled.
+/// Serve `state` on `listener` until `shutdown` resolves, then drain:
+///
+/// 1. `/readyz` turns 503 at once and new calls are refused (`503 overloaded`), while
+///    the listener stays open so that probes and clients get clear answers;
+/// 2. calls in flight get up to `drain_timeout` to finish;
+/// 3. those still running are cancelled (their callers get `cancelled`);
+/// 4. the listener closes and open connections finish writing (at most 5 s more).
 ///
 /// # Errors
 /// The listener fails.
@@ -72,36 +87,45 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
     drain_timeout: Duration,
 ) -> std::io::Result<()> {
-    let readiness = state.readiness.clone();
-    let calls = state.calls.clone();
-    let shutting_down = state.shutdown.clone();
-    let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
-    readiness.set_ready();
-    let (drain_started_tx, drain_started) = tokio::sync::oneshot::channel::<()>();
-    let graceful = async move {
-        shutdown.await;
-        readiness.set_draining();
-        shutting_down.cancel();
-        tracing::info!(
-            drain_timeout_ms = u64::try_from(drain_timeout.as_millis()).unwrap_or(u64::MAX),
-            "draining"
-        );
-        let _ = drain_started_tx.send(());
-    };
-    let server = axum::serve(listener, app).with_graceful_shutdown(graceful);
-    let server = std::pin::pin!(server.into_future());
-    let mut server = server;
+    let stop_accepting = tokio_util::sync::CancellationToken::new();
+    let app = router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
+    // The server runs as its own task: it must keep accepting (readiness probes,
+    // clear refusals) while this function waits for the drain.
+    let mut server = tokio::spawn(
+        axum::serve(listener, app)
+            .with_graceful_shutdown(stop_accepting.clone().cancelled_owned())
+            .into_future(),
+    );
+    state.readiness.set_ready();
     tokio::select! {
-        r = &mut server => return r,
-        Ok(()) = drain_started => {}
+        r = &mut server => return r.unwrap_or_else(|e| Err(std::io::Error::other(e))),
+        () = shutdown => {}
     }
-    match tokio::time::timeout(drain_timeout, &mut server).await {
-        Ok(r) => r,
+    state.readiness.set_draining();
+    state.shutdown.cancel();
+    tracing::info!(
+        drain_timeout_ms = u64::try_from(drain_timeout.as_millis()).unwrap_or(u64::MAX),
+        in_flight = state.registry.in_flight(),
+        "draining"
+    );
+    let drained = tokio::time::timeout(drain_timeout, async {
+        while state.registry.in_flight() > 0 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    });
+    if drained.await.is_err() {
+        tracing::warn!(
+            in_flight = state.registry.in_flight(),
+            "drain timeout passed; cancelling the calls still running"
+        );
+        state.calls.cancel();
+    }
+    stop_accepting.cancel();
+    match tokio::time::timeout(Duration::from_secs(5), &mut server).await {
+        Ok(r) => r.unwrap_or_else(|e| Err(std::io::Error::other(e))),
         Err(_) => {
-            tracing::warn!("drain timeout passed; cancelling the calls still running");
-            calls.cancel();
-            // Cancelled calls answer at once; give them a moment to be written.
-            let _ = tokio::time::timeout(Duration::from_secs(5), server).await;
+            server.abort();
+            tracing::warn!("connections still open after the drain; closing them");
             Ok(())
         }
     }

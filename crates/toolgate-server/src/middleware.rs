@@ -1,18 +1,23 @@
 //! The middleware stack, built in one function, outermost first.
 
 use std::any::Any;
+use std::sync::Arc;
 use std::time::Instant;
 
 use axum::Router;
+use axum::extract::State;
 use axum::extract::{DefaultBodyLimit, Request};
 use axum::http::{HeaderName, HeaderValue, Method, header};
-use axum::middleware::{Next, from_fn};
+use axum::middleware::{Next, from_fn, from_fn_with_state};
 use axum::response::{IntoResponse, Response};
+use toolgate_core::ErrorKind;
+use toolgate_resilience::Shedder;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tracing::Instrument;
 
 use crate::AppState;
+use crate::health::Readiness;
 
 /// Response header naming the request's trace id.
 pub const TRACE_ID_HEADER: &str = "x-trace-id";
@@ -21,14 +26,21 @@ pub const TRACE_ID_HEADER: &str = "x-trace-id";
 ///
 /// 1. panics become a logged 500 problem, never a dropped connection;
 /// 2. the request gets a trace id, a span and one log line when it ends;
-/// 3. CORS answers preflights before anything else looks at the request;
-/// 4. bodies over the limit are refused (413) as they are read.
+/// 3. load shedding: while draining, or past the global in-flight limit,
+///    `503 overloaded` before any other work (the body is never read); health
+///    probes are exempt;
+/// 4. CORS answers preflights;
+/// 5. bodies over the limit are refused (413) as they are read.
 pub fn stack(router: Router<AppState>, state: &AppState) -> Router<AppState> {
     let mut router = router.layer(DefaultBodyLimit::max(state.limits.body_limit_bytes));
     if let Some(cors) = cors(&state.limits.cors_allowed_origins) {
         router = router.layer(cors);
     }
     router
+        .layer(from_fn_with_state(
+            (Arc::clone(&state.shedder), state.readiness.clone()),
+            shed,
+        ))
         .layer(from_fn(request_span))
         .layer(CatchPanicLayer::custom(on_panic))
 }
@@ -85,6 +97,47 @@ async fn request_span(req: Request, next: Next) -> Response {
         response.headers_mut().insert(TRACE_ID_HEADER, v);
     }
     response
+}
+
+/// How long a shed client should wait.
+const SHED_RETRY_AFTER: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Paths that are never shed: probes must answer however busy the server is.
+fn exempt(path: &str) -> bool {
+    matches!(path, "/healthz" | "/readyz" | "/metrics")
+}
+
+/// How long a client refused by a draining server should wait (for another replica).
+const DRAINING_RETRY_AFTER: std::time::Duration = std::time::Duration::from_secs(5);
+
+async fn shed(
+    State((shedder, readiness)): State<(Arc<Shedder>, Readiness)>,
+    req: Request,
+    next: Next,
+) -> Response {
+    if exempt(req.uri().path()) {
+        return next.run(req).await;
+    }
+    if readiness.is_draining() && req.uri().path().starts_with("/api/") {
+        return crate::ApiError::new(
+            ErrorKind::Overloaded,
+            "the server is draining; try another replica",
+        )
+        .with_status(axum::http::StatusCode::SERVICE_UNAVAILABLE)
+        .with_retry_after(DRAINING_RETRY_AFTER)
+        .into_response();
+    }
+    let Some(_admitted) = shedder.try_admit() else {
+        tracing::warn!(path = %req.uri().path(), "shed: too many requests in flight");
+        return crate::ApiError::new(
+            ErrorKind::Overloaded,
+            "the server is at its in-flight request limit; try again shortly",
+        )
+        .with_status(axum::http::StatusCode::SERVICE_UNAVAILABLE)
+        .with_retry_after(SHED_RETRY_AFTER)
+        .into_response();
+    };
+    next.run(req).await
 }
 
 fn on_panic(panic: Box<dyn Any + Send + 'static>) -> Response {

@@ -5,6 +5,9 @@
 //! are runtime JSON Schema documents that OpenAPI 3.1 embeds verbatim, which typed
 //! OpenAPI models cannot hold without loss.
 
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
 use axum::Json;
 use axum::extract::State;
 use axum::response::Html;
@@ -15,10 +18,10 @@ use toolgate_registry::Registry;
 use crate::AppState;
 use crate::auth::{Caller, Principal};
 
-/// The document for everybody, and what is needed to make a key's view of it.
+/// The document for everybody, built once per generation of tools.
 #[derive(Debug)]
 pub struct Documents {
-    full: Value,
+    full: ArcSwap<Value>,
 }
 
 impl Documents {
@@ -26,20 +29,25 @@ impl Documents {
     #[must_use]
     pub fn new(registry: &Registry) -> Self {
         Self {
-            full: build(registry, |_| true),
+            full: ArcSwap::from_pointee(build(registry, |_| true)),
         }
+    }
+
+    /// Rebuild after the tools changed.
+    pub fn rebuild(&self, registry: &Registry) {
+        self.full.store(Arc::new(build(registry, |_| true)));
     }
 
     /// The full document.
     #[must_use]
-    pub fn full(&self) -> &Value {
-        &self.full
+    pub fn full(&self) -> Arc<Value> {
+        self.full.load_full()
     }
 }
 
 /// `GET /openapi.json`: every tool, no key needed.
 pub async fn document(State(state): State<AppState>) -> Json<Value> {
-    Json(state.docs.full().clone())
+    Json(Value::clone(&state.docs.full()))
 }
 
 /// `GET /api/v1/openapi.json`: the document as the calling key sees it.

@@ -6,6 +6,7 @@ use secrecy::SecretString;
 use toolgate_config::LoadedConfig;
 use toolgate_core::CancellationToken;
 use toolgate_registry::Registry;
+use toolgate_resilience::Shedder;
 
 use crate::auth::Keys;
 use crate::health::Readiness;
@@ -22,6 +23,14 @@ pub struct Limits {
     pub max_batch_calls: usize,
     /// CORS origins (`*` for any).
     pub cors_allowed_origins: Vec<String>,
+    /// SSE comment heartbeat interval in ms (`0`: none).
+    pub sse_heartbeat_ms: u64,
+    /// Calls one WebSocket may have in flight.
+    pub ws_max_in_flight: usize,
+    /// Largest WebSocket message in bytes.
+    pub ws_max_message_bytes: usize,
+    /// WebSocket ping interval in ms (`0`: none).
+    pub ws_ping_interval_ms: u64,
 }
 
 /// Shared state: cheap to clone, all `Arc`s.
@@ -41,6 +50,10 @@ pub struct AppState {
     pub calls: CancellationToken,
     /// Fires when the drain starts (long-lived connections close on it).
     pub shutdown: CancellationToken,
+    /// The global in-flight request limit (load shedding).
+    pub shedder: Arc<Shedder>,
+    /// The operator key given at start (kept across reloads).
+    pub(crate) operator_key: Option<SecretString>,
 }
 
 impl AppState {
@@ -64,10 +77,16 @@ impl AppState {
                 json_max_depth: server.json_max_depth,
                 max_batch_calls: server.max_batch_calls,
                 cors_allowed_origins: server.cors_allowed_origins.clone(),
+                sse_heartbeat_ms: server.sse_heartbeat_ms,
+                ws_max_in_flight: server.ws_max_in_flight,
+                ws_max_message_bytes: server.ws_max_message_bytes,
+                ws_ping_interval_ms: server.ws_ping_interval_ms,
             }),
             readiness: Readiness::default(),
             calls: CancellationToken::new(),
             shutdown: CancellationToken::new(),
+            shedder: Arc::new(Shedder::new(server.max_in_flight_requests)),
+            operator_key: operator.cloned(),
         }
     }
 }

@@ -3,6 +3,12 @@
 //! [`TestServer::spawn`] builds the server from a config text exactly as the binary
 //! does, binds 127.0.0.1:0, and serves it on the test's runtime; requests go over
 //! real HTTP with [`reqwest`]. [`key_entry`] writes a `[[keys]]` block for a known key.
+//! [`TestServer::spawn_file`] serves a config file and reloads it when it changes.
+//! [`Dependency`] is a scriptable downstream system for policy tests.
+
+mod dependency;
+
+pub use dependency::Dependency;
 
 use std::net::SocketAddr;
 
@@ -59,6 +65,22 @@ impl TestServer {
         let loaded = LoadedConfig::from_str("<test>", config)?;
         let registry = Registry::from_config(&loaded)?;
         Self::with_registry(&loaded, registry).await
+    }
+
+    /// Serve the config file at `path`, reloading it on change (as `serve --config`).
+    ///
+    /// # Errors
+    /// The config has problems or the server cannot bind.
+    pub async fn spawn_file(path: &std::path::Path) -> anyhow::Result<Self> {
+        let loaded = LoadedConfig::from_file(path)?;
+        let registry = Registry::from_config(&loaded)?;
+        let server = Self::with_registry(&loaded, registry).await?;
+        let _watcher = toolgate_server::reload::spawn_watcher(
+            server.state.clone(),
+            path.to_path_buf(),
+            loaded.config.server.clone(),
+        );
+        Ok(server)
     }
 
     /// Serve a registry built by the test (for native tools).

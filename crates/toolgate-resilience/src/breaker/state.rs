@@ -145,6 +145,15 @@ impl CircuitBreaker {
         }
     }
 
+    /// While open, how long until the breaker probes again; `None` otherwise.
+    #[must_use]
+    pub fn retry_after(&self, now: Instant) -> Option<Duration> {
+        match self.lock().phase {
+            Phase::Open { until } if now < until => Some(until - now),
+            _ => None,
+        }
+    }
+
     /// Ask to make a call at `now`.
     ///
     /// # Errors

@@ -223,44 +223,90 @@ pub async fn execute(
     Ok((status, Json(body)).into_response())
 }
 
-type Failure = (usize, ToolError);
+/// The call (by index) whose failure ended or marked the group, and that failure.
+pub(crate) type Failure = (usize, ToolError);
+
+/// The first-failure bookkeeping of a task group, shared by the batch endpoint and
+/// the batch stream so that both have the same semantics.
+#[derive(Debug)]
+pub(crate) struct Group {
+    mode: Mode,
+    token: CancellationToken,
+    first_failure: Option<Failure>,
+    we_cancelled: bool,
+}
+
+impl Group {
+    /// A group whose calls are cancelled through `token` (fail_fast).
+    pub(crate) fn new(mode: Mode, token: CancellationToken) -> Self {
+        Self {
+            mode,
+            token,
+            first_failure: None,
+            we_cancelled: false,
+        }
+    }
+
+    /// Record call `index`'s outcome; in `fail_fast`, the first failure cancels the
+    /// group. Returns whether this outcome is the group's first failure.
+    pub(crate) fn settle(&mut self, index: usize, outcome: &Outcome) -> bool {
+        // Siblings we cancelled report `cancelled`; that is a consequence, not a cause.
+        // A cancellation from above (the server's drain) is a cause and counts.
+        let Err(e) = &outcome.result else {
+            return false;
+        };
+        if self.first_failure.is_some() || (self.we_cancelled && e.kind == ErrorKind::Cancelled) {
+            return false;
+        }
+        self.first_failure = Some((index, e.clone()));
+        if self.mode == Mode::FailFast {
+            self.we_cancelled = true;
+            self.token.cancel();
+        }
+        true
+    }
+
+    /// Whether the first failure ends the group (`fail_fast`).
+    pub(crate) fn ends_on_failure(&self) -> bool {
+        self.mode == Mode::FailFast
+    }
+
+    /// The first failure in time, if any.
+    pub(crate) fn first_failure(&self) -> Option<&Failure> {
+        self.first_failure.as_ref()
+    }
+}
 
 /// Wait for every task; in `fail_fast`, cancel the group at the first failure.
 async fn collect(
     tasks: &mut JoinSet<(usize, Outcome)>,
     n: usize,
     mode: Mode,
-    group: &CancellationToken,
+    token: &CancellationToken,
 ) -> (Vec<Option<Outcome>>, Option<Failure>) {
     let mut outcomes: Vec<Option<Outcome>> = (0..n).map(|_| None).collect();
-    let mut first_failure: Option<Failure> = None;
-    // Siblings we cancelled report `cancelled`; that is a consequence, not a cause.
-    // A cancellation from above (the server's drain) is a cause and counts.
-    let mut we_cancelled = false;
+    let mut group = Group::new(mode, token.clone());
     while let Some(joined) = tasks.join_next().await {
         let Ok((index, outcome)) = joined else {
             // A task panicked: its entry stays empty and is reported as an internal failure.
             tracing::error!("a batch task failed to complete");
             continue;
         };
-        if let Err(e) = &outcome.result
-            && first_failure.is_none()
-            && !(we_cancelled && e.kind == ErrorKind::Cancelled)
-        {
-            first_failure = Some((index, e.clone()));
-            if mode == Mode::FailFast {
-                we_cancelled = true;
-                group.cancel();
-            }
-        }
+        group.settle(index, &outcome);
         if let Some(slot) = outcomes.get_mut(index) {
             *slot = Some(outcome);
         }
     }
-    (outcomes, first_failure)
+    (outcomes, group.first_failure)
 }
 
-fn entry(call: &BatchCall, outcome: Option<Outcome>, first_failure: Option<&Failure>) -> Value {
+/// One call's entry: `{"id", "tool", "ok", "output" | "error", "duration_ms"}`. No
+/// outcome means the call's task panicked. Needs the request's trace id in scope.
+pub(crate) fn entry(
+    call: &BatchCall,
+    outcome: Option<Outcome>,
+    first_failure: Option<&Failure>,
+) -> Value {
     let Some(outcome) = outcome else {
         let err = crate::error::internal();
         return json!({"id": call.id, "tool": call.tool, "ok": false, "error": err.to_problem(), "duration_ms": 0});

@@ -3,9 +3,13 @@
 //!
 //! - [`rest`]: list and describe tools, call one tool.
 //! - [`batch`]: `POST /api/v1/tools/execute`, task-group semantics.
+//! - [`sse`]: Server-Sent Events streams of one call or of a batch.
+//! - [`ws`]: `GET /api/v1/ws`, many calls over one WebSocket.
 
 pub mod batch;
 pub mod rest;
+pub mod sse;
+pub mod ws;
 
 use std::time::Duration;
 

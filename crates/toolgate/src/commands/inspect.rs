@@ -109,7 +109,7 @@ fn error_json(e: &ToolError, duration: Duration) -> Value {
 pub(super) fn openapi(config: &ConfigArg) -> i32 {
     match load(config) {
         Ok((_, registry)) => {
-            println!("{}", pretty(Documents::new(&registry).full()));
+            println!("{}", pretty(&Documents::new(&registry).full()));
             0
         }
         Err(code) => code,

@@ -40,6 +40,18 @@ pub(super) async fn serve(config: &ConfigArg, listen: Option<SocketAddr>) -> i32
             return EXIT_FAILURE;
         }
     };
+    // Reload on SIGHUP and on file changes; the demo configuration has no file.
+    let _watcher = match &config.config {
+        Some(path) => Some(toolgate_server::reload::spawn_watcher(
+            app.state().clone(),
+            path.clone(),
+            loaded.config.server.clone(),
+        )),
+        None => {
+            toolgate_server::reload::ignore_sighup(app.state());
+            None
+        }
+    };
     let addr = app
         .local_addr()
         .map_or_else(|_| listen.to_string(), |a| a.to_string());

@@ -154,17 +154,13 @@ fn openapi_prints_the_document() {
     assert_eq!(v["openapi"], "3.1.0");
 }
 
-/// Start `toolgate serve` on a free port; returns the child and its address. The
-/// caller waits for the child.
+/// Lines a child wrote to stderr, collected by a thread so the pipe never fills.
+type Logs = std::sync::Arc<std::sync::Mutex<Vec<String>>>;
+
+/// Start `toolgate serve` on a free port; returns the child, its address and its
+/// log lines so far (still growing). The caller waits for the child.
 #[allow(clippy::zombie_processes)]
-fn serve(
-    config: &std::path::Path,
-    key: Option<&str>,
-) -> (
-    std::process::Child,
-    String,
-    BufReader<std::process::ChildStderr>,
-) {
+fn serve(config: &std::path::Path, key: Option<&str>) -> (std::process::Child, String, Logs) {
     let mut cmd = Command::new(BIN);
     cmd.args([
         "serve",
@@ -180,23 +176,25 @@ fn serve(
         cmd.env("TOOLGATE_API_KEY", k);
     }
     let mut child = cmd.spawn().unwrap();
-    let mut stderr = BufReader::new(child.stderr.take().unwrap());
-    let start = Instant::now();
-    loop {
-        assert!(
-            start.elapsed() < Duration::from_secs(20),
-            "server did not start"
-        );
-        let mut line = String::new();
-        if stderr.read_line(&mut line).unwrap() == 0 {
-            panic!("server exited");
+    let stderr = BufReader::new(child.stderr.take().unwrap());
+    let logs: Logs = Default::default();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let sink = std::sync::Arc::clone(&logs);
+    std::thread::spawn(move || {
+        for line in stderr.lines() {
+            let Ok(line) = line else { break };
+            if let Ok(v) = serde_json::from_str::<Value>(&line)
+                && v["msg"] == "listening"
+            {
+                let _ = tx.send(v["addr"].as_str().unwrap_or_default().to_owned());
+            }
+            sink.lock().unwrap().push(line);
         }
-        let v: Value = serde_json::from_str(&line)
-            .unwrap_or_else(|e| panic!("not a JSON log line ({e}): {line}"));
-        if v["msg"] == "listening" {
-            return (child, v["addr"].as_str().unwrap().to_owned(), stderr);
-        }
-    }
+    });
+    let addr = rx
+        .recv_timeout(Duration::from_secs(20))
+        .expect("the server did not start");
+    (child, addr, logs)
 }
 
 #[tokio::test]
@@ -216,7 +214,7 @@ async fn keys_new_makes_a_key_the_server_accepts_and_never_logs() {
     let config = format!("{}\n[[keys]]{snippet}", toolgate_config::DEMO_CONFIG);
     let f = write_config(&config);
     let operator = "operator-secret-for-log-test";
-    let (mut child, addr, stderr) = serve(f.path(), Some(operator));
+    let (mut child, addr, logs) = serve(f.path(), Some(operator));
 
     let client = reqwest::Client::new();
     let call = |tool: &str, k: &str| {
@@ -242,7 +240,9 @@ async fn keys_new_makes_a_key_the_server_accepts_and_never_logs() {
     );
     let status = child.wait().unwrap();
     assert_eq!(status.code(), Some(0));
-    let logs: Vec<String> = stderr.lines().map(Result::unwrap).collect();
+    // The log thread sees end of file once the child exited.
+    std::thread::sleep(Duration::from_millis(200));
+    let logs: Vec<String> = logs.lock().unwrap().clone();
     let all = logs.join("\n");
     assert!(!all.contains(&key), "a key leaked into the logs");
     assert!(
@@ -350,4 +350,89 @@ fn env_references_in_the_config_are_expanded_and_checked() {
 /// nothing with it: an empty file is a valid empty SQLite database.
 fn rusqlite_free_db(dir: &std::path::Path) {
     std::fs::write(dir.join("x.db"), b"").unwrap();
+}
+
+#[tokio::test]
+async fn sigterm_with_fifty_calls_in_flight_completes_them_all_and_exits_zero() {
+    let f = write_config(toolgate_config::DEMO_CONFIG);
+    let (mut child, addr, _logs) = serve(f.path(), Some("k"));
+    let client = reqwest::Client::new();
+    let calls: Vec<_> = (0..50)
+        .map(|_| {
+            let req = client
+                .post(format!("http://{addr}/api/v1/tools/sleep"))
+                .header("X-Tool-API-Key", "k")
+                .json(&json!({"ms": 2000}))
+                .send();
+            tokio::spawn(req)
+        })
+        .collect();
+    // Let every call reach the server before the signal.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let pid = child.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    // While draining, readiness is 503 and the listener still answers.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let ready = client
+        .get(format!("http://{addr}/readyz"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ready.status(), 503);
+    for c in calls {
+        let resp = c.await.unwrap().unwrap();
+        assert_eq!(resp.status(), 200);
+    }
+    let status = tokio::task::spawn_blocking(move || child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(status.code(), Some(0));
+}
+
+#[tokio::test]
+async fn sighup_reloads_the_config_instead_of_stopping_the_server() {
+    let f = write_config(toolgate_config::DEMO_CONFIG);
+    let (mut child, addr, _logs) = serve(f.path(), Some("k"));
+    let extra = "\n[[tools]]\nname = \"echo_again\"\nkind = \"builtin\"\nbuiltin = \"echo\"\n";
+    std::fs::write(f.path(), format!("{}{extra}", toolgate_config::DEMO_CONFIG)).unwrap();
+    let pid = child.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-HUP", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let client = reqwest::Client::new();
+    let start = Instant::now();
+    loop {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "the reload never happened"
+        );
+        let resp = client
+            .post(format!("http://{addr}/api/v1/tools/echo_again"))
+            .header("X-Tool-API-Key", "k")
+            .json(&json!({"a": 1}))
+            .send()
+            .await
+            .unwrap();
+        if resp.status() == 200 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "SIGHUP must not stop the server"
+    );
+    let _ = child.kill();
+    let _ = child.wait();
 }

@@ -9,23 +9,22 @@ use toolgate_test_support::TestServer;
 use crate::read;
 
 #[tokio::test]
-async fn draining_lets_in_flight_calls_finish() {
+async fn draining_refuses_new_calls_and_lets_in_flight_ones_finish() {
     let s = TestServer::demo().await.unwrap();
-    let call = tokio::spawn(s.call("sleep", &json!({"ms": 300})).send());
+    let call = tokio::spawn(s.call("sleep", &json!({"ms": 500})).send());
     wait_in_flight(&s, 1).await;
-    let readiness = s.state.readiness.clone();
-    let client = s.client.clone();
-    let ready_url = s.url("/readyz");
+    let new_call = s.call("echo", &json!({}));
+    let ready = s.client.get(s.url("/readyz"));
     let stop = tokio::spawn(s.stop());
-    // Readiness turns 503 as soon as the drain starts... (the listener is closed, so
-    // the state is observed directly).
     tokio::time::sleep(Duration::from_millis(50)).await;
-    assert!(readiness.is_draining());
-    assert!(
-        client.get(ready_url).send().await.is_err(),
-        "the listener is closed while draining"
-    );
-    // ...and the in-flight call still completes.
+    // The listener stays open while calls drain: probes and new callers get answers.
+    let (status, _, body) = read(ready.send().await.unwrap()).await;
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["checks"]["lifecycle"], "draining");
+    let resp = new_call.send().await.unwrap();
+    assert!(resp.headers().get("retry-after").is_some());
+    crate::expect_problem(resp, 503, "overloaded").await;
+    // The call in flight completes.
     let (status, _, body) = read(call.await.unwrap().unwrap()).await;
     assert_eq!(status, 200, "{body}");
     stop.await.unwrap().unwrap();

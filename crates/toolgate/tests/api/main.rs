@@ -14,6 +14,9 @@ mod cli;
 mod errors;
 mod lifecycle;
 mod openapi;
+mod reload;
+mod resilience;
+mod streaming;
 mod tools;
 
 use serde_json::Value;

@@ -1,0 +1,214 @@
+//! Hot reload: on SIGHUP and when the config file changes, the new file is loaded,
+//! validated and built in full (sources opened, statements prepared) while the old
+//! configuration keeps serving; only then are the tools, keys and OpenAPI document
+//! swapped, atomically each. Calls already running finish on the tools they started
+//! with. A file with problems changes nothing: every problem is logged.
+//!
+//! `[server]` settings (listen address, limits, CORS) take effect at the next start.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde_json::Value;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use toolgate_config::{LoadedConfig, Problems, ServerConfig};
+use toolgate_registry::Registry;
+
+use crate::AppState;
+use crate::auth::Keys;
+use crate::transport::rest::tool_json;
+
+/// Events closer together than this are one change (editors write in several steps).
+const DEBOUNCE: Duration = Duration::from_millis(200);
+
+/// What a reload changed.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct ReloadSummary {
+    /// Tools that are new.
+    pub added: Vec<String>,
+    /// Tools that are gone.
+    pub removed: Vec<String>,
+    /// Tools whose description, schemas, annotations or limits changed.
+    pub changed: Vec<String>,
+}
+
+fn catalog(registry: &Registry) -> BTreeMap<String, Value> {
+    registry
+        .tools()
+        .map(|t| (t.spec().name.clone(), tool_json(t.spec())))
+        .collect()
+}
+
+fn server_settings(s: &ServerConfig) -> String {
+    format!(
+        "{} {} {} {} {:?} {} {}",
+        s.listen.get_ref(),
+        s.body_limit_bytes,
+        s.json_max_depth,
+        s.max_batch_calls,
+        s.cors_allowed_origins,
+        s.drain_timeout_ms,
+        s.max_in_flight_requests
+    )
+}
+
+/// Build `loaded` and swap it in.
+///
+/// # Errors
+/// Problems found while building; nothing was changed.
+pub fn apply(state: &AppState, loaded: &LoadedConfig) -> Result<ReloadSummary, Problems> {
+    let next = Registry::from_config(loaded)?;
+    let before = catalog(&state.registry);
+    let after = catalog(&next);
+    let summary = ReloadSummary {
+        added: after
+            .keys()
+            .filter(|k| !before.contains_key(*k))
+            .cloned()
+            .collect(),
+        removed: before
+            .keys()
+            .filter(|k| !after.contains_key(*k))
+            .cloned()
+            .collect(),
+        changed: after
+            .iter()
+            .filter(|(k, v)| before.get(*k).is_some_and(|old| old != *v))
+            .map(|(k, _)| k.clone())
+            .collect(),
+    };
+    state.registry.replace_with(next);
+    state
+        .keys
+        .replace_with(Keys::new(state.operator_key.as_ref(), &loaded.config.keys));
+    state.docs.rebuild(&state.registry);
+    Ok(summary)
+}
+
+/// Load `path` and apply it, logging the outcome.
+///
+/// # Errors
+/// The file could not be loaded or built; the running configuration stays.
+pub fn reload_file(
+    state: &AppState,
+    path: &Path,
+    running: &ServerConfig,
+) -> Result<ReloadSummary, Problems> {
+    let result = LoadedConfig::from_file(path).and_then(|loaded| {
+        if server_settings(&loaded.config.server) != server_settings(running) {
+            tracing::warn!(config = %path.display(), "[server] settings changed; they take effect at the next start");
+        }
+        apply(state, &loaded)
+    });
+    match &result {
+        Ok(s) => tracing::info!(
+            config = %path.display(),
+            added = ?s.added,
+            removed = ?s.removed,
+            changed = ?s.changed,
+            "configuration reloaded"
+        ),
+        Err(problems) => {
+            for p in &problems.0 {
+                tracing::error!(problem = %p, "reload refused");
+            }
+            tracing::error!(
+                config = %path.display(),
+                problems = problems.0.len(),
+                "the new configuration has problems; keeping the running one"
+            );
+        }
+    }
+    result
+}
+
+/// Reload `path` on SIGHUP and whenever the file changes, until the server drains.
+#[must_use]
+pub fn spawn_watcher(state: AppState, path: PathBuf, running: ServerConfig) -> JoinHandle<()> {
+    let (tx, mut rx) = mpsc::unbounded_channel::<()>();
+    // Installed before returning, so a SIGHUP right after start reloads rather than
+    // hitting the default action (which ends the process).
+    spawn_sighup(tx.clone(), state.shutdown.clone());
+    tokio::spawn(async move {
+        // The watcher must live as long as the loop; dropping it stops the events.
+        let _watcher = watch_file(&path, tx);
+        loop {
+            tokio::select! {
+                () = state.shutdown.cancelled() => break,
+                got = rx.recv() => if got.is_none() { break },
+            }
+            // Coalesce a burst of events into one reload.
+            tokio::time::sleep(DEBOUNCE).await;
+            while rx.try_recv().is_ok() {}
+            let _ = reload_file(&state, &path, &running);
+        }
+    })
+}
+
+/// Without a config file (the embedded demo) there is nothing to reload: SIGHUP is
+/// logged and otherwise ignored rather than ending the process.
+pub fn ignore_sighup(state: &AppState) {
+    let (tx, mut rx) = mpsc::unbounded_channel::<()>();
+    spawn_sighup(tx, state.shutdown.clone());
+    tokio::spawn(async move {
+        while rx.recv().await.is_some() {
+            tracing::warn!("SIGHUP ignored: the embedded demo configuration has no file to reload");
+        }
+    });
+}
+
+fn watch_file(path: &Path, tx: mpsc::UnboundedSender<()>) -> Option<notify::RecommendedWatcher> {
+    use notify::Watcher;
+    let file_name = path.file_name()?.to_owned();
+    // Watch the directory: editors replace files by renaming, which a watch on the
+    // file itself would lose.
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+        if let Ok(event) = event
+            && !event.kind.is_access()
+            && event
+                .paths
+                .iter()
+                .any(|p| p.file_name() == Some(file_name.as_os_str()))
+        {
+            let _ = tx.send(());
+        }
+    })
+    .map_err(|e| tracing::warn!(error = %e, "cannot watch the config file; SIGHUP still reloads"))
+    .ok()?;
+    if let Err(e) = watcher.watch(&dir, notify::RecursiveMode::NonRecursive) {
+        tracing::warn!(error = %e, dir = %dir.display(), "cannot watch the config directory; SIGHUP still reloads");
+        return None;
+    }
+    Some(watcher)
+}
+
+#[cfg(unix)]
+fn spawn_sighup(tx: mpsc::UnboundedSender<()>, shutdown: toolgate_core::CancellationToken) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let Ok(mut hup) = signal(SignalKind::hangup()) else {
+        tracing::warn!("cannot listen for SIGHUP");
+        return;
+    };
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                () = shutdown.cancelled() => break,
+                got = hup.recv() => {
+                    if got.is_none() || tx.send(()).is_err() {
+                        break;
+                    }
+                    tracing::info!(signal = "SIGHUP", "reloading the configuration");
+                }
+            }
+        }
+    });
+}
+
+#[cfg(not(unix))]
+fn spawn_sighup(_tx: mpsc::UnboundedSender<()>, _shutdown: toolgate_core::CancellationToken) {}

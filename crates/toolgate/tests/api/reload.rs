@@ -1,0 +1,213 @@
+//! Hot reload: tools added, changed and removed under load without losing a call;
+//! an invalid file changes nothing; SIGHUP reloads instead of killing the process.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+use toolgate_test_support::TestServer;
+
+use crate::read;
+
+const BASE: &str = r#"
+[[tools]]
+name = "echo"
+kind = "builtin"
+builtin = "echo"
+
+[[tools]]
+name = "sleep"
+kind = "builtin"
+builtin = "sleep"
+
+[[tools]]
+name = "old_tool"
+kind = "builtin"
+builtin = "echo"
+description = "Going away."
+"#;
+
+const NEXT: &str = r#"
+[[tools]]
+name = "echo"
+kind = "builtin"
+builtin = "echo"
+
+[[tools]]
+name = "sleep"
+kind = "builtin"
+builtin = "sleep"
+description = "Sleep, now with a new description."
+
+[[tools]]
+name = "new_tool"
+kind = "builtin"
+builtin = "echo"
+"#;
+
+async fn tool_names(s: &TestServer) -> Vec<String> {
+    let (_, _, body) = read(s.get("/api/v1/tools").send().await.unwrap()).await;
+    body["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+async fn wait_for(s: &TestServer, name: &str, present: bool) {
+    let start = Instant::now();
+    while tool_names(s).await.contains(&name.to_owned()) != present {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "the reload of {name} never happened"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_reload_under_load_loses_no_call() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("toolgate.toml");
+    std::fs::write(&path, BASE).unwrap();
+    let s = Arc::new(TestServer::spawn_file(&path).await.unwrap());
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let (ok, failed) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+    let mut load = Vec::new();
+    for i in 0..8 {
+        let (s, stop, ok, failed) = (
+            Arc::clone(&s),
+            Arc::clone(&stop),
+            Arc::clone(&ok),
+            Arc::clone(&failed),
+        );
+        load.push(tokio::spawn(async move {
+            while !stop.load(Ordering::SeqCst) {
+                let (tool, args) = if i % 2 == 0 {
+                    ("echo", json!({"i": i}))
+                } else {
+                    ("sleep", json!({"ms": 30}))
+                };
+                match s
+                    .call(tool, &args)
+                    .send()
+                    .await
+                    .map(|r| r.status().as_u16())
+                {
+                    Ok(200) => ok.fetch_add(1, Ordering::SeqCst),
+                    _ => failed.fetch_add(1, Ordering::SeqCst),
+                };
+            }
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    std::fs::write(&path, NEXT).unwrap();
+    wait_for(&s, "new_tool", true).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    stop.store(true, Ordering::SeqCst);
+    for h in load {
+        h.await.unwrap();
+    }
+    assert_eq!(
+        failed.load(Ordering::SeqCst),
+        0,
+        "calls were lost during the reload"
+    );
+    assert!(ok.load(Ordering::SeqCst) > 20);
+
+    let names = tool_names(&s).await;
+    assert!(!names.contains(&"old_tool".to_owned()));
+    let (_, _, sleep) = read(s.get("/api/v1/tools/sleep").send().await.unwrap()).await;
+    assert_eq!(sleep["description"], "Sleep, now with a new description.");
+    let (_, _, doc) = read(s.client.get(s.url("/openapi.json")).send().await.unwrap()).await;
+    assert!(
+        doc["paths"]["/api/v1/tools/new_tool"].is_object(),
+        "the OpenAPI document follows"
+    );
+    assert!(doc["paths"]["/api/v1/tools/old_tool"].is_null());
+    let resp = s.call("old_tool", &json!({})).send().await.unwrap();
+    assert_eq!(resp.status(), 404);
+}
+
+#[tokio::test]
+async fn a_call_in_flight_finishes_on_the_definition_it_started_with() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("toolgate.toml");
+    std::fs::write(&path, BASE).unwrap();
+    let s = TestServer::spawn_file(&path).await.unwrap();
+    let call = tokio::spawn(s.call("sleep", &json!({"ms": 800})).send());
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    // The new file drops `sleep` altogether.
+    std::fs::write(
+        &path,
+        BASE.replace(
+            "name = \"sleep\"\nkind = \"builtin\"\nbuiltin = \"sleep\"",
+            "name = \"nap\"\nkind = \"builtin\"\nbuiltin = \"sleep\"",
+        ),
+    )
+    .unwrap();
+    wait_for(&s, "nap", true).await;
+    let (status, _, body) = read(call.await.unwrap().unwrap()).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["output"], json!({"slept_ms": 800}));
+}
+
+#[tokio::test]
+async fn an_invalid_reload_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("toolgate.toml");
+    std::fs::write(&path, BASE).unwrap();
+    let s = TestServer::spawn_file(&path).await.unwrap();
+    let before = tool_names(&s).await;
+    let loaded = toolgate_config::LoadedConfig::from_file(&path).unwrap();
+    // Broken in two ways: a duplicate tool and a SQL tool without a source.
+    let broken = format!(
+        "{NEXT}\n[[tools]]\nname = \"echo\"\nkind = \"builtin\"\nbuiltin = \"echo\"\n\n[[tools]]\nname = \"q\"\nkind = \"sql_query\"\n"
+    );
+    std::fs::write(&path, &broken).unwrap();
+    let err =
+        toolgate_server::reload::reload_file(&s.state, &path, &loaded.config.server).unwrap_err();
+    assert_eq!(err.0.len(), 2, "{err}");
+    // Give the watcher its own go at the broken file too.
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert_eq!(tool_names(&s).await, before);
+    let (status, _, _) = read(s.call("old_tool", &json!({})).send().await.unwrap()).await;
+    assert_eq!(status, 200);
+}
+
+#[tokio::test]
+async fn reloaded_keys_take_effect() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("toolgate.toml");
+    std::fs::write(&path, BASE).unwrap();
+    let s = TestServer::spawn_file(&path).await.unwrap();
+    let as_new_key = || {
+        s.client
+            .post(s.url("/api/v1/tools/echo"))
+            .header("X-Tool-API-Key", "tg_new")
+            .json(&json!({}))
+            .send()
+    };
+    assert_eq!(as_new_key().await.unwrap().status(), 403);
+    let with_key = format!(
+        "{BASE}{}",
+        toolgate_test_support::key_entry("new", "tg_new", &["echo"])
+    );
+    std::fs::write(&path, with_key).unwrap();
+    let start = Instant::now();
+    while as_new_key().await.unwrap().status() != 200 {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "the new key never worked"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // The operator key survives the reload.
+    assert_eq!(
+        s.call("echo", &json!({})).send().await.unwrap().status(),
+        200
+    );
+}
