@@ -322,43 +322,87 @@ async def ws_sample_calls(conns: list[WsConn], n: int) -> int:
     return sum(r is True for r in results)
 
 
-async def bench(a: argparse.Namespace, pid: int, port: int, rows: list[tuple[str, str]]) -> None:
-    await asyncio.sleep(0)
-    base = memory(pid)
-    rows.append(("server RSS, idle", mib(base["VmRSS"])))
-    lat, errs = await echo_latencies(port, a.echo_calls, a.echo_conns)
-    rows.append((f"echo latency, idle ({len(lat)} calls, {errs} errors)", latency_row(lat)))
+# fds the server and the client need besides the held connections.
+FD_RESERVE = 100
 
+
+def rss_row(pid: int, base: int) -> str:
+    m = memory(pid)
+    return f"{mib(m['VmRSS'])} (+{mib(m['VmRSS'] - base)} over idle)"
+
+
+async def latency(a: argparse.Namespace, port: int, label: str, rows: list[tuple[str, str]]) -> None:
+    """Echo latency measured by a separate process, so that this process's busy event
+    loop (reading every stream) does not add its own delays to the figures."""
+    probe = await asyncio.create_subprocess_exec(
+        sys.executable, __file__, "--probe", str(port), str(a.echo_calls), str(a.echo_conns),
+        stdout=asyncio.subprocess.PIPE,
+    )
+    out, _ = await asyncio.wait_for(probe.communicate(), 120)
+    result = json.loads(out)
+    lat, errs = result["latencies"], result["errors"]
+    rows.append((f"echo latency, {label} ({len(lat)} calls, {errs} errors)", latency_row(lat)))
+
+
+async def open_ws(a: argparse.Namespace, port: int, n: int, rows: list[tuple[str, str]]) -> list[WsConn]:
+    ws, failed, took = await open_many(n, lambda: WsConn(port), port, WS_SOURCE, a.open_concurrency, "ws")
+    rows.append(("WebSockets opened", f"{len(ws)} of {n} in {took:.1f} s ({failed} failed)"))
+    await asyncio.sleep(2)
+    return ws
+
+
+async def check_ws(ws: list[WsConn], rows: list[tuple[str, str]]) -> None:
+    n = min(100, len(ws))
+    ok = await ws_sample_calls(ws, n)
+    rows.append(("WebSocket sample calls answered", f"{ok} of {n}; {sum(not w.closed for w in ws)} of {len(ws)} open"))
+
+
+def close_all(conns: list) -> None:
+    for conn in conns:
+        if conn.transport is not None:
+            conn.transport.abort()
+
+
+async def bench(a: argparse.Namespace, pid: int, port: int, limit: int, rows: list[tuple[str, str]]) -> None:
+    base = memory(pid)["VmRSS"]
+    rows.append(("server RSS, idle", mib(base)))
+    await latency(a, port, "idle server", rows)
+
+    # Phase 1: the SSE streams, each a sleep reporting progress every 100 ms.
     sse_req = sse_request(port, 600_000)
-    sse, sse_failed, took = await open_many(a.sse, lambda: SseStream(sse_req), port, SSE_SOURCE, a.open_concurrency, "sse")
-    rows.append(("SSE streams open", f"{len(sse)} of {a.sse} in {took:.1f} s ({sse_failed} failed)"))
+    sse, failed, took = await open_many(a.sse, lambda: SseStream(sse_req), port, SSE_SOURCE, a.open_concurrency, "sse")
+    rows.append(("SSE streams opened", f"{len(sse)} of {a.sse} in {took:.1f} s ({failed} failed)"))
     await asyncio.sleep(2)
-    m = memory(pid)
-    rows.append((f"server RSS, {len(sse)} SSE streams", f"{mib(m['VmRSS'])} (+{mib(m['VmRSS'] - base['VmRSS'])})"))
+    rows.append((f"server RSS, {len(sse)} live SSE streams", rss_row(pid, base)))
+    await latency(a, port, f"{len(sse)} SSE streams", rows)
 
-    ws, ws_failed, took = await open_many(a.ws, lambda: WsConn(port), port, WS_SOURCE, a.open_concurrency, "ws")
-    rows.append(("WebSockets open", f"{len(ws)} of {a.ws} in {took:.1f} s ({ws_failed} failed)"))
-    await asyncio.sleep(2)
-    m = memory(pid)
-    rows.append((f"server RSS, + {len(ws)} idle WebSockets", f"{mib(m['VmRSS'])} (+{mib(m['VmRSS'] - base['VmRSS'])})"))
-
+    # Phase 2: idle WebSockets on top, as many as the server's fd limit leaves room for.
+    room = max(0, min(a.ws, limit - len(sse) - FD_RESERVE))
+    if room < a.ws:
+        rows.append(("note", f"fd limit {limit}: {room} WebSockets fit beside the SSE streams"))
+    ws = await open_ws(a, port, room, rows)
+    rows.append((f"server RSS, {len(sse)} SSE + {len(ws)} WebSockets", rss_row(pid, base)))
     bytes_before, cpu_before, t0 = sum(s.bytes for s in sse), cpu_seconds(pid), time.monotonic()
-    lat, errs = await echo_latencies(port, a.echo_calls, a.echo_conns)
-    rows.append((f"echo latency, loaded ({len(lat)} calls, {errs} errors)", latency_row(lat)))
+    await latency(a, port, f"{len(sse)} SSE + {len(ws)} WS", rows)
     await asyncio.sleep(max(0.0, a.hold_s - (time.monotonic() - t0)))
     held = time.monotonic() - t0
     rate = (sum(s.bytes for s in sse) - bytes_before) / held
     cpu = (cpu_seconds(pid) - cpu_before) / held
-    rows.append(("SSE bytes received while held", f"{rate / 1e6:.1f} MB/s over {held:.1f} s; server CPU {cpu * 100:.0f}%"))
+    rows.append(("SSE bytes read while held", f"{rate / 1e6:.1f} MB/s over {held:.1f} s; server CPU {cpu * 100:.0f}%"))
     rows.append(("SSE streams still open", f"{sum(not s.closed for s in sse)} of {len(sse)}"))
-    ok = await ws_sample_calls(ws, min(100, len(ws)))
-    rows.append(("WebSocket sample calls answered", f"{ok} of {min(100, len(ws))}; {sum(not w.closed for w in ws)} of {len(ws)} open"))
-    m = memory(pid)
-    rows.append(("server RSS at the end / peak", f"{mib(m['VmRSS'])} / {mib(m['VmHWM'])}, {m['Threads']} threads"))
+    await check_ws(ws, rows)
+    close_all(sse)
 
-    for conn in [*sse, *ws]:
-        if conn.transport is not None:
-            conn.transport.abort()
+    # Phase 3: when the fd limit kept them apart, all the WebSockets without the streams.
+    if len(ws) < a.ws:
+        await asyncio.sleep(2)
+        ws += await open_ws(a, port, a.ws - len(ws), rows)
+        rows.append((f"server RSS, {len(ws)} idle WebSockets (SSE closed)", rss_row(pid, base)))
+        await latency(a, port, f"{len(ws)} WebSockets", rows)
+        await check_ws(ws, rows)
+    m = memory(pid)
+    rows.append(("server RSS peak (VmHWM)", f"{mib(m['VmHWM'])}, {m['Threads']} threads"))
+    close_all(ws)
     await asyncio.sleep(2)
     rows.append(("server RSS after closing all", mib(memory(pid)["VmRSS"])))
 
@@ -388,12 +432,21 @@ async def wait_healthy(port: int, proc: subprocess.Popen) -> None:
     raise RuntimeError("the server did not become healthy within 20 s")
 
 
+def probe(port: int, calls: int, conns: int) -> int:
+    """`--probe PORT CALLS CONNS`: measure echo latency, print it as JSON."""
+    latencies, errors = asyncio.run(echo_latencies(port, calls, conns))
+    print(json.dumps({"latencies": latencies, "errors": errors}))
+    return 0
+
+
 def main() -> int:
+    if len(sys.argv) == 5 and sys.argv[1] == "--probe":
+        return probe(*map(int, sys.argv[2:]))
     a = args()
     build(a)
-    limit = raise_fd_limit(a.sse + a.ws + a.echo_conns + 1024)
-    if limit < a.sse + a.ws + 512:
-        print(f"fd limit {limit} is too low for {a.sse}+{a.ws} connections", file=sys.stderr)
+    limit = raise_fd_limit(a.sse + a.ws + FD_RESERVE)
+    if limit < max(a.sse, a.ws) + FD_RESERVE:
+        print(f"fd limit {limit} is too low for {max(a.sse, a.ws)} connections", file=sys.stderr)
         return 2
     port = free_port()
     env = dict(os.environ, TOOLGATE_API_KEY=KEY)
@@ -404,7 +457,7 @@ def main() -> int:
     rows: list[tuple[str, str]] = [("connections", f"{a.sse} SSE + {a.ws} WebSocket, fd limit {limit}")]
     started = time.monotonic()
     try:
-        asyncio.run(asyncio.wait_for(run(a, proc, port, rows), a.budget_s))
+        asyncio.run(asyncio.wait_for(run(a, proc, port, limit, rows), a.budget_s))
     except TimeoutError:
         rows.append(("RESULT", f"stopped at the {a.budget_s:.0f} s budget"))
     finally:
@@ -423,9 +476,9 @@ def main() -> int:
     return 0
 
 
-async def run(a: argparse.Namespace, proc: subprocess.Popen, port: int, rows: list[tuple[str, str]]) -> None:
+async def run(a: argparse.Namespace, proc: subprocess.Popen, port: int, limit: int, rows: list[tuple[str, str]]) -> None:
     await wait_healthy(port, proc)
-    await bench(a, proc.pid, port, rows)
+    await bench(a, proc.pid, port, limit, rows)
 
 
 if __name__ == "__main__":

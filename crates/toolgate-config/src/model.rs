@@ -62,6 +62,23 @@ pub struct ServerConfig {
     /// Requests in flight at once (health probes excepted); past it requests are
     /// refused with `503 overloaded` before their body is read. Default 4096.
     pub max_in_flight_requests: usize,
+    /// Browser origins allowed to call `/mcp` (`scheme://host[:port]`, a port of `*`
+    /// for any port, or `"*"` for any origin). A request whose `Origin` header is not
+    /// listed gets `403`; requests without `Origin` (non-browser clients) pass.
+    /// Default none: every request that carries an `Origin` is refused.
+    pub mcp_allowed_origins: Vec<String>,
+    /// `Host` values (`name` or `name:port`) that `/mcp` answers, against DNS
+    /// rebinding; `["*"]` accepts any. Default the loopback names (`localhost`,
+    /// `127.0.0.1`, `::1`): a server reached under another name must list it.
+    pub mcp_allowed_hosts: Vec<String>,
+    /// A 2025-11-25 MCP session with no request for this long is closed, in ms.
+    /// Default 300000.
+    pub mcp_session_idle_timeout_ms: u64,
+    /// Most 2025-11-25 MCP sessions open at once; past it `initialize` is refused
+    /// with a JSON-RPC error (HTTP 503). Default 10000.
+    pub mcp_max_sessions: usize,
+    /// Tools in one page of an MCP `tools/list`. Default 100.
+    pub mcp_tools_page_size: usize,
 }
 
 impl Default for ServerConfig {
@@ -78,6 +95,15 @@ impl Default for ServerConfig {
             ws_max_message_bytes: 1024 * 1024,
             ws_ping_interval_ms: 30_000,
             max_in_flight_requests: 4096,
+            mcp_allowed_origins: Vec::new(),
+            mcp_allowed_hosts: vec![
+                "localhost".to_owned(),
+                "127.0.0.1".to_owned(),
+                "::1".to_owned(),
+            ],
+            mcp_session_idle_timeout_ms: 300_000,
+            mcp_max_sessions: 10_000,
+            mcp_tools_page_size: 100,
         }
     }
 }

@@ -88,6 +88,8 @@ pub(crate) async fn run(
         let Some(backoff) = retry_backoff(entry, &failed, attempt, deadline) else {
             return Err(failed.error);
         };
+        metrics::counter!(toolgate_telemetry::metrics::RETRIES, "tool" => entry.spec.name.clone())
+            .increment(1);
         tracing::debug!(tool = %entry.spec.name, attempt, backoff_ms = u64::try_from(backoff.as_millis()).unwrap_or(u64::MAX), error = %failed.error, "retrying");
         tokio::select! {
             () = token.cancelled() => return Err(ToolError::cancelled("the call was cancelled between retries")),

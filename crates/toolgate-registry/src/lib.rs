@@ -24,4 +24,4 @@ mod call;
 pub mod registry;
 pub mod validate;
 
-pub use registry::{Invocation, Policies, RegisteredTool, Registry};
+pub use registry::{Invocation, Policies, RegisteredTool, Registry, Transport};

@@ -98,6 +98,40 @@ impl RegisteredTool {
     }
 }
 
+/// Which transport a call came through, for logs, metrics and the audit log.
+/// Tools never see it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Transport {
+    /// `POST /api/v1/tools/{name}`.
+    #[default]
+    Rest,
+    /// An entry of `POST /api/v1/tools/execute`.
+    Batch,
+    /// Server-Sent Events.
+    Sse,
+    /// WebSocket.
+    WebSocket,
+    /// Model Context Protocol.
+    Mcp,
+    /// `toolgate call`, in-process.
+    Cli,
+}
+
+impl Transport {
+    /// `rest`, `batch`, `sse`, `ws`, `mcp` or `cli`.
+    #[must_use]
+    pub fn label(self) -> &'static str {
+        match self {
+            Transport::Rest => "rest",
+            Transport::Batch => "batch",
+            Transport::Sse => "sse",
+            Transport::WebSocket => "ws",
+            Transport::Mcp => "mcp",
+            Transport::Cli => "cli",
+        }
+    }
+}
+
 /// What the caller adds to a call: its deadline wishes, cancellation and progress.
 #[derive(Debug, Clone, Default)]
 pub struct Invocation {
@@ -109,6 +143,8 @@ pub struct Invocation {
     pub progress: ProgressSink,
     /// The request's trace id.
     pub trace_id: Option<String>,
+    /// The transport the call came through.
+    pub transport: Transport,
 }
 
 /// A readiness check of one dependency.

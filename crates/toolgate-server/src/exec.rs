@@ -6,7 +6,7 @@ use std::time::Duration;
 use serde_json::Value;
 use tokio::time::Instant;
 use toolgate_core::{ErrorKind, ToolCall, ToolError};
-use toolgate_registry::Invocation;
+use toolgate_registry::{Invocation, Transport};
 
 use crate::AppState;
 use crate::auth::Principal;
@@ -40,6 +40,7 @@ pub async fn run_call(
     inv: Invocation,
 ) -> Outcome {
     let start = Instant::now();
+    let transport = inv.transport;
     let result = if !caller.allows(tool) {
         Err(ToolError::new(
             ErrorKind::Forbidden,
@@ -67,17 +68,47 @@ pub async fn run_call(
         result,
         duration: start.elapsed(),
     };
-    log_call(caller, tool, &outcome);
+    record_call(caller, tool, transport, &outcome);
     outcome
 }
 
-fn log_call(caller: &Principal, tool: &str, outcome: &Outcome) {
+fn record_call(caller: &Principal, tool: &str, transport: Transport, outcome: &Outcome) {
+    use toolgate_telemetry::metrics as m;
+    let code = match &outcome.result {
+        Ok(_) => "ok",
+        Err(e) => e.kind.code(),
+    };
+    let labels = [
+        ("tool", tool.to_owned()),
+        ("transport", transport.label().to_owned()),
+    ];
+    metrics::counter!(
+        m::CALLS,
+        &[
+            ("tool", tool.to_owned()),
+            ("transport", transport.label().to_owned()),
+            ("outcome", code.to_owned()),
+        ]
+    )
+    .increment(1);
+    metrics::histogram!(m::CALL_DURATION, &labels).record(outcome.duration.as_secs_f64());
+    if matches!(&outcome.result, Err(e) if e.kind == ErrorKind::RateLimited) {
+        metrics::counter!(m::RATE_LIMITED, "key" => caller.name.clone()).increment(1);
+    }
+    log_call(caller, tool, transport, outcome);
+}
+
+fn log_call(caller: &Principal, tool: &str, transport: Transport, outcome: &Outcome) {
+    let transport = transport.label();
     let duration_ms = outcome.duration_ms();
     match &outcome.result {
-        Ok(_) => tracing::info!(tool, key = %caller.name, duration_ms, outcome = "ok", "tool call"),
+        Ok(_) => {
+            tracing::info!(tool, key = %caller.name, transport, duration_ms, outcome = "ok", "tool call")
+        }
         Err(e) => tracing::info!(
             tool,
             key = %caller.name,
+            transport,
             duration_ms,
             outcome = e.kind.code(),
             detail = %e.message,

@@ -90,3 +90,33 @@ pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
         Json(json!({"status": status, "checks": Value::Object(checks)})),
     )
 }
+
+/// `GET /metrics`: Prometheus text format. Gauges that describe the tools (in
+/// flight, queued, breaker state) are read from the registry at scrape time.
+pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+    use toolgate_resilience::BreakerState;
+    use toolgate_telemetry::metrics as m;
+    for tool in state.registry.tools() {
+        let name = tool.spec().name.clone();
+        #[allow(clippy::cast_precision_loss)] // counts far below 2^52
+        {
+            metrics::gauge!(m::IN_FLIGHT, "tool" => name.clone()).set(tool.in_flight() as f64);
+            metrics::gauge!(m::QUEUE_DEPTH, "tool" => name.clone()).set(tool.queued() as f64);
+        }
+        if let Some(b) = tool.breaker_state() {
+            let v = match b {
+                BreakerState::Closed => 0.0,
+                BreakerState::Open => 1.0,
+                BreakerState::HalfOpen => 2.0,
+            };
+            metrics::gauge!(m::BREAKER_STATE, "tool" => name).set(v);
+        }
+    }
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        toolgate_telemetry::metrics::render(),
+    )
+}

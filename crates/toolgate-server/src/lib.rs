@@ -64,8 +64,10 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/openapi.json", get(openapi::keyed_document))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
+        .route("/metrics", get(health::metrics))
         .route("/openapi.json", get(openapi::document))
         .route("/docs", get(openapi::docs_page))
+        .merge(transport::mcp::router(&state))
         .fallback(error::not_found)
         .method_not_allowed_fallback(error::method_not_allowed);
     middleware::stack(api, &state).with_state(state)

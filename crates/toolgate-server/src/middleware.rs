@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use axum::Router;
 use axum::extract::State;
-use axum::extract::{DefaultBodyLimit, Request};
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
 use axum::http::{HeaderName, HeaderValue, Method, header};
 use axum::middleware::{Next, from_fn, from_fn_with_state};
 use axum::response::{IntoResponse, Response};
@@ -85,6 +85,15 @@ async fn request_span(req: Request, next: Next) -> Response {
     );
     let start = Instant::now();
     let header_value = HeaderValue::from_str(&trace_id).ok();
+    let method = req.method().clone();
+    // `{name}` becomes `:name`: braces are legal in label values, but common
+    // exposition parsers stumble on them.
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or("unmatched", MatchedPath::as_str)
+        .replace('{', ":")
+        .replace('}', "");
     let mut response = crate::trace::TRACE_ID
         .scope(trace_id, next.run(req))
         .instrument(span.clone())
@@ -93,6 +102,7 @@ async fn request_span(req: Request, next: Next) -> Response {
     span.in_scope(|| {
         tracing::info!(status = response.status().as_u16(), duration_ms, "request");
     });
+    record_request(&method, route, response.status().as_u16(), start.elapsed());
     if let Some(v) = header_value {
         response.headers_mut().insert(TRACE_ID_HEADER, v);
     }
@@ -119,6 +129,7 @@ async fn shed(
         return next.run(req).await;
     }
     if readiness.is_draining() && req.uri().path().starts_with("/api/") {
+        metrics::counter!(toolgate_telemetry::metrics::SHED, "reason" => "draining").increment(1);
         return crate::ApiError::new(
             ErrorKind::Overloaded,
             "the server is draining; try another replica",
@@ -129,6 +140,8 @@ async fn shed(
     }
     let Some(_admitted) = shedder.try_admit() else {
         tracing::warn!(path = %req.uri().path(), "shed: too many requests in flight");
+        metrics::counter!(toolgate_telemetry::metrics::SHED, "reason" => "in_flight_limit")
+            .increment(1);
         return crate::ApiError::new(
             ErrorKind::Overloaded,
             "the server is at its in-flight request limit; try again shortly",
@@ -138,6 +151,20 @@ async fn shed(
         .into_response();
     };
     next.run(req).await
+}
+
+fn record_request(method: &Method, route: String, status: u16, elapsed: std::time::Duration) {
+    use toolgate_telemetry::metrics as m;
+    metrics::counter!(
+        m::HTTP_REQUESTS,
+        &[
+            ("method", method.as_str().to_owned()),
+            ("route", route.clone()),
+            ("status", status.to_string()),
+        ]
+    )
+    .increment(1);
+    metrics::histogram!(m::HTTP_DURATION, "route" => route).record(elapsed.as_secs_f64());
 }
 
 fn on_panic(panic: Box<dyn Any + Send + 'static>) -> Response {

@@ -102,6 +102,8 @@ pub fn reload_file(
         }
         apply(state, &loaded)
     });
+    let label = if result.is_ok() { "ok" } else { "refused" };
+    metrics::counter!(toolgate_telemetry::metrics::RELOADS, "result" => label).increment(1);
     match &result {
         Ok(s) => tracing::info!(
             config = %path.display(),

@@ -31,6 +31,16 @@ pub struct Limits {
     pub ws_max_message_bytes: usize,
     /// WebSocket ping interval in ms (`0`: none).
     pub ws_ping_interval_ms: u64,
+    /// Browser origins allowed on `/mcp` (`*` for any).
+    pub mcp_allowed_origins: Vec<String>,
+    /// `Host` values `/mcp` answers (`*` for any).
+    pub mcp_allowed_hosts: Vec<String>,
+    /// Idle time after which a 2025-11-25 MCP session closes, in ms.
+    pub mcp_session_idle_timeout_ms: u64,
+    /// Most 2025-11-25 MCP sessions open at once.
+    pub mcp_max_sessions: usize,
+    /// Tools in one page of an MCP `tools/list`.
+    pub mcp_tools_page_size: usize,
 }
 
 /// Shared state: cheap to clone, all `Arc`s.
@@ -66,6 +76,8 @@ impl AppState {
         operator_key: Option<&SecretString>,
     ) -> Self {
         let server = &loaded.config.server;
+        // Install the metrics recorder before the first request records anything.
+        let _ = toolgate_telemetry::metrics::handle();
         let registry = Arc::new(registry);
         let operator = operator_key.or(loaded.operator_key.as_ref());
         Self {
@@ -81,6 +93,11 @@ impl AppState {
                 ws_max_in_flight: server.ws_max_in_flight,
                 ws_max_message_bytes: server.ws_max_message_bytes,
                 ws_ping_interval_ms: server.ws_ping_interval_ms,
+                mcp_allowed_origins: server.mcp_allowed_origins.clone(),
+                mcp_allowed_hosts: server.mcp_allowed_hosts.clone(),
+                mcp_session_idle_timeout_ms: server.mcp_session_idle_timeout_ms,
+                mcp_max_sessions: server.mcp_max_sessions,
+                mcp_tools_page_size: server.mcp_tools_page_size,
             }),
             readiness: Readiness::default(),
             calls: CancellationToken::new(),

@@ -3,10 +3,12 @@
 //! - [`json`]: the JSON-lines log layer: one object per line on stderr with the
 //!   contract's field names (`ts`, `level`, `msg`, then the fields of the event and of
 //!   its spans, such as `trace_id`, `tool`, `key`, `duration_ms`, `outcome`).
+//! - [`metrics`]: Prometheus metrics (names, recorder, rendering for `/metrics`).
 //! - [`init`]: installs the global subscriber for a [`LogFormat`] and a filter, and
 //!   returns a [`Guard`] to hold until exit.
 
 pub mod json;
+pub mod metrics;
 
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::layer::SubscriberExt;

@@ -5,8 +5,10 @@
 //! - [`batch`]: `POST /api/v1/tools/execute`, task-group semantics.
 //! - [`sse`]: Server-Sent Events streams of one call or of a batch.
 //! - [`ws`]: `GET /api/v1/ws`, many calls over one WebSocket.
+//! - [`mcp`]: `/mcp`, the Model Context Protocol (Streamable HTTP).
 
 pub mod batch;
+pub mod mcp;
 pub mod rest;
 pub mod sse;
 pub mod ws;

@@ -13,6 +13,7 @@ mod batch;
 mod cli;
 mod errors;
 mod lifecycle;
+mod metrics;
 mod openapi;
 mod reload;
 mod resilience;

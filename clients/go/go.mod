@@ -1,0 +1,3 @@
+module github.com/toolgate/toolgate-go
+
+go 1.19

@@ -1,0 +1,228 @@
+//! The guard in front of rmcp on `/mcp`: everything a request must pass before the
+//! protocol sees it, with MCP's status conventions.
+//!
+//! 1. `Origin`: a browser origin not in `mcp_allowed_origins` gets `403`.
+//! 2. The key (`Authorization: Bearer` or `X-Tool-API-Key`): missing or unknown gets
+//!    `401` with `WWW-Authenticate` (MCP's convention; REST answers an unknown key
+//!    with 403).
+//! 3. `Mcp-Session-Id`: a session that does not exist, or that another key opened,
+//!    gets `404`, as the spec says for an unknown session, so that a client
+//!    re-initializes and a stolen id reveals nothing.
+//! 4. The body (POST) is read within `body_limit_bytes` (`413` past it) and its
+//!    method looked at: `tools/call` of a tool outside the key's scope gets `403`
+//!    (`insufficient_scope`); `initialize` past `mcp_max_sessions` gets `503`.
+//! 5. The caller, trace id and span go into the request's extensions, where the
+//!    handler finds them (rmcp hands the request head to it).
+//!
+//! On the way out, a response that opened a session binds it to the key, and a `GET`
+//! notification stream is ended when the server starts to drain.
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, Method, StatusCode};
+use axum::middleware::Next;
+use axum::response::Response;
+use futures::StreamExt;
+use serde::Deserialize;
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+use toolgate_core::{ErrorKind, ToolError};
+
+use super::RequestScope;
+use super::origin::Origins;
+use super::reply::{
+    self, BAD_KEY, BUSY, FORBIDDEN, NO_KEY, NO_SCOPE, SESSION_NOT_FOUND, UNAUTHORIZED, refusal,
+};
+use super::sessions::{KeyedSessions, Owner};
+use crate::auth::{Principal, presented_key};
+use crate::{ApiError, AppState};
+
+/// The session header (lowercase, as `http` stores names).
+const SESSION_HEADER: &str = "mcp-session-id";
+
+/// How long a client refused for too many sessions should wait.
+const SESSIONS_RETRY_AFTER: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// What the guard needs.
+#[derive(Clone)]
+pub(super) struct Guard {
+    state: AppState,
+    sessions: Arc<KeyedSessions>,
+    origins: Arc<Origins>,
+}
+
+impl Guard {
+    pub(super) fn new(state: &AppState, sessions: Arc<KeyedSessions>) -> Self {
+        Self {
+            origins: Arc::new(Origins::new(&state.limits.mcp_allowed_origins)),
+            state: state.clone(),
+            sessions,
+        }
+    }
+}
+
+/// The few fields of a JSON-RPC message the guard looks at.
+#[derive(Debug, Default, Deserialize)]
+struct Peek {
+    id: Option<Value>,
+    method: Option<String>,
+    params: Option<PeekParams>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct PeekParams {
+    name: Option<String>,
+}
+
+/// The middleware (see the module docs for the order of checks).
+pub(super) async fn guard(State(g): State<Guard>, req: Request, next: Next) -> Response {
+    if let Err(refused) = check_origin(&g.origins, req.headers()) {
+        return refused;
+    }
+    let (caller, owner) = match authenticate(&g.state, req.headers()) {
+        Ok(found) => found,
+        Err(refused) => return refused,
+    };
+    tracing::Span::current().record("key", caller.name.as_str());
+    let session = req
+        .headers()
+        .get(SESSION_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    if let Some(id) = &session
+        && !g.sessions.owner(id).is_some_and(|o| o.same_key(&owner))
+    {
+        let detail = "no such session for this key; send initialize to open one";
+        let doc = reply::problem("session_not_found", "Session not found", StatusCode::NOT_FOUND, detail);
+        return refusal(StatusCode::NOT_FOUND, None, SESSION_NOT_FOUND, doc, None);
+    }
+    let is_get = req.method() == Method::GET;
+    let mut req = if req.method() == Method::POST {
+        match buffer(req, g.state.limits.body_limit_bytes).await {
+            Ok((req, peek)) => match admit(&g, &caller, &peek, session.is_none()) {
+                Ok(()) => req,
+                Err(refused) => return refused,
+            },
+            Err(refused) => return refused,
+        }
+    } else {
+        req
+    };
+    req.extensions_mut().insert(RequestScope {
+        caller,
+        trace_id: crate::trace::current().unwrap_or_default(),
+        span: tracing::Span::current(),
+    });
+    let response = next.run(req).await;
+    if session.is_none()
+        && let Some(id) = response.headers().get(SESSION_HEADER).and_then(|v| v.to_str().ok())
+    {
+        g.sessions.bind(id, owner);
+    }
+    if is_get {
+        end_on_shutdown(response, &g.state)
+    } else {
+        response
+    }
+}
+
+fn check_origin(origins: &Origins, headers: &HeaderMap) -> Result<(), Response> {
+    let Some(origin) = headers.get(axum::http::header::ORIGIN) else {
+        return Ok(());
+    };
+    if origin.to_str().is_ok_and(|o| origins.allows(o)) {
+        return Ok(());
+    }
+    tracing::warn!(origin = ?origin, "MCP request from a browser origin that is not allowed");
+    let problem = ApiError::new(
+        ErrorKind::Forbidden,
+        "the Origin of this request is not in mcp_allowed_origins",
+    );
+    Err(refusal(StatusCode::FORBIDDEN, None, FORBIDDEN, problem.to_problem(), None))
+}
+
+/// The key's principal and the session owner it would be.
+fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<(Arc<Principal>, Owner), Response> {
+    let unauthorized = |detail: &str, challenge| {
+        let problem = ApiError::new(ErrorKind::Unauthorized, detail);
+        refusal(StatusCode::UNAUTHORIZED, None, UNAUTHORIZED, problem.to_problem(), Some(challenge))
+    };
+    let Some(key) = presented_key(headers) else {
+        return Err(unauthorized(
+            "send an API key as `Authorization: Bearer KEY` or `X-Tool-API-Key: KEY`",
+            NO_KEY,
+        ));
+    };
+    let Some(caller) = state.keys.verify(key) else {
+        return Err(unauthorized("the API key is not valid", BAD_KEY));
+    };
+    let owner = Owner {
+        name: caller.name.clone(),
+        digest: Sha256::digest(key.as_bytes()).into(),
+    };
+    Ok((caller, owner))
+}
+
+/// Read the body (within `limit`) and peek at its method; the request is rebuilt with
+/// the same bytes for rmcp.
+async fn buffer(req: Request, limit: usize) -> Result<(Request, Peek), Response> {
+    let (parts, body) = req.into_parts();
+    let Ok(bytes) = axum::body::to_bytes(body, limit).await else {
+        let detail = format!("the body is larger than the limit of {limit} bytes");
+        let problem = ApiError::new(ErrorKind::PayloadTooLarge, detail);
+        return Err(refusal(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            None,
+            rmcp::model::ErrorCode::INVALID_REQUEST,
+            problem.to_problem(),
+            None,
+        ));
+    };
+    // A body that is not a JSON-RPC object is rmcp's to refuse, with its own error.
+    let peek = serde_json::from_slice::<Peek>(&bytes).unwrap_or_default();
+    Ok((Request::from_parts(parts, Body::from(bytes)), peek))
+}
+
+/// Refusals that depend on the message: scope (403) and the session limit (503).
+fn admit(g: &Guard, caller: &Principal, peek: &Peek, new_session: bool) -> Result<(), Response> {
+    match peek.method.as_deref() {
+        Some("tools/call") => {
+            let Some(tool) = peek.params.as_ref().and_then(|p| p.name.as_deref()) else {
+                return Ok(());
+            };
+            if caller.allows(tool) {
+                return Ok(());
+            }
+            let detail = format!("the key {:?} has no scope for tool {tool:?}", caller.name);
+            let problem = ApiError::from_tool(ToolError::new(ErrorKind::Forbidden, detail), tool);
+            let doc = problem.to_problem();
+            Err(refusal(StatusCode::FORBIDDEN, peek.id.clone(), FORBIDDEN, doc, Some(NO_SCOPE)))
+        }
+        Some("initialize")
+            if new_session && g.sessions.len() >= g.state.limits.mcp_max_sessions =>
+        {
+            tracing::warn!(sessions = g.sessions.len(), "MCP session limit reached");
+            let problem = ApiError::new(
+                ErrorKind::Overloaded,
+                "too many MCP sessions are open; retry shortly, or use protocol 2026-07-28, which needs none",
+            )
+            .with_status(StatusCode::SERVICE_UNAVAILABLE)
+            .with_retry_after(SESSIONS_RETRY_AFTER);
+            let doc = problem.to_problem();
+            Err(refusal(StatusCode::SERVICE_UNAVAILABLE, peek.id.clone(), BUSY, doc, None))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// A session's `GET` stream lives as long as the client wants; end it when the drain
+/// starts so that the listener can close (the client reconnects to another replica).
+fn end_on_shutdown(response: Response, state: &AppState) -> Response {
+    let (parts, body) = response.into_parts();
+    let stream = body
+        .into_data_stream()
+        .take_until(state.shutdown.clone().cancelled_owned());
+    Response::from_parts(parts, Body::from_stream(stream))
+}

@@ -1,0 +1,97 @@
+//! Prometheus metrics: the recorder, the metric names, and rendering for `/metrics`.
+//!
+//! Names follow Prometheus conventions (`_total` counters, `_seconds` histograms,
+//! base units) under the `toolgate_` prefix. The recorder is process-wide (the
+//! `metrics` facade has one global recorder), installed on first use.
+
+use std::sync::OnceLock;
+
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+
+/// HTTP requests, by `method`, `route` (the matched template) and `status`.
+pub const HTTP_REQUESTS: &str = "toolgate_http_requests_total";
+/// HTTP request latency in seconds, by `route`.
+pub const HTTP_DURATION: &str = "toolgate_http_request_duration_seconds";
+/// Tool calls, by `tool`, `transport` and `outcome` (`ok` or an error code).
+pub const CALLS: &str = "toolgate_tool_calls_total";
+/// Tool call latency in seconds, by `tool` and `transport`.
+pub const CALL_DURATION: &str = "toolgate_tool_call_duration_seconds";
+/// Calls running now, by `tool`.
+pub const IN_FLIGHT: &str = "toolgate_tool_calls_in_flight";
+/// Calls waiting for a slot, by `tool`.
+pub const QUEUE_DEPTH: &str = "toolgate_tool_queue_depth";
+/// Requests refused by load shedding, by `reason` (`in_flight_limit`, `draining`).
+pub const SHED: &str = "toolgate_shed_requests_total";
+/// Calls refused by a key's rate limit, by `key` (its name).
+pub const RATE_LIMITED: &str = "toolgate_rate_limited_calls_total";
+/// Retry attempts made, by `tool`.
+pub const RETRIES: &str = "toolgate_tool_retries_total";
+/// Breaker state by `tool`: 0 closed, 1 open, 2 half-open.
+pub const BREAKER_STATE: &str = "toolgate_circuit_breaker_state";
+/// Configuration reloads, by `result` (`ok`, `refused`).
+pub const RELOADS: &str = "toolgate_config_reloads_total";
+/// Audit records that had to wait for room in the full audit queue.
+pub const AUDIT_QUEUE_FULL: &str = "toolgate_audit_queue_full_total";
+/// Audit records written.
+pub const AUDIT_WRITTEN: &str = "toolgate_audit_records_total";
+
+/// Latency buckets in seconds: 1 ms to 60 s.
+const BUCKETS: &[f64] = &[
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
+];
+
+static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
+
+/// Install the recorder (once per process) and return the handle that renders the
+/// exposition text; `None` if another recorder was installed first.
+pub fn handle() -> Option<&'static PrometheusHandle> {
+    HANDLE
+        .get_or_init(|| {
+            let builder = PrometheusBuilder::new()
+                .set_buckets_for_metric(Matcher::Suffix("_seconds".to_owned()), BUCKETS)
+                .ok()?;
+            let recorder = builder.build_recorder();
+            let handle = recorder.handle();
+            metrics::set_global_recorder(recorder).ok()?;
+            describe();
+            Some(handle)
+        })
+        .as_ref()
+}
+
+fn describe() {
+    use metrics::{describe_counter, describe_gauge, describe_histogram};
+    describe_counter!(HTTP_REQUESTS, "HTTP requests by method, route and status.");
+    describe_histogram!(
+        HTTP_DURATION,
+        metrics::Unit::Seconds,
+        "HTTP request latency by route."
+    );
+    describe_counter!(CALLS, "Tool calls by tool, transport and outcome.");
+    describe_histogram!(
+        CALL_DURATION,
+        metrics::Unit::Seconds,
+        "Tool call latency by tool and transport."
+    );
+    describe_gauge!(IN_FLIGHT, "Tool calls running now.");
+    describe_gauge!(QUEUE_DEPTH, "Tool calls waiting for a concurrency slot.");
+    describe_counter!(SHED, "Requests refused by load shedding.");
+    describe_counter!(RATE_LIMITED, "Calls refused by a key's rate limit.");
+    describe_counter!(RETRIES, "Retry attempts made.");
+    describe_gauge!(
+        BREAKER_STATE,
+        "Circuit breaker state: 0 closed, 1 open, 2 half-open."
+    );
+    describe_counter!(RELOADS, "Configuration reloads by result.");
+    describe_counter!(
+        AUDIT_QUEUE_FULL,
+        "Audit records that waited for room in the audit queue."
+    );
+    describe_counter!(AUDIT_WRITTEN, "Audit records written.");
+}
+
+/// The current exposition text (empty if no recorder could be installed).
+#[must_use]
+pub fn render() -> String {
+    handle().map(PrometheusHandle::render).unwrap_or_default()
+}
