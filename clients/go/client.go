@@ -308,7 +308,7 @@ func (c *Client) once(ctx context.Context, r request) (*http.Response, error) {
 	if r.body != nil {
 		body = bytes.NewReader(r.body)
 	}
-	req, err := http.NewRequestWithContext(ctx, r.method, c.base.String()+r.path, body)
+	req, err := http.NewRequestWithContext(ctx, r.method, c.base.Scheme+"://"+c.base.Host+r.path, body)
 	if err != nil {
 		return nil, fmt.Errorf("toolgate: %w", err)
 	}

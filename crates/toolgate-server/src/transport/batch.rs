@@ -186,6 +186,7 @@ pub async fn execute(
             timeouts: vec![header_timeout, req.timeout],
             cancel: group.child_token(),
             trace_id: crate::trace::current(),
+            transport: toolgate_registry::Transport::Batch,
             ..Invocation::default()
         };
         let trace_id = crate::trace::current().unwrap_or_default();

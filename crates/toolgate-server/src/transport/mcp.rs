@@ -74,13 +74,17 @@ pub fn router(state: &AppState) -> Router<AppState> {
     );
     Router::new()
         .route_service(PATH, service)
-        .layer(from_fn_with_state(Guard::new(state, sessions), guard::guard))
+        .layer(from_fn_with_state(
+            Guard::new(state, sessions),
+            guard::guard,
+        ))
 }
 
 /// rmcp's settings from ours.
 fn config(state: &AppState) -> StreamableHttpServerConfig {
     let limits = &state.limits;
-    let heartbeat = (limits.sse_heartbeat_ms > 0).then(|| Duration::from_millis(limits.sse_heartbeat_ms));
+    let heartbeat =
+        (limits.sse_heartbeat_ms > 0).then(|| Duration::from_millis(limits.sse_heartbeat_ms));
     let config = StreamableHttpServerConfig::default()
         // Sessions for the revisions that have them; 2026-07-28 is always stateless.
         .with_legacy_session_mode(true)

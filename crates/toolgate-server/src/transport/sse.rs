@@ -221,6 +221,7 @@ fn start(
             timeouts: timeouts.clone(),
             cancel: token.child_token(),
             trace_id: crate::trace::current(),
+            transport: toolgate_registry::Transport::Sse,
             ..Invocation::default()
         };
         let work = (index, call.tool.clone(), call.arguments.clone());

@@ -10,8 +10,8 @@
 //!   drops the call, which cancels it as well.
 
 use rmcp::model::{
-    CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, ProgressNotificationParam,
-    ProgressToken,
+    CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock,
+    ProgressNotificationParam, ProgressToken,
 };
 use rmcp::service::{Peer, RequestContext};
 use rmcp::{ErrorData, RoleServer};
@@ -22,12 +22,12 @@ use toolgate_core::{Progress, ProgressSink};
 use toolgate_registry::Invocation;
 use tracing::Instrument;
 
+use super::RequestScope;
 use super::catalog::object_output_schema;
 use super::reply::tool_failure;
-use super::RequestScope;
+use crate::AppState;
 use crate::exec::{Outcome, run_call};
 use crate::transport::requested_timeout;
-use crate::AppState;
 
 /// Progress reports waiting to be sent; past this, reports are dropped (the next one
 /// supersedes them anyway).
@@ -96,6 +96,7 @@ impl Call {
             cancel: cancel.clone(),
             progress: sink,
             trace_id: Some(self.scope.trace_id.clone()),
+            transport: toolgate_registry::Transport::Mcp,
         };
         let call = run_call(
             &self.state,

@@ -69,7 +69,11 @@ pub(super) fn page(
         .filter(|t| caller.allows(&t.spec().name))
         .filter(|t| after.as_deref().is_none_or(|a| t.spec().name.as_str() > a));
     let size = size.max(1);
-    let tools: Vec<Tool> = visible.by_ref().take(size).map(|t| to_mcp(t.spec())).collect();
+    let tools: Vec<Tool> = visible
+        .by_ref()
+        .take(size)
+        .map(|t| to_mcp(t.spec()))
+        .collect();
     let mut result = ListToolsResult::with_all_items(tools);
     if visible.next().is_some() {
         result.next_cursor = result.tools.last().map(|t| hex::encode(t.name.as_bytes()));
@@ -81,7 +85,9 @@ fn decode_cursor(cursor: &str) -> Result<String, ErrorData> {
     hex::decode(cursor)
         .ok()
         .and_then(|bytes| String::from_utf8(bytes).ok())
-        .ok_or_else(|| ErrorData::invalid_params("invalid cursor: pass back a nextCursor as it came", None))
+        .ok_or_else(|| {
+            ErrorData::invalid_params("invalid cursor: pass back a nextCursor as it came", None)
+        })
 }
 
 /// A digest of every tool's public description: equal digests mean a client's

@@ -42,6 +42,9 @@ use crate::{ApiError, AppState};
 /// The session header (lowercase, as `http` stores names).
 const SESSION_HEADER: &str = "mcp-session-id";
 
+/// A refusal, boxed: responses are large and the happy path should not pay for them.
+type Refused = Box<Response>;
+
 /// How long a client refused for too many sessions should wait.
 const SESSIONS_RETRY_AFTER: std::time::Duration = std::time::Duration::from_secs(1);
 
@@ -79,11 +82,11 @@ struct PeekParams {
 /// The middleware (see the module docs for the order of checks).
 pub(super) async fn guard(State(g): State<Guard>, req: Request, next: Next) -> Response {
     if let Err(refused) = check_origin(&g.origins, req.headers()) {
-        return refused;
+        return *refused;
     }
     let (caller, owner) = match authenticate(&g.state, req.headers()) {
         Ok(found) => found,
-        Err(refused) => return refused,
+        Err(refused) => return *refused,
     };
     tracing::Span::current().record("key", caller.name.as_str());
     let session = req
@@ -92,20 +95,18 @@ pub(super) async fn guard(State(g): State<Guard>, req: Request, next: Next) -> R
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
     if let Some(id) = &session
-        && !g.sessions.owner(id).is_some_and(|o| o.same_key(&owner))
+        && let Err(refused) = check_session(&g.sessions, id, &owner)
     {
-        let detail = "no such session for this key; send initialize to open one";
-        let doc = reply::problem("session_not_found", "Session not found", StatusCode::NOT_FOUND, detail);
-        return refusal(StatusCode::NOT_FOUND, None, SESSION_NOT_FOUND, doc, None);
+        return *refused;
     }
     let is_get = req.method() == Method::GET;
     let mut req = if req.method() == Method::POST {
         match buffer(req, g.state.limits.body_limit_bytes).await {
             Ok((req, peek)) => match admit(&g, &caller, &peek, session.is_none()) {
                 Ok(()) => req,
-                Err(refused) => return refused,
+                Err(refused) => return *refused,
             },
-            Err(refused) => return refused,
+            Err(refused) => return *refused,
         }
     } else {
         req
@@ -117,7 +118,10 @@ pub(super) async fn guard(State(g): State<Guard>, req: Request, next: Next) -> R
     });
     let response = next.run(req).await;
     if session.is_none()
-        && let Some(id) = response.headers().get(SESSION_HEADER).and_then(|v| v.to_str().ok())
+        && let Some(id) = response
+            .headers()
+            .get(SESSION_HEADER)
+            .and_then(|v| v.to_str().ok())
     {
         g.sessions.bind(id, owner);
     }
@@ -128,7 +132,7 @@ pub(super) async fn guard(State(g): State<Guard>, req: Request, next: Next) -> R
     }
 }
 
-fn check_origin(origins: &Origins, headers: &HeaderMap) -> Result<(), Response> {
+fn check_origin(origins: &Origins, headers: &HeaderMap) -> Result<(), Refused> {
     let Some(origin) = headers.get(axum::http::header::ORIGIN) else {
         return Ok(());
     };
@@ -140,23 +144,65 @@ fn check_origin(origins: &Origins, headers: &HeaderMap) -> Result<(), Response> 
         ErrorKind::Forbidden,
         "the Origin of this request is not in mcp_allowed_origins",
     );
-    Err(refusal(StatusCode::FORBIDDEN, None, FORBIDDEN, problem.to_problem(), None))
+    Err(Box::new(refusal(
+        StatusCode::FORBIDDEN,
+        None,
+        FORBIDDEN,
+        problem.to_problem(),
+        None,
+    )))
+}
+
+/// `404` unless session `id` is open and was opened by `owner`'s key.
+fn check_session(sessions: &KeyedSessions, id: &str, owner: &Owner) -> Result<(), Refused> {
+    match sessions.owner(id) {
+        Some(opener) if opener.same_key(owner) => return Ok(()),
+        Some(opener) => tracing::warn!(
+            opened_by = %opener.name,
+            presented_by = %owner.name,
+            "an MCP session id was presented under another key; refused"
+        ),
+        None => {}
+    }
+    let detail = "no such session for this key; send initialize to open one";
+    let doc = reply::problem(
+        "session_not_found",
+        "Session not found",
+        StatusCode::NOT_FOUND,
+        detail,
+    );
+    Err(Box::new(refusal(
+        StatusCode::NOT_FOUND,
+        None,
+        SESSION_NOT_FOUND,
+        doc,
+        None,
+    )))
 }
 
 /// The key's principal and the session owner it would be.
-fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<(Arc<Principal>, Owner), Response> {
+fn authenticate(
+    state: &AppState,
+    headers: &HeaderMap,
+) -> Result<(Arc<Principal>, Owner), Refused> {
     let unauthorized = |detail: &str, challenge| {
         let problem = ApiError::new(ErrorKind::Unauthorized, detail);
-        refusal(StatusCode::UNAUTHORIZED, None, UNAUTHORIZED, problem.to_problem(), Some(challenge))
+        refusal(
+            StatusCode::UNAUTHORIZED,
+            None,
+            UNAUTHORIZED,
+            problem.to_problem(),
+            Some(challenge),
+        )
     };
     let Some(key) = presented_key(headers) else {
-        return Err(unauthorized(
+        return Err(Box::new(unauthorized(
             "send an API key as `Authorization: Bearer KEY` or `X-Tool-API-Key: KEY`",
             NO_KEY,
-        ));
+        )));
     };
     let Some(caller) = state.keys.verify(key) else {
-        return Err(unauthorized("the API key is not valid", BAD_KEY));
+        return Err(Box::new(unauthorized("the API key is not valid", BAD_KEY)));
     };
     let owner = Owner {
         name: caller.name.clone(),
@@ -167,18 +213,18 @@ fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<(Arc<Principal>
 
 /// Read the body (within `limit`) and peek at its method; the request is rebuilt with
 /// the same bytes for rmcp.
-async fn buffer(req: Request, limit: usize) -> Result<(Request, Peek), Response> {
+async fn buffer(req: Request, limit: usize) -> Result<(Request, Peek), Refused> {
     let (parts, body) = req.into_parts();
     let Ok(bytes) = axum::body::to_bytes(body, limit).await else {
         let detail = format!("the body is larger than the limit of {limit} bytes");
         let problem = ApiError::new(ErrorKind::PayloadTooLarge, detail);
-        return Err(refusal(
+        return Err(Box::new(refusal(
             StatusCode::PAYLOAD_TOO_LARGE,
             None,
             rmcp::model::ErrorCode::INVALID_REQUEST,
             problem.to_problem(),
             None,
-        ));
+        )));
     };
     // A body that is not a JSON-RPC object is rmcp's to refuse, with its own error.
     let peek = serde_json::from_slice::<Peek>(&bytes).unwrap_or_default();
@@ -186,7 +232,7 @@ async fn buffer(req: Request, limit: usize) -> Result<(Request, Peek), Response>
 }
 
 /// Refusals that depend on the message: scope (403) and the session limit (503).
-fn admit(g: &Guard, caller: &Principal, peek: &Peek, new_session: bool) -> Result<(), Response> {
+fn admit(g: &Guard, caller: &Principal, peek: &Peek, new_session: bool) -> Result<(), Refused> {
     match peek.method.as_deref() {
         Some("tools/call") => {
             let Some(tool) = peek.params.as_ref().and_then(|p| p.name.as_deref()) else {
@@ -198,7 +244,13 @@ fn admit(g: &Guard, caller: &Principal, peek: &Peek, new_session: bool) -> Resul
             let detail = format!("the key {:?} has no scope for tool {tool:?}", caller.name);
             let problem = ApiError::from_tool(ToolError::new(ErrorKind::Forbidden, detail), tool);
             let doc = problem.to_problem();
-            Err(refusal(StatusCode::FORBIDDEN, peek.id.clone(), FORBIDDEN, doc, Some(NO_SCOPE)))
+            Err(Box::new(refusal(
+                StatusCode::FORBIDDEN,
+                peek.id.clone(),
+                FORBIDDEN,
+                doc,
+                Some(NO_SCOPE),
+            )))
         }
         Some("initialize")
             if new_session && g.sessions.len() >= g.state.limits.mcp_max_sessions =>
@@ -211,7 +263,13 @@ fn admit(g: &Guard, caller: &Principal, peek: &Peek, new_session: bool) -> Resul
             .with_status(StatusCode::SERVICE_UNAVAILABLE)
             .with_retry_after(SESSIONS_RETRY_AFTER);
             let doc = problem.to_problem();
-            Err(refusal(StatusCode::SERVICE_UNAVAILABLE, peek.id.clone(), BUSY, doc, None))
+            Err(Box::new(refusal(
+                StatusCode::SERVICE_UNAVAILABLE,
+                peek.id.clone(),
+                BUSY,
+                doc,
+                None,
+            )))
         }
         _ => Ok(()),
     }

@@ -78,7 +78,9 @@ fn parse(value: &str, pattern: bool) -> Option<Origin> {
     let scheme = uri.scheme_str()?.to_ascii_lowercase();
     let authority = uri.authority()?;
     // An origin has no path, query, userinfo or fragment.
-    if uri.path_and_query().is_some_and(|p| p.as_str() != "/" && !p.as_str().is_empty())
+    if uri
+        .path_and_query()
+        .is_some_and(|p| p.as_str() != "/" && !p.as_str().is_empty())
         || authority.as_str().contains('@')
     {
         return None;
@@ -94,7 +96,10 @@ fn parse(value: &str, pattern: bool) -> Option<Origin> {
         authority.port_u16().or(default_port)
     };
     Some(Origin {
-        host: authority.host().trim_matches(['[', ']']).to_ascii_lowercase(),
+        host: authority
+            .host()
+            .trim_matches(['[', ']'])
+            .to_ascii_lowercase(),
         scheme,
         port,
     })

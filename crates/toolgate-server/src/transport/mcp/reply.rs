@@ -90,7 +90,10 @@ pub(super) fn refusal(
         HeaderValue::from_static("application/json"),
     );
     if let Some(challenge) = challenge {
-        headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(challenge));
+        headers.insert(
+            header::WWW_AUTHENTICATE,
+            HeaderValue::from_static(challenge),
+        );
     }
     if let Some(after) = retry_after {
         headers.insert(header::RETRY_AFTER, HeaderValue::from(after));

@@ -217,6 +217,7 @@ impl Conn {
             timeouts: vec![call.timeout],
             cancel: token.clone(),
             trace_id: crate::trace::current(),
+            transport: toolgate_registry::Transport::WebSocket,
             ..Invocation::default()
         };
         let work = (call.id.clone(), call.tool.clone(), call.arguments);
