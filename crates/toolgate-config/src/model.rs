@@ -28,6 +28,39 @@ pub struct Config {
     /// The tools to serve.
     #[serde(default)]
     pub tools: Vec<ToolConfig>,
+    /// The audit log. Default: none.
+    #[serde(default)]
+    pub audit: Option<Spanned<AuditConfig>>,
+}
+
+/// How the response waits for its audit record.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Durability {
+    /// The record is queued; it is written off the hot path in batches.
+    #[default]
+    Async,
+    /// The response waits until the record is committed.
+    Sync,
+}
+
+/// `[audit]`: one hash-chained record per call on every transport.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditConfig {
+    /// SQLite file of the log (`${VAR}` expanded); created if missing.
+    pub path: Spanned<crate::env::EnvString>,
+    /// `async` (default) or `sync`.
+    #[serde(default)]
+    pub durability: Durability,
+    /// Records queued for the writer; a full queue makes callers wait (never drops),
+    /// counted in `toolgate_audit_queue_full_total`. Default 10000.
+    #[serde(default = "default_audit_queue")]
+    pub queue_capacity: usize,
+}
+
+fn default_audit_queue() -> usize {
+    10_000
 }
 
 /// `[server]`: where to listen and how much a request may carry.
@@ -390,6 +423,12 @@ pub struct ToolConfig {
     /// A circuit breaker. Default: none.
     #[serde(default)]
     pub breaker: Option<Spanned<BreakerConfig>>,
+    /// Keep the full arguments in the audit log (not only their SHA-256). Default false.
+    #[serde(default)]
+    pub audit_arguments: bool,
+    /// Top-level argument fields replaced by `"[redacted]"` in the audit log.
+    #[serde(default)]
+    pub audit_redact: Vec<String>,
 }
 
 impl ToolConfig {

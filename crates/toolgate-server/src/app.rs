@@ -31,10 +31,16 @@ impl Application {
         listen: SocketAddr,
         operator_key: Option<&SecretString>,
     ) -> std::io::Result<Self> {
+        let mut state = AppState::new(registry, loaded, operator_key);
+        if let Some(cfg) = &loaded.config.audit {
+            let auditor = crate::audit::Auditor::open(cfg.get_ref(), &loaded.config.tools)
+                .map_err(std::io::Error::other)?;
+            state.audit = Some(std::sync::Arc::new(auditor));
+        }
         let listener = TcpListener::bind(listen).await?;
         Ok(Self {
             listener,
-            state: AppState::new(registry, loaded, operator_key),
+            state,
             drain_timeout: Duration::from_millis(loaded.config.server.drain_timeout_ms),
         })
     }

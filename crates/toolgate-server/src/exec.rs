@@ -9,6 +9,7 @@ use toolgate_core::{ErrorKind, ToolCall, ToolError};
 use toolgate_registry::{Invocation, Transport};
 
 use crate::AppState;
+use crate::audit::CallFacts;
 use crate::auth::Principal;
 
 /// How long a refused caller should wait while the server drains.
@@ -41,6 +42,9 @@ pub async fn run_call(
 ) -> Outcome {
     let start = Instant::now();
     let transport = inv.transport;
+    let trace_id = inv.trace_id.clone().unwrap_or_default();
+    // The audit record needs the arguments' hash before the call consumes them.
+    let audit_args = state.audit.as_ref().map(|a| a.capture(tool, &arguments));
     let result = if !caller.allows(tool) {
         Err(ToolError::new(
             ErrorKind::Forbidden,
@@ -69,6 +73,20 @@ pub async fn run_call(
         duration: start.elapsed(),
     };
     record_call(caller, tool, transport, &outcome);
+    if let (Some(audit), Some(args)) = (&state.audit, audit_args) {
+        let facts = CallFacts {
+            key: &caller.name,
+            tool,
+            transport: transport.label(),
+            outcome: outcome
+                .result
+                .as_ref()
+                .map_or_else(|e| e.kind.code(), |_| "ok"),
+            duration_ms: outcome.duration_ms(),
+            trace_id,
+        };
+        audit.record(facts, args).await;
+    }
     outcome
 }
 

@@ -5,6 +5,7 @@
 //!
 //! - [`app`]: [`Application`], a bound listener plus state (binary and tests share it).
 //! - [`state`]: [`AppState`], one `Clone` struct of `Arc`s handed to every handler.
+//! - [`audit`]: the audit log's server side (argument capture, records).
 //! - [`auth`]: API keys and scopes; the [`auth::Caller`] extractor (401/403).
 //! - [`error`]: [`ApiError`], the one place errors become problem+json responses.
 //! - [`body`]: the JSON body extractor (size limit, depth limit, object check).
@@ -19,6 +20,7 @@
 //! [`Registry::invoke`]: toolgate_registry::Registry::invoke
 
 pub mod app;
+pub mod audit;
 pub mod auth;
 pub mod body;
 pub mod error;
@@ -123,7 +125,12 @@ pub async fn serve(
         state.calls.cancel();
     }
     stop_accepting.cancel();
-    match tokio::time::timeout(Duration::from_secs(5), &mut server).await {
+    let result = tokio::time::timeout(Duration::from_secs(5), &mut server).await;
+    // Every answered call's record is committed before the process ends.
+    if let Some(audit) = &state.audit {
+        audit.flush().await;
+    }
+    match result {
         Ok(r) => r.unwrap_or_else(|e| Err(std::io::Error::other(e))),
         Err(_) => {
             server.abort();

@@ -84,6 +84,9 @@ pub fn apply(state: &AppState, loaded: &LoadedConfig) -> Result<ReloadSummary, P
         .keys
         .replace_with(Keys::new(state.operator_key.as_ref(), &loaded.config.keys));
     state.docs.rebuild(&state.registry);
+    if let Some(audit) = &state.audit {
+        audit.update(&loaded.config.tools);
+    }
     Ok(summary)
 }
 

@@ -62,6 +62,8 @@ pub struct AppState {
     pub shutdown: CancellationToken,
     /// The global in-flight request limit (load shedding).
     pub shedder: Arc<Shedder>,
+    /// The audit log, when `[audit]` is configured.
+    pub audit: Option<Arc<crate::audit::Auditor>>,
     /// The operator key given at start (kept across reloads).
     pub(crate) operator_key: Option<SecretString>,
 }
@@ -103,6 +105,7 @@ impl AppState {
             calls: CancellationToken::new(),
             shutdown: CancellationToken::new(),
             shedder: Arc::new(Shedder::new(server.max_in_flight_requests)),
+            audit: None,
             operator_key: operator.cloned(),
         }
     }

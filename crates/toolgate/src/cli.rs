@@ -80,6 +80,12 @@ pub enum Command {
         #[command(subcommand)]
         command: KeysCommand,
     },
+    /// Read the audit log: list records, verify the hash chain.
+    Audit {
+        /// Audit command.
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
     /// Print the OpenAPI 3.1 document.
     Openapi {
         /// Configuration.
@@ -100,5 +106,51 @@ pub enum KeysCommand {
         /// Tool-name patterns, comma-separated (`echo,db_*`; `*` for all).
         #[arg(long, value_delimiter = ',', required = true)]
         scopes: Vec<String>,
+    },
+}
+
+/// Where the audit database is: `--db`, or the `[audit] path` of `--config`.
+#[derive(Debug, Clone, Args)]
+pub struct AuditDb {
+    /// The audit database file.
+    #[arg(long, conflicts_with = "config")]
+    pub db: Option<PathBuf>,
+    /// A configuration whose `[audit] path` names the database.
+    #[arg(long, short)]
+    pub config: Option<PathBuf>,
+}
+
+/// Audit subcommands.
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// List records (JSON lines, oldest first).
+    List {
+        /// Where the log is.
+        #[command(flatten)]
+        db: AuditDb,
+        /// Only this key (its name).
+        #[arg(long)]
+        key: Option<String>,
+        /// Only this tool.
+        #[arg(long)]
+        tool: Option<String>,
+        /// Only this outcome (`ok`, `timeout`, ...).
+        #[arg(long)]
+        outcome: Option<String>,
+        /// From this time (RFC 3339, inclusive).
+        #[arg(long)]
+        since: Option<String>,
+        /// Before this time (RFC 3339, exclusive).
+        #[arg(long)]
+        until: Option<String>,
+        /// At most this many, the newest.
+        #[arg(long)]
+        limit: Option<u32>,
+    },
+    /// Recompute the hash chain; exit 1 if it is broken.
+    Verify {
+        /// Where the log is.
+        #[command(flatten)]
+        db: AuditDb,
     },
 }

@@ -79,6 +79,7 @@ pub(super) async fn call(config: &ConfigArg, tool: &str, args: &str) -> i32 {
     });
     let inv = Invocation {
         cancel,
+        transport: toolgate_registry::Transport::Cli,
         ..Invocation::default()
     };
     let start = tokio::time::Instant::now();

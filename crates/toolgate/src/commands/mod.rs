@@ -1,6 +1,7 @@
 //! The subcommands. Each returns the process exit code: 0 success, 1 failure of the
 //! operation (a tool failed, a check found problems), 2 bad usage or configuration.
 
+mod audit;
 mod inspect;
 mod keys;
 mod serve;
@@ -9,7 +10,7 @@ use toolgate_config::{LoadedConfig, Problems};
 use toolgate_registry::Registry;
 use toolgate_telemetry::LogFormat;
 
-use crate::cli::{Cli, Command, ConfigArg, KeysCommand, LogFormatArg};
+use crate::cli::{AuditCommand, Cli, Command, ConfigArg, KeysCommand, LogFormatArg};
 
 /// Exit code: the operation failed.
 pub const EXIT_FAILURE: i32 = 1;
@@ -44,6 +45,28 @@ pub async fn dispatch(cli: Cli) -> i32 {
         Command::Keys {
             command: KeysCommand::New { name, scopes },
         } => keys::new_key(&name, &scopes),
+        Command::Audit { command } => match command {
+            AuditCommand::List {
+                db,
+                key,
+                tool,
+                outcome,
+                since,
+                until,
+                limit,
+            } => {
+                let filter = toolgate_audit::Filter {
+                    key,
+                    tool,
+                    outcome,
+                    since,
+                    until,
+                    limit,
+                };
+                audit::list(&db, &filter)
+            }
+            AuditCommand::Verify { db } => audit::verify(&db),
+        },
     }
 }
 

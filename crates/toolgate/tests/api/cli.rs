@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-const BIN: &str = env!("CARGO_BIN_EXE_toolgate");
+pub(crate) const BIN: &str = env!("CARGO_BIN_EXE_toolgate");
 
 fn toolgate(args: &[&str]) -> (i32, String, String) {
     let out = Command::new(BIN)
@@ -22,7 +22,7 @@ fn toolgate(args: &[&str]) -> (i32, String, String) {
     )
 }
 
-fn write_config(text: &str) -> tempfile::NamedTempFile {
+pub(crate) fn write_config(text: &str) -> tempfile::NamedTempFile {
     let mut f = tempfile::Builder::new().suffix(".toml").tempfile().unwrap();
     std::io::Write::write_all(&mut f, text.as_bytes()).unwrap();
     f
@@ -155,12 +155,15 @@ fn openapi_prints_the_document() {
 }
 
 /// Lines a child wrote to stderr, collected by a thread so the pipe never fills.
-type Logs = std::sync::Arc<std::sync::Mutex<Vec<String>>>;
+pub(crate) type Logs = std::sync::Arc<std::sync::Mutex<Vec<String>>>;
 
 /// Start `toolgate serve` on a free port; returns the child, its address and its
 /// log lines so far (still growing). The caller waits for the child.
 #[allow(clippy::zombie_processes)]
-fn serve(config: &std::path::Path, key: Option<&str>) -> (std::process::Child, String, Logs) {
+pub(crate) fn serve(
+    config: &std::path::Path,
+    key: Option<&str>,
+) -> (std::process::Child, String, Logs) {
     let mut cmd = Command::new(BIN);
     cmd.args([
         "serve",

@@ -1,0 +1,214 @@
+//! [`AuditLog`]: a bounded queue in front of a writer thread.
+//!
+//! The writer owns the SQLite connection on its own OS thread (SQLite calls block),
+//! takes whatever is queued (up to a batch), commits it in one transaction and then
+//! acknowledges the callers that wait for it. Nothing is dropped: a full queue makes
+//! the caller wait for room, which is counted and logged; a failing commit is
+//! retried, then logged as an error naming how many records it loses.
+
+use std::path::Path;
+use std::time::Duration;
+
+use tokio::sync::{mpsc, oneshot};
+
+use crate::record::Record;
+use crate::store::{Store, StoreError};
+
+/// Records committed in one transaction at most.
+const MAX_BATCH: usize = 1024;
+/// Commit attempts before a batch is given up (and logged as lost).
+const COMMIT_ATTEMPTS: u32 = 5;
+
+/// How a call waits for its record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Durability {
+    /// Queued; written off the hot path.
+    #[default]
+    Async,
+    /// The caller waits until the record is committed (`synchronous = FULL`).
+    Sync,
+}
+
+enum Job {
+    Record(Box<Record>, Option<oneshot::Sender<()>>),
+    Flush(oneshot::Sender<()>),
+}
+
+/// The audit log's writing side.
+pub struct AuditLog {
+    tx: mpsc::Sender<Job>,
+    durability: Durability,
+}
+
+impl std::fmt::Debug for AuditLog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuditLog")
+            .field("durability", &self.durability)
+            .finish_non_exhaustive()
+    }
+}
+
+impl AuditLog {
+    /// Open the log at `path` and start its writer thread.
+    ///
+    /// # Errors
+    /// The database cannot be opened (reported at start, not at the first call).
+    pub fn open(path: &Path, durability: Durability, capacity: usize) -> Result<Self, StoreError> {
+        let store = Store::open(path, durability == Durability::Sync)?;
+        let (tx, rx) = mpsc::channel(capacity.max(1));
+        std::thread::Builder::new()
+            .name("toolgate-audit".to_owned())
+            .spawn(move || write_loop(store, rx))
+            .map_err(|e| StoreError::Broken {
+                seq: 0,
+                reason: format!("cannot start the audit writer: {e}"),
+            })?;
+        Ok(Self { tx, durability })
+    }
+
+    /// The configured durability.
+    #[must_use]
+    pub fn durability(&self) -> Durability {
+        self.durability
+    }
+
+    /// Log a record; with [`Durability::Sync`], return once it is committed.
+    pub async fn append(&self, record: Record) {
+        let (ack, done) = match self.durability {
+            Durability::Sync => {
+                let (tx, rx) = oneshot::channel();
+                (Some(tx), Some(rx))
+            }
+            Durability::Async => (None, None),
+        };
+        self.enqueue(Job::Record(Box::new(record), ack)).await;
+        if let Some(done) = done
+            && done.await.is_err()
+        {
+            tracing::error!(
+                "an audit record could not be committed (see the audit writer's errors)"
+            );
+        }
+    }
+
+    /// Wait until everything queued so far is committed.
+    pub async fn flush(&self) {
+        let (tx, rx) = oneshot::channel();
+        self.enqueue(Job::Flush(tx)).await;
+        let _ = rx.await;
+    }
+
+    async fn enqueue(&self, job: Job) {
+        let job = match self.tx.try_send(job) {
+            Ok(()) => return,
+            Err(mpsc::error::TrySendError::Full(job)) => job,
+            Err(mpsc::error::TrySendError::Closed(_)) => {
+                tracing::error!("the audit writer has stopped; a record is lost");
+                return;
+            }
+        };
+        metrics::counter!(toolgate_telemetry::metrics::AUDIT_QUEUE_FULL).increment(1);
+        tracing::warn!("the audit queue is full; the call waits for room");
+        if self.tx.send(job).await.is_err() {
+            tracing::error!("the audit writer has stopped; a record is lost");
+        }
+    }
+}
+
+fn write_loop(mut store: Store, mut rx: mpsc::Receiver<Job>) {
+    while let Some(first) = rx.blocking_recv() {
+        let mut records = Vec::new();
+        let mut acks = Vec::new();
+        let mut next = Some(first);
+        while let Some(job) = next.take() {
+            match job {
+                Job::Record(r, ack) => {
+                    records.push(*r);
+                    acks.extend(ack);
+                }
+                Job::Flush(ack) => acks.push(ack),
+            }
+            if records.len() < MAX_BATCH {
+                next = rx.try_recv().ok();
+            }
+        }
+        if !records.is_empty() && !commit(&mut store, &records) {
+            // The acks are dropped, so waiting callers learn the record is not stored.
+            continue;
+        }
+        #[allow(clippy::cast_possible_truncation)] // a batch is at most MAX_BATCH
+        metrics::counter!(toolgate_telemetry::metrics::AUDIT_WRITTEN)
+            .increment(records.len() as u64);
+        for ack in acks {
+            let _ = ack.send(());
+        }
+    }
+}
+
+fn commit(store: &mut Store, records: &[Record]) -> bool {
+    for attempt in 1..=COMMIT_ATTEMPTS {
+        match store.append(records) {
+            Ok(()) => return true,
+            Err(e) => {
+                tracing::error!(error = %e, attempt, records = records.len(), "audit commit failed");
+                std::thread::sleep(Duration::from_millis(100 * u64::from(attempt)));
+            }
+        }
+    }
+    tracing::error!(
+        records = records.len(),
+        "audit records lost after repeated commit failures"
+    );
+    false
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::record::args_sha256;
+
+    fn rec(i: u64) -> Record {
+        Record {
+            ts: "2026-11-26T00:00:00.000Z".into(),
+            key: "k".into(),
+            tool: "echo".into(),
+            transport: "rest".into(),
+            outcome: "ok".into(),
+            duration_ms: i,
+            trace_id: format!("t{i}"),
+            args_sha256: args_sha256(&json!({})),
+            arguments: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn everything_queued_is_committed_even_through_a_tiny_queue() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.db");
+        let log = std::sync::Arc::new(AuditLog::open(&path, Durability::Async, 2).unwrap());
+        let mut tasks = Vec::new();
+        for i in 0..500 {
+            let log = std::sync::Arc::clone(&log);
+            tasks.push(tokio::spawn(async move { log.append(rec(i)).await }));
+        }
+        for t in tasks {
+            t.await.unwrap();
+        }
+        log.flush().await;
+        let store = Store::open_read_only(&path).unwrap();
+        assert_eq!(store.verify().unwrap().count, 500);
+    }
+
+    #[tokio::test]
+    async fn sync_appends_are_committed_on_return() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.db");
+        let log = AuditLog::open(&path, Durability::Sync, 100).unwrap();
+        log.append(rec(1)).await;
+        let store = Store::open_read_only(&path).unwrap();
+        assert_eq!(store.verify().unwrap().count, 1);
+    }
+}

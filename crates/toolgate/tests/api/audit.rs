@@ -1,0 +1,202 @@
+//! The audit log: every answered call is there after SIGTERM; the database opens
+//! and the chain verifies after `kill -9` mid-load; with `durability = "sync"` every
+//! answered call survives `kill -9`; arguments are kept only where a tool opts in.
+
+use std::collections::HashSet;
+use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::cli::{BIN, serve, write_config};
+
+fn config(db: &std::path::Path, durability: &str) -> String {
+    format!(
+        "{}\n[audit]\npath = \"{}\"\ndurability = \"{durability}\"\n\n[[tools]]\nname = \"login\"\nkind = \"builtin\"\nbuiltin = \"echo\"\naudit_arguments = true\naudit_redact = [\"password\"]\n",
+        toolgate_config::DEMO_CONFIG,
+        db.display()
+    )
+}
+
+fn audit(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(BIN).arg("audit").args(args).output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn records(db: &std::path::Path) -> Vec<Value> {
+    let (code, out, err) = audit(&["list", "--db", db.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    out.lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+fn verify(db: &std::path::Path) {
+    let (code, out, err) = audit(&["verify", "--db", db.to_str().unwrap()]);
+    assert_eq!(code, 0, "chain broken: {err}");
+    assert!(out.starts_with("ok: "), "{out}");
+}
+
+/// Call `tool` and return the response's trace id if it was answered.
+async fn call(
+    client: &reqwest::Client,
+    addr: &str,
+    tool: &str,
+    args: Value,
+) -> Option<(String, u16)> {
+    let resp = client
+        .post(format!("http://{addr}/api/v1/tools/{tool}"))
+        .header("X-Tool-API-Key", "k")
+        .json(&args)
+        .send()
+        .await
+        .ok()?;
+    let trace = resp.headers().get("x-trace-id")?.to_str().ok()?.to_owned();
+    let status = resp.status().as_u16();
+    resp.bytes().await.ok()?;
+    Some((trace, status))
+}
+
+#[tokio::test]
+async fn after_sigterm_every_answered_call_is_in_the_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("audit.db");
+    let f = write_config(&config(&db, "async"));
+    let (mut child, addr, _logs) = serve(f.path(), Some("k"));
+    let client = reqwest::Client::new();
+    let mut answered = Vec::new();
+    for i in 0..40 {
+        let (tool, args) = match i % 4 {
+            0 => ("echo", json!({"i": i})),
+            1 => ("fail", json!({})),
+            2 => ("sleep", json!({"ms": 5})),
+            _ => ("login", json!({"user": "ada", "password": "hunter2"})),
+        };
+        answered.push(call(&client, &addr, tool, args).await.unwrap());
+    }
+    let pid = child.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    assert_eq!(child.wait().unwrap().code(), Some(0));
+
+    let recs = records(&db);
+    let logged: HashSet<&str> = recs
+        .iter()
+        .map(|r| r["trace_id"].as_str().unwrap())
+        .collect();
+    for (trace, _) in &answered {
+        assert!(
+            logged.contains(trace.as_str()),
+            "call {trace} is missing from the audit log"
+        );
+    }
+    verify(&db);
+    let fail = recs.iter().find(|r| r["tool"] == "fail").unwrap();
+    assert_eq!(fail["outcome"], "tool_error");
+    assert_eq!(fail["key"], "operator");
+    assert_eq!(fail["transport"], "rest");
+    assert!(
+        fail["arguments"].is_null(),
+        "arguments are kept only where a tool opts in"
+    );
+    let login = recs.iter().find(|r| r["tool"] == "login").unwrap();
+    assert_eq!(
+        login["arguments"],
+        json!({"user": "ada", "password": "[redacted]"})
+    );
+    let sha = toolgate_audit::record::args_sha256(&json!({"user": "ada", "password": "hunter2"}));
+    assert_eq!(login["args_sha256"], sha.as_str());
+    let (code, out, _) = audit(&[
+        "list",
+        "--db",
+        db.to_str().unwrap(),
+        "--tool",
+        "fail",
+        "--outcome",
+        "tool_error",
+    ]);
+    assert_eq!(code, 0);
+    assert_eq!(out.lines().count(), 10);
+}
+
+/// Load the server with concurrent calls until `stop`; returns answered trace ids.
+async fn load(addr: String, stop: Arc<AtomicBool>) -> Vec<String> {
+    let client = reqwest::Client::new();
+    let mut workers = Vec::new();
+    for _ in 0..8 {
+        let (client, addr, stop) = (client.clone(), addr.clone(), Arc::clone(&stop));
+        workers.push(tokio::spawn(async move {
+            let mut answered = Vec::new();
+            while !stop.load(Ordering::SeqCst) {
+                match call(&client, &addr, "echo", json!({"x": 1})).await {
+                    Some((trace, 200)) => answered.push(trace),
+                    _ => break,
+                }
+            }
+            answered
+        }));
+    }
+    let mut all = Vec::new();
+    for w in workers {
+        all.extend(w.await.unwrap());
+    }
+    all
+}
+
+#[tokio::test]
+async fn kill_9_mid_load_leaves_a_database_that_opens_and_verifies_20_times() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("audit.db");
+    let f = write_config(&config(&db, "async"));
+    for round in 0..20u64 {
+        let (mut child, addr, _logs) = serve(f.path(), Some("k"));
+        let stop = Arc::new(AtomicBool::new(false));
+        let loader = tokio::spawn(load(addr, Arc::clone(&stop)));
+        tokio::time::sleep(Duration::from_millis(60 + (round * 37) % 150)).await;
+        child.kill().unwrap();
+        child.wait().unwrap();
+        stop.store(true, Ordering::SeqCst);
+        let _ = loader.await;
+        verify(&db);
+    }
+    assert!(!records(&db).is_empty());
+}
+
+#[tokio::test]
+async fn with_sync_durability_every_answered_call_survives_kill_9() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("audit.db");
+    let f = write_config(&config(&db, "sync"));
+    let (mut child, addr, _logs) = serve(f.path(), Some("k"));
+    let stop = Arc::new(AtomicBool::new(false));
+    let loader = tokio::spawn(load(addr, Arc::clone(&stop)));
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    child.kill().unwrap();
+    child.wait().unwrap();
+    stop.store(true, Ordering::SeqCst);
+    let answered = loader.await.unwrap();
+    assert!(!answered.is_empty());
+    verify(&db);
+    let recs = records(&db);
+    let logged: HashSet<&str> = recs
+        .iter()
+        .map(|r| r["trace_id"].as_str().unwrap())
+        .collect();
+    for trace in &answered {
+        assert!(
+            logged.contains(trace.as_str()),
+            "answered call {trace} was lost"
+        );
+    }
+}
