@@ -2,10 +2,11 @@
 
 CARGO ?= cargo
 
-.PHONY: test fmt-check lint unit doc-test openapi-check run build release fmt
+.PHONY: test fmt-check lint unit doc-test openapi-check mcp-interop clients-test run build release fmt
 
-## Everything CI checks: formatting, lints, all tests, OpenAPI validity.
-test: fmt-check lint doc-test openapi-check unit
+## Everything CI checks: formatting, lints, all tests, OpenAPI validity, MCP interop.
+## `unit` stays last so that the nextest summary is the last thing printed.
+test: fmt-check lint doc-test openapi-check mcp-interop clients-test unit
 
 fmt-check:
 	$(CARGO) fmt --all -- --check
@@ -26,6 +27,15 @@ doc-test:
 
 openapi-check:
 	scripts/check-openapi.sh
+
+## Client libraries (clients/: Go, PHP, Python): go vet, php -l, mypy --strict, and
+## each client's tests against a real server.
+clients-test:
+	clients/test.sh
+
+## The official MCP Python SDK against a real server (venv under target/).
+mcp-interop:
+	tests/mcp-interop/run.sh
 
 ## Serve the embedded demo on 127.0.0.1:8080.
 run:

@@ -31,6 +31,45 @@ pub struct Config {
     /// The audit log. Default: none.
     #[serde(default)]
     pub audit: Option<Spanned<AuditConfig>>,
+    /// Where per-key rate limits are counted. Default: in memory.
+    #[serde(default)]
+    pub rate_limits: RateLimitStoreConfig,
+}
+
+/// Where rate-limit buckets live.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum RateLimitStore {
+    /// In this process (each replica counts alone).
+    #[default]
+    Memory,
+    /// In Redis, shared by every replica.
+    Redis,
+}
+
+/// What to do when the shared store cannot be reached.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum OnStoreError {
+    /// Allow the call (availability first).
+    #[default]
+    Open,
+    /// Refuse the call with `503 overloaded` (limits first).
+    Closed,
+}
+
+/// `[rate_limits]`: shared limits across replicas.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct RateLimitStoreConfig {
+    /// `memory` (default) or `redis`.
+    pub store: RateLimitStore,
+    /// Redis URL (`${VAR}` expanded), e.g. `redis://127.0.0.1:6379`.
+    pub redis_url: Option<Spanned<crate::env::EnvString>>,
+    /// `open` (default) or `closed` when Redis is down.
+    pub on_store_error: OnStoreError,
+    /// Prefix of the Redis keys. Default `toolgate`.
+    pub key_prefix: Option<String>,
 }
 
 /// How the response waits for its audit record.

@@ -31,6 +31,11 @@ pub(crate) fn validate(loaded: &LoadedConfig) -> Vec<Problem> {
     };
     let cfg = &loaded.config;
     check_server(&mut c, cfg);
+    if cfg.rate_limits.store == crate::model::RateLimitStore::Redis
+        && cfg.rate_limits.redis_url.is_none()
+    {
+        c.report(0..0, "[rate_limits] store = \"redis\" needs redis_url");
+    }
     check_keys(&mut c, cfg);
     check_sources(&mut c, cfg);
     let mut seen = HashSet::new();

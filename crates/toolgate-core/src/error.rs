@@ -142,6 +142,9 @@ pub struct ToolError {
     pub retry_after: Option<Duration>,
     /// Schema violations, for `invalid_arguments`.
     pub errors: Vec<FieldError>,
+    /// Set when the whole server (not one tool) refuses: `overloaded` is then 503
+    /// rather than 429.
+    pub server_wide: bool,
 }
 
 impl ToolError {
@@ -152,6 +155,7 @@ impl ToolError {
             message: message.into(),
             retry_after: None,
             errors: Vec::new(),
+            server_wide: false,
         }
     }
 
@@ -180,6 +184,23 @@ impl ToolError {
         Self {
             errors,
             ..Self::new(ErrorKind::InvalidArguments, message)
+        }
+    }
+
+    /// Mark the refusal as the whole server's (503 for `overloaded`).
+    #[must_use]
+    pub fn server_wide(mut self) -> Self {
+        self.server_wide = true;
+        self
+    }
+
+    /// The HTTP status: the kind's, or 503 for a server-wide `overloaded`.
+    #[must_use]
+    pub fn status(&self) -> u16 {
+        if self.server_wide && self.kind == ErrorKind::Overloaded {
+            503
+        } else {
+            self.kind.status()
         }
     }
 

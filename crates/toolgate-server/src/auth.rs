@@ -41,6 +41,8 @@ pub struct Principal {
     /// What it may call.
     pub scopes: Scopes,
     /// The key's rate limit, if it has one.
+    pub limit: Option<RateLimit>,
+    /// Its in-memory bucket (used unless the limits are shared through Redis).
     pub rate: Option<Mutex<TokenBucket>>,
 }
 
@@ -51,6 +53,7 @@ impl Principal {
         Self {
             name: name.into(),
             scopes,
+            limit: None,
             rate: None,
         }
     }
@@ -113,19 +116,20 @@ impl Keys {
                 .iter()
                 .filter_map(|s| ScopePattern::parse(s).ok())
                 .collect();
-            let rate = k.rate_limit.as_ref().map(|r| {
+            let limit = k.rate_limit.as_ref().map(|r| {
                 let r = r.get_ref();
-                let limit = RateLimit {
+                RateLimit {
                     per_second: r.per_second,
                     burst: r.burst.unwrap_or(r.per_second.max(1.0)),
-                };
-                Mutex::new(TokenBucket::new(limit, Instant::now()))
+                }
             });
+            let rate = limit.map(|l| Mutex::new(TokenBucket::new(l, Instant::now())));
             entries.push((
                 hash,
                 Arc::new(Principal {
                     name: k.name.get_ref().clone(),
                     scopes: Scopes::Patterns(patterns),
+                    limit,
                     rate,
                 }),
             ));

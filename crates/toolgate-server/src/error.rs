@@ -139,7 +139,9 @@ fn retry_after_secs(after: Duration) -> u64 {
 
 impl From<ToolError> for ApiError {
     fn from(err: ToolError) -> Self {
+        let status = err.status();
         let mut e = Self::new(err.kind, err.message);
+        e.0.status = StatusCode::from_u16(status).unwrap_or(e.0.status);
         e.0.errors = err.errors;
         e.0.retry_after = err.retry_after;
         e

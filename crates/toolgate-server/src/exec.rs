@@ -11,6 +11,7 @@ use toolgate_registry::{Invocation, Transport};
 use crate::AppState;
 use crate::audit::CallFacts;
 use crate::auth::Principal;
+use crate::ratelimit::Refusal;
 
 /// How long a refused caller should wait while the server drains.
 const DRAINING_RETRY_AFTER: Duration = Duration::from_secs(5);
@@ -50,18 +51,27 @@ pub async fn run_call(
             ErrorKind::Forbidden,
             format!("the key {:?} has no scope for tool {tool:?}", caller.name),
         ))
-    } else if let Err(after) = caller.take_call() {
-        Err(ToolError::new(
-            ErrorKind::RateLimited,
-            format!("the key {:?} is over its rate limit", caller.name),
-        )
-        .with_retry_after(after.min(Duration::from_secs(3600))))
+    } else if let Err(refusal) = state.limiter.take(caller).await {
+        Err(match refusal {
+            Refusal::RateLimited(after) => ToolError::new(
+                ErrorKind::RateLimited,
+                format!("the key {:?} is over its rate limit", caller.name),
+            )
+            .with_retry_after(after.min(Duration::from_secs(3600))),
+            Refusal::StoreDown => ToolError::new(
+                ErrorKind::Overloaded,
+                "the rate-limit store is unavailable; try again shortly",
+            )
+            .with_retry_after(Duration::from_secs(1))
+            .server_wide(),
+        })
     } else if state.readiness.is_draining() {
         Err(ToolError::new(
             ErrorKind::Overloaded,
             "the server is draining; try another replica",
         )
-        .with_retry_after(DRAINING_RETRY_AFTER))
+        .with_retry_after(DRAINING_RETRY_AFTER)
+        .server_wide())
     } else {
         state
             .registry

@@ -14,6 +14,7 @@
 //! - [`transport`]: `rest` (list, describe, call) and `batch` (`/tools/execute`).
 //! - [`health`]: `/healthz`, `/readyz` and the [`health::Readiness`] state.
 //! - [`openapi`]: the OpenAPI 3.1 document and the `/docs` page.
+//! - [`ratelimit`]: per-key rate limits, in memory or shared through Redis.
 //! - [`reload`]: hot reload on SIGHUP and file changes.
 //! - [`trace`]: trace ids (W3C `traceparent` in, generated otherwise).
 //!
@@ -28,6 +29,7 @@ pub mod exec;
 pub mod health;
 pub mod middleware;
 pub mod openapi;
+pub mod ratelimit;
 pub mod reload;
 pub mod state;
 pub mod trace;

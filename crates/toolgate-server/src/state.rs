@@ -62,6 +62,8 @@ pub struct AppState {
     pub shutdown: CancellationToken,
     /// The global in-flight request limit (load shedding).
     pub shedder: Arc<Shedder>,
+    /// Where per-key rate limits are counted.
+    pub limiter: Arc<crate::ratelimit::Limiter>,
     /// The audit log, when `[audit]` is configured.
     pub audit: Option<Arc<crate::audit::Auditor>>,
     /// The operator key given at start (kept across reloads).
@@ -105,6 +107,14 @@ impl AppState {
             calls: CancellationToken::new(),
             shutdown: CancellationToken::new(),
             shedder: Arc::new(Shedder::new(server.max_in_flight_requests)),
+            // Validation guarantees a Redis store has a URL; a malformed one falls back
+            // to counting in memory, loudly.
+            limiter: Arc::new(
+                crate::ratelimit::Limiter::new(&loaded.config.rate_limits).unwrap_or_else(|e| {
+                    tracing::error!(error = %e, "rate limits are counted in memory");
+                    crate::ratelimit::Limiter::Memory
+                }),
+            ),
             audit: None,
             operator_key: operator.cloned(),
         }

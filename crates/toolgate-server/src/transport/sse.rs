@@ -28,6 +28,7 @@ use axum::http::{HeaderMap, HeaderName, HeaderValue};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use futures::FutureExt;
+use serde::Serialize;
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
@@ -103,14 +104,9 @@ pub async fn stream_batch(
 /// The `text/event-stream` response: heartbeats and the proxy headers. (`Sse` sets
 /// `Content-Type` and `Cache-Control: no-cache` itself.)
 fn respond(state: &AppState, run: Run) -> Response {
-    let trace_id = run.trace_id.clone();
-    let events = futures::stream::unfold(run, move |mut run| {
-        // hyper polls the body outside the request's task-local scope; problem
-        // documents name the trace id, so each step re-enters it.
-        crate::trace::TRACE_ID.scope(trace_id.clone(), async move {
-            let event = run.next_event().await?;
-            Some((Ok::<_, Infallible>(event), run))
-        })
+    let events = futures::stream::unfold(run, |mut run| async move {
+        let event = run.next_event().await?;
+        Some((Ok::<_, Infallible>(event), run))
     });
     let heartbeat = state.limits.sse_heartbeat_ms;
     let mut response = if heartbeat == 0 {
@@ -174,16 +170,47 @@ pub(crate) fn spawn_call<K: Clone + Send + Sync + 'static>(
     );
 }
 
-/// `{"id", "tool", "progress", "total"?, "message"?}`.
-pub(crate) fn progress_json(id: &str, tool: &str, p: &Progress) -> Value {
-    let mut v = json!({"id": id, "tool": tool, "progress": p.progress});
-    if let Some(total) = p.total {
-        v["total"] = json!(total);
+/// A progress report as sent: `{"type"?, "id", "tool", "progress", "total"?,
+/// "message"?}`. Serialized straight from borrowed fields: it is the most frequent
+/// message by far, and building a `Value` map for each would cost several
+/// allocations.
+#[derive(Debug, Serialize)]
+pub(crate) struct ProgressJson<'a> {
+    /// `"progress"` on a WebSocket; absent in SSE, where the event name says it.
+    #[serde(rename = "type", skip_serializing_if = "Option::is_none")]
+    pub(crate) kind: Option<&'static str>,
+    /// The call's id.
+    pub(crate) id: &'a str,
+    /// The tool's name.
+    pub(crate) tool: &'a str,
+    /// Work done.
+    pub(crate) progress: f64,
+    /// Total work, when known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) total: Option<f64>,
+    /// Free text.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) message: Option<&'a str>,
+}
+
+impl ProgressJson<'_> {
+    /// The JSON text.
+    pub(crate) fn to_json(&self) -> String {
+        // A struct of strings and numbers always serializes.
+        serde_json::to_string(self).unwrap_or_default()
     }
-    if let Some(message) = &p.message {
-        v["message"] = json!(message);
+}
+
+/// [`ProgressJson`] for call `id` of `tool`.
+pub(crate) fn progress_json<'a>(id: &'a str, tool: &'a str, p: &'a Progress) -> ProgressJson<'a> {
+    ProgressJson {
+        kind: None,
+        id,
+        tool,
+        progress: p.progress,
+        total: p.total,
+        message: p.message.as_deref(),
     }
-    v
 }
 
 // === impl Run ===
@@ -259,12 +286,21 @@ impl Run {
             match self.rx.recv().await {
                 Some(Update::Progress(index, p)) => {
                     if let Some(call) = self.calls.get(index) {
-                        let data = progress_json(&call.id, &call.tool, &p);
-                        self.push("progress", &data);
+                        let data = progress_json(&call.id, &call.tool, &p).to_json();
+                        self.push("progress", data);
                     }
                 }
-                Some(Update::Settled(index, outcome)) => self.settle(index, *outcome),
-                None => self.broken(),
+                // Problem documents name the trace id; hyper polls this stream outside
+                // the request's task-local scope, so enter it for them (not for progress,
+                // which is most of the traffic).
+                Some(Update::Settled(index, outcome)) => {
+                    let trace_id = self.trace_id.clone();
+                    crate::trace::TRACE_ID.sync_scope(trace_id, || self.settle(index, *outcome));
+                }
+                None => {
+                    let trace_id = self.trace_id.clone();
+                    crate::trace::TRACE_ID.sync_scope(trace_id, || self.broken());
+                }
             }
         }
     }
@@ -285,11 +321,11 @@ impl Run {
         };
         let result = entry(call, outcome, self.group.first_failure());
         let error = first_failure.then(|| json!({"id": call.id, "error": result["error"]}));
-        self.push("result", &result);
+        self.push("result", result.to_string());
         if let Some(error) = error
             && self.group.ends_on_failure()
         {
-            self.push("error", &error);
+            self.push("error", error.to_string());
         }
     }
 
@@ -301,7 +337,7 @@ impl Run {
             "streamed calls ended without results"
         );
         let problem = crate::error::internal().to_problem();
-        self.push("error", &json!({"error": problem}));
+        self.push("error", json!({"error": problem}).to_string());
         self.unsettled = 0;
     }
 
@@ -313,20 +349,17 @@ impl Run {
             "succeeded": self.succeeded,
             "failed": calls - self.succeeded,
         });
-        self.event("done", &data)
+        self.event("done", data.to_string())
     }
 
-    fn push(&mut self, name: &str, data: &Value) {
+    fn push(&mut self, name: &str, data: String) {
         let event = self.event(name, data);
         self.queue.push_back(event);
     }
 
-    fn event(&mut self, name: &str, data: &Value) -> Event {
+    fn event(&mut self, name: &str, data: String) -> Event {
         let id = self.next_id;
         self.next_id += 1;
-        Event::default()
-            .event(name)
-            .id(id.to_string())
-            .data(data.to_string())
+        Event::default().event(name).id(id.to_string()).data(data)
     }
 }

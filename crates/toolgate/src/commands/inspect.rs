@@ -100,7 +100,7 @@ pub(super) async fn call(config: &ConfigArg, tool: &str, args: &str) -> i32 {
 fn error_json(e: &ToolError, duration: Duration) -> Value {
     json!({
         "code": e.kind.code(),
-        "status": e.kind.status(),
+        "status": e.status(),
         "detail": e.message,
         "errors": e.errors,
         "duration_ms": u64::try_from(duration.as_millis()).unwrap_or(u64::MAX),

@@ -8,15 +8,18 @@
     unreachable_pub
 )]
 
+mod audit;
 mod auth;
 mod batch;
 mod cli;
 mod errors;
 mod lifecycle;
+mod mcp;
 mod metrics;
 mod openapi;
 mod reload;
 mod resilience;
+mod shared_limits;
 mod streaming;
 mod tools;
 

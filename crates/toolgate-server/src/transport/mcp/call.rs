@@ -91,20 +91,21 @@ impl Call {
             }
             None => (ProgressSink::none(), None),
         };
+        let Call {
+            state,
+            scope,
+            tool,
+            arguments,
+            timeout,
+        } = self;
         let inv = Invocation {
-            timeouts: vec![self.timeout],
+            timeouts: vec![timeout],
             cancel: cancel.clone(),
             progress: sink,
-            trace_id: Some(self.scope.trace_id.clone()),
+            trace_id: Some(scope.trace_id.clone()),
             transport: toolgate_registry::Transport::Mcp,
         };
-        let call = run_call(
-            &self.state,
-            &self.scope.caller,
-            &self.tool,
-            self.arguments.clone(),
-            inv,
-        );
+        let call = run_call(&state, &scope.caller, &tool, arguments, inv);
         let done = CancellationToken::new();
         let call = async {
             tokio::pin!(call);
@@ -123,29 +124,28 @@ impl Call {
         };
         let forward = forward_progress(reports, &peer, &done);
         let (outcome, ()) = tokio::join!(call, forward);
-        self.reply(outcome).map(CallToolResponse::from)
+        reply(&state, &tool, outcome).map(CallToolResponse::from)
     }
+}
 
-    /// The MCP result of `outcome`: the output as JSON text, plus `structuredContent`
-    /// when the tool declares an (object) output schema.
-    fn reply(&self, outcome: Outcome) -> Result<CallToolResult, ErrorData> {
-        let output = match outcome.result {
-            Ok(output) => output,
-            Err(err) => return tool_failure(err, &self.tool),
-        };
-        let text = vec![ContentBlock::text(output.to_string())];
-        let structured = output.is_object()
-            && self
-                .state
-                .registry
-                .get(&self.tool)
-                .is_some_and(|t| object_output_schema(t.spec()).is_some());
-        let mut result = CallToolResult::success(text);
-        if structured {
-            result.structured_content = Some(output);
-        }
-        Ok(result)
+/// The MCP result of `outcome`: the output as JSON text, plus `structuredContent`
+/// when the tool declares an (object) output schema.
+fn reply(state: &AppState, tool: &str, outcome: Outcome) -> Result<CallToolResult, ErrorData> {
+    let output = match outcome.result {
+        Ok(output) => output,
+        Err(err) => return tool_failure(err, tool),
+    };
+    let text = vec![ContentBlock::text(output.to_string())];
+    let structured = output.is_object()
+        && state
+            .registry
+            .get(tool)
+            .is_some_and(|t| object_output_schema(t.spec()).is_some());
+    let mut result = CallToolResult::success(text);
+    if structured {
+        result.structured_content = Some(output);
     }
+    Ok(result)
 }
 
 /// Send queued progress as `notifications/progress` until the call is `done`, then

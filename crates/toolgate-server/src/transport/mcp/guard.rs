@@ -14,8 +14,9 @@
 //! 5. The caller, trace id and span go into the request's extensions, where the
 //!    handler finds them (rmcp hands the request head to it).
 //!
-//! On the way out, a response that opened a session binds it to the key, and a `GET`
-//! notification stream is ended when the server starts to drain.
+//! On the way out, a response that opened a session binds it to the key, a `GET`
+//! notification stream is ended when the server starts to drain, and a `DELETE`
+//! that ended a session answers `204`.
 
 use std::sync::Arc;
 
@@ -81,33 +82,58 @@ struct PeekParams {
 
 /// The middleware (see the module docs for the order of checks).
 pub(super) async fn guard(State(g): State<Guard>, req: Request, next: Next) -> Response {
-    if let Err(refused) = check_origin(&g.origins, req.headers()) {
-        return *refused;
-    }
-    let (caller, owner) = match authenticate(&g.state, req.headers()) {
-        Ok(found) => found,
+    let (req, admitted) = match check(&g, req).await {
+        Ok(passed) => passed,
         Err(refused) => return *refused,
     };
+    let response = next.run(req).await;
+    if admitted.session.is_none()
+        && let Some(id) = response
+            .headers()
+            .get(SESSION_HEADER)
+            .and_then(|v| v.to_str().ok())
+    {
+        // This response opened a session: from now on only this key may use it.
+        g.sessions.bind(id, admitted.owner);
+    }
+    match admitted.method {
+        Method::GET => end_on_shutdown(response, &g.state),
+        // rmcp answers a successful DELETE with 202; the session is gone, not pending,
+        // and clients (the Python SDK among them) expect 200 or 204.
+        Method::DELETE if response.status() == StatusCode::ACCEPTED => {
+            let mut response = response;
+            *response.status_mut() = StatusCode::NO_CONTENT;
+            response
+        }
+        _ => response,
+    }
+}
+
+/// What the response side needs to know about a request that passed.
+struct Admitted {
+    owner: Owner,
+    session: Option<String>,
+    method: Method,
+}
+
+/// Every check, in order; the request comes back with its scope in its extensions.
+async fn check(g: &Guard, req: Request) -> Result<(Request, Admitted), Refused> {
+    check_origin(&g.origins, req.headers())?;
+    let (caller, owner) = authenticate(&g.state, req.headers())?;
     tracing::Span::current().record("key", caller.name.as_str());
     let session = req
         .headers()
         .get(SESSION_HEADER)
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
-    if let Some(id) = &session
-        && let Err(refused) = check_session(&g.sessions, id, &owner)
-    {
-        return *refused;
+    if let Some(id) = &session {
+        check_session(&g.sessions, id, &owner)?;
     }
-    let is_get = req.method() == Method::GET;
+    let method = req.method().clone();
     let mut req = if req.method() == Method::POST {
-        match buffer(req, g.state.limits.body_limit_bytes).await {
-            Ok((req, peek)) => match admit(&g, &caller, &peek, session.is_none()) {
-                Ok(()) => req,
-                Err(refused) => return *refused,
-            },
-            Err(refused) => return *refused,
-        }
+        let (req, peek) = buffer(req, g.state.limits.body_limit_bytes).await?;
+        admit(g, &caller, &peek, session.is_none())?;
+        req
     } else {
         req
     };
@@ -116,20 +142,12 @@ pub(super) async fn guard(State(g): State<Guard>, req: Request, next: Next) -> R
         trace_id: crate::trace::current().unwrap_or_default(),
         span: tracing::Span::current(),
     });
-    let response = next.run(req).await;
-    if session.is_none()
-        && let Some(id) = response
-            .headers()
-            .get(SESSION_HEADER)
-            .and_then(|v| v.to_str().ok())
-    {
-        g.sessions.bind(id, owner);
-    }
-    if is_get {
-        end_on_shutdown(response, &g.state)
-    } else {
-        response
-    }
+    let admitted = Admitted {
+        owner,
+        session,
+        method,
+    };
+    Ok((req, admitted))
 }
 
 fn check_origin(origins: &Origins, headers: &HeaderMap) -> Result<(), Refused> {
@@ -181,10 +199,7 @@ fn check_session(sessions: &KeyedSessions, id: &str, owner: &Owner) -> Result<()
 }
 
 /// The key's principal and the session owner it would be.
-fn authenticate(
-    state: &AppState,
-    headers: &HeaderMap,
-) -> Result<(Arc<Principal>, Owner), Refused> {
+fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<(Arc<Principal>, Owner), Refused> {
     let unauthorized = |detail: &str, challenge| {
         let problem = ApiError::new(ErrorKind::Unauthorized, detail);
         refusal(

@@ -156,7 +156,7 @@ impl Conn {
             Step::Update(Update::Progress(id, p)) => {
                 if let Some(call) = self.calls.get(&id) {
                     let msg = message::progress(&id, &call.tool, &p);
-                    self.send(&msg).await?;
+                    self.write(Message::Text(msg.into())).await?;
                 }
             }
             Step::Update(Update::Settled(id, outcome)) => self.settled(id, *outcome).await?,

@@ -144,11 +144,11 @@ fn check_fields(object: &Map<String, Value>, allowed: &[&str], problems: &mut Pr
 
 // === server messages ===
 
-/// `{"type": "progress", "id", "tool", "progress", "total"?, "message"?}`.
-pub(super) fn progress(id: &str, tool: &str, p: &Progress) -> Value {
+/// `{"type": "progress", "id", "tool", "progress", "total"?, "message"?}`, as text.
+pub(super) fn progress(id: &str, tool: &str, p: &Progress) -> String {
     let mut v = progress_json(id, tool, p);
-    v["type"] = json!("progress");
-    v
+    v.kind = Some("progress");
+    v.to_json()
 }
 
 /// A batch-style entry as a `result` message.

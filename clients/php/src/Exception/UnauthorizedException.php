@@ -1,0 +1,13 @@
+<?php
+
+declare(strict_types=1);
+
+namespace Toolgate\Exception;
+
+/**
+ * 401: no key.
+ */
+class UnauthorizedException extends ToolgateException
+{
+    public const CODE = 'unauthorized';
+}

@@ -1,0 +1,13 @@
+<?php
+
+declare(strict_types=1);
+
+namespace Toolgate\Exception;
+
+/**
+ * 502: the tool's dependency failed, after any retries.
+ */
+class UpstreamException extends ToolgateException
+{
+    public const CODE = 'upstream_error';
+}

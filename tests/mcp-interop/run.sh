@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# Interoperability test with the official MCP Python SDK (pinned in requirements.txt,
+# installed into a virtual environment under target/ on first use).
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+venv=target/mcp-interop-venv
+if ! "$venv/bin/python" -c 'import mcp' >/dev/null 2>&1; then
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install --quiet --disable-pip-version-check -r tests/mcp-interop/requirements.txt
+fi
+cargo build --quiet --locked -p toolgate
+"$venv/bin/python" tests/mcp-interop/interop.py --binary target/debug/toolgate
