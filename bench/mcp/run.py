@@ -51,6 +51,8 @@ def args() -> argparse.Namespace:
     p.add_argument("--binary", type=Path, default=ROOT / "target" / "release" / "toolgate")
     p.add_argument("--no-build", action="store_true", help="use the binary as it is")
     p.add_argument("--json", type=Path, help="also write the results here")
+    p.add_argument("--phases", default="mcp,rest,session,mcp_1conn,rest_1conn",
+                   help="comma-separated subset of the phases to run")
     return p.parse_args()
 
 
@@ -162,17 +164,22 @@ def main() -> int:
     c, t, s = a.connections, a.threads, a.seconds
     print(f"toolgate {a.binary}, TOOLGATE_LOG={a.log}, {c} connections, {s} s per phase, "
           f"{os.cpu_count()} CPUs (shared by server and wrk)")
-    results = {
-        "mcp": phase("mcp 2026-07-28", a.binary, a.log, lambda sv: wrk(sv, "mcp", c, t, s)),
-        "rest": phase("rest", a.binary, a.log, lambda sv: wrk(sv, "rest", c, t, s)),
-        "session": phase("mcp 1 session", a.binary, a.log,
-                         lambda sv: wrk(sv, "session", c, t, s, open_session(sv))),
-        "mcp_1conn": phase("mcp, 1 conn", a.binary, a.log, lambda sv: wrk(sv, "mcp", 1, 1, max(3, s // 2))),
-        "rest_1conn": phase("rest, 1 conn", a.binary, a.log, lambda sv: wrk(sv, "rest", 1, 1, max(3, s // 2))),
+    plan = {
+        "mcp": ("mcp 2026-07-28", lambda sv: wrk(sv, "mcp", c, t, s)),
+        "rest": ("rest", lambda sv: wrk(sv, "rest", c, t, s)),
+        "session": ("mcp 1 session", lambda sv: wrk(sv, "session", c, t, s, open_session(sv))),
+        "mcp_1conn": ("mcp, 1 conn", lambda sv: wrk(sv, "mcp", 1, 1, max(3, s // 2))),
+        "rest_1conn": ("rest, 1 conn", lambda sv: wrk(sv, "rest", 1, 1, max(3, s // 2))),
     }
-    shared = results["session"]
-    lost = shared["failed"] + shared["status_errors"] + shared["timeouts"] + shared["read_errors"]
-    print(f"shared session: {shared['requests']} requests, {lost} failed")
+    results = {}
+    for key in a.phases.split(","):
+        name, run = plan[key]
+        results[key] = phase(name, a.binary, a.log, run)
+    lost = 0
+    if "session" in results:
+        shared = results["session"]
+        lost = shared["failed"] + shared["status_errors"] + shared["timeouts"] + shared["read_errors"]
+        print(f"shared session: {shared['requests']} requests, {lost} failed")
     if a.json:
         a.json.write_text(json.dumps(results, indent=2))
     return 1 if lost else 0

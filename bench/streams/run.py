@@ -182,10 +182,13 @@ class WsConn(asyncio.Protocol):
             status = bytes(self.buf[: self.buf.find(b"\r\n")])
             del self.buf[: end + 4]
             self.upgraded = b" 101 " in status
-            if self.upgraded:
+            if self.ready.done():  # the opener gave up waiting
+                pass
+            elif self.upgraded:
                 self.ready.set_result(None)
             else:
                 self.ready.set_exception(RuntimeError(status.decode(errors="replace")))
+            if not self.upgraded:
                 return
         self.frames()
 
@@ -466,6 +469,7 @@ def main() -> int:
             proc.wait(timeout=30)
         except subprocess.TimeoutExpired:
             proc.kill()
+            proc.wait()
         log.close()
     rows.append(("total time", f"{time.monotonic() - started:.1f} s; server exit code {proc.returncode}"))
     rows.append(("server log", str(log_path)))

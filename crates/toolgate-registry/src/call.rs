@@ -18,6 +18,7 @@ use tokio::time::Instant;
 use toolgate_core::{CallContext, CancellationToken, ErrorKind, ToolError, ToolOutput};
 use toolgate_resilience::breaker::{Attempt, Record};
 use toolgate_resilience::deadline;
+use tracing::Instrument;
 
 use crate::registry::{Invocation, RegisteredTool};
 
@@ -81,7 +82,15 @@ pub(crate) async fn run(
         } else {
             arguments.take().unwrap_or(Value::Null)
         };
-        let failed = match attempt_once(entry, args, &inv, &token, deadline).await {
+        let span = tracing::info_span!(
+            "attempt",
+            otel.name = %format!("attempt {attempt} {}", entry.spec.name),
+            toolgate.attempt = attempt,
+        );
+        let failed = match attempt_once(entry, args, &inv, &token, deadline)
+            .instrument(span)
+            .await
+        {
             Ok(output) => return Ok(output),
             Err(failed) => failed,
         };

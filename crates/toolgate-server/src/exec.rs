@@ -8,6 +8,8 @@ use tokio::time::Instant;
 use toolgate_core::{ErrorKind, ToolCall, ToolError};
 use toolgate_registry::{Invocation, Transport};
 
+use tracing::Instrument;
+
 use crate::AppState;
 use crate::audit::CallFacts;
 use crate::auth::Principal;
@@ -46,37 +48,32 @@ pub async fn run_call(
     let trace_id = inv.trace_id.clone().unwrap_or_default();
     // The audit record needs the arguments' hash before the call consumes them.
     let audit_args = state.audit.as_ref().map(|a| a.capture(tool, &arguments));
-    let result = if !caller.allows(tool) {
-        Err(ToolError::new(
-            ErrorKind::Forbidden,
-            format!("the key {:?} has no scope for tool {tool:?}", caller.name),
-        ))
-    } else if let Err(refusal) = state.limiter.take(caller).await {
-        Err(match refusal {
-            Refusal::RateLimited(after) => ToolError::new(
-                ErrorKind::RateLimited,
-                format!("the key {:?} is over its rate limit", caller.name),
-            )
-            .with_retry_after(after.min(Duration::from_secs(3600))),
-            Refusal::StoreDown => ToolError::new(
-                ErrorKind::Overloaded,
-                "the rate-limit store is unavailable; try again shortly",
-            )
-            .with_retry_after(Duration::from_secs(1))
-            .server_wide(),
-        })
-    } else if state.readiness.is_draining() {
-        Err(ToolError::new(
-            ErrorKind::Overloaded,
-            "the server is draining; try another replica",
-        )
-        .with_retry_after(DRAINING_RETRY_AFTER)
-        .server_wide())
-    } else {
+    // One span per tool call, named as OpenTelemetry's GenAI conventions name it.
+    let span = tracing::info_span!(
+        "execute_tool",
+        otel.name = %format!("execute_tool {tool}"),
+        otel.kind = "internal",
+        gen_ai.operation.name = "execute_tool",
+        gen_ai.tool.name = %tool,
+        toolgate.transport = transport.label(),
+        toolgate.key = %caller.name,
+        toolgate.outcome = tracing::field::Empty,
+        error.type = tracing::field::Empty,
+    );
+    let result = async {
+        admit(state, caller, tool).await?;
         state
             .registry
             .invoke(ToolCall::new(tool, arguments), inv)
             .await
+    }
+    .instrument(span.clone())
+    .await;
+    match &result {
+        Ok(_) => span.record("toolgate.outcome", "ok"),
+        Err(e) => span
+            .record("toolgate.outcome", e.kind.code())
+            .record("error.type", e.kind.code()),
     };
     let outcome = Outcome {
         result,
@@ -98,6 +95,40 @@ pub async fn run_call(
         audit.record(facts, args).await;
     }
     outcome
+}
+
+/// The checks before a call reaches the registry: scope, rate limit, drain.
+async fn admit(state: &AppState, caller: &Principal, tool: &str) -> Result<(), ToolError> {
+    if !caller.allows(tool) {
+        return Err(ToolError::new(
+            ErrorKind::Forbidden,
+            format!("the key {:?} has no scope for tool {tool:?}", caller.name),
+        ));
+    }
+    if let Err(refusal) = state.limiter.take(caller).await {
+        return Err(match refusal {
+            Refusal::RateLimited(after) => ToolError::new(
+                ErrorKind::RateLimited,
+                format!("the key {:?} is over its rate limit", caller.name),
+            )
+            .with_retry_after(after.min(Duration::from_secs(3600))),
+            Refusal::StoreDown => ToolError::new(
+                ErrorKind::Overloaded,
+                "the rate-limit store is unavailable; try again shortly",
+            )
+            .with_retry_after(Duration::from_secs(1))
+            .server_wide(),
+        });
+    }
+    if state.readiness.is_draining() {
+        return Err(ToolError::new(
+            ErrorKind::Overloaded,
+            "the server is draining; try another replica",
+        )
+        .with_retry_after(DRAINING_RETRY_AFTER)
+        .server_wide());
+    }
+    Ok(())
 }
 
 fn record_call(caller: &Principal, tool: &str, transport: Transport, outcome: &Outcome) {

@@ -75,38 +75,53 @@ fn cors(origins: &[String]) -> Option<CorsLayer> {
 /// Trace id, span and the request's log line. Keys never enter the span: the auth
 /// extractor records the key's name into the `key` field.
 async fn request_span(req: Request, next: Next) -> Response {
-    let trace_id = crate::trace::from_headers(req.headers());
-    let span = tracing::info_span!(
-        "request",
-        trace_id = %trace_id,
-        method = %req.method(),
-        path = %req.uri().path(),
-        key = tracing::field::Empty,
-    );
-    let start = Instant::now();
-    let header_value = HeaderValue::from_str(&trace_id).ok();
     let method = req.method().clone();
     // `{name}` becomes `:name`: braces are legal in label values, but common
     // exposition parsers stumble on them.
-    let route = req
+    let template = req
         .extensions()
         .get::<MatchedPath>()
         .map_or("unmatched", MatchedPath::as_str)
-        .replace('{', ":")
-        .replace('}', "");
+        .to_owned();
+    let route = template.replace('{', ":").replace('}', "");
+    // Field names follow OpenTelemetry's HTTP semantic conventions.
+    let span = tracing::info_span!(
+        "request",
+        otel.name = %format!("{method} {template}"),
+        otel.kind = "server",
+        http.request.method = %method,
+        http.route = %template,
+        url.path = %req.uri().path(),
+        http.response.status_code = tracing::field::Empty,
+        trace_id = tracing::field::Empty,
+        key = tracing::field::Empty,
+    );
+    let trace_id = adopt_trace(&span, req.headers());
+    span.record("trace_id", trace_id.as_str());
+    let start = Instant::now();
+    let header_value = HeaderValue::from_str(&trace_id).ok();
     let mut response = crate::trace::TRACE_ID
         .scope(trace_id, next.run(req))
         .instrument(span.clone())
         .await;
+    let status = response.status().as_u16();
+    span.record("http.response.status_code", status);
     let duration_ms = u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX);
-    span.in_scope(|| {
-        tracing::info!(status = response.status().as_u16(), duration_ms, "request");
-    });
-    record_request(&method, route, response.status().as_u16(), start.elapsed());
+    span.in_scope(|| tracing::info!(status, duration_ms, "request"));
+    record_request(&method, route, status, start.elapsed());
     if let Some(v) = header_value {
         response.headers_mut().insert(TRACE_ID_HEADER, v);
     }
     response
+}
+
+/// Make the caller's `traceparent` the parent of `span` and return the trace id:
+/// with tracing on, the span's own (the caller's, when it sent one); without, the
+/// caller's or a fresh one.
+fn adopt_trace(span: &tracing::Span, headers: &axum::http::HeaderMap) -> String {
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    toolgate_telemetry::otel::set_remote_parent(span, header("traceparent"), header("tracestate"));
+    toolgate_telemetry::otel::trace_id(span).unwrap_or_else(|| crate::trace::from_headers(headers))
 }
 
 /// How long a shed client should wait.

@@ -3,12 +3,15 @@
 //! - [`json`]: the JSON-lines log layer: one object per line on stderr with the
 //!   contract's field names (`ts`, `level`, `msg`, then the fields of the event and of
 //!   its spans, such as `trace_id`, `tool`, `key`, `duration_ms`, `outcome`).
+//! - [`otel`]: OpenTelemetry traces over OTLP from the `OTEL_*` variables, and W3C
+//!   trace-context helpers.
 //! - [`metrics`]: Prometheus metrics (names, recorder, rendering for `/metrics`).
 //! - [`init`]: installs the global subscriber for a [`LogFormat`] and a filter, and
 //!   returns a [`Guard`] to hold until exit.
 
 pub mod json;
 pub mod metrics;
+pub mod otel;
 
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::layer::SubscriberExt;
@@ -27,7 +30,19 @@ pub enum LogFormat {
 /// Held until exit; flushes telemetry when dropped.
 #[derive(Debug)]
 #[must_use = "telemetry is flushed when the guard drops"]
-pub struct Guard(());
+pub struct Guard {
+    provider: Option<opentelemetry_sdk::trace::SdkTracerProvider>,
+}
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        if let Some(p) = self.provider.take()
+            && let Err(e) = p.shutdown()
+        {
+            eprintln!("toolgate: flushing traces failed: {e}");
+        }
+    }
+}
 
 /// The filter was not understood.
 #[derive(Debug, thiserror::Error)]
@@ -47,12 +62,29 @@ pub fn init(format: LogFormat, filter: &str) -> Result<Guard, FilterError> {
         filter: filter.to_owned(),
         reason: e.to_string(),
     })?;
-    let registry = tracing_subscriber::registry().with(filter_layer);
+    let provider = if otel::enabled_by_env() {
+        match otel::provider() {
+            Ok(p) => Some(p),
+            Err(e) => {
+                eprintln!("toolgate: traces are off: {e}");
+                None
+            }
+        }
+    } else {
+        None
+    };
+    let otel_layer = provider.as_ref().map(|p| {
+        use opentelemetry::trace::TracerProvider as _;
+        tracing_opentelemetry::layer().with_tracer(p.tracer("toolgate"))
+    });
+    let registry = tracing_subscriber::registry()
+        .with(filter_layer)
+        .with(otel_layer);
     let _ = match format {
         LogFormat::Json => registry.with(json::JsonLines::stderr()).try_init(),
         LogFormat::Pretty => registry
             .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr))
             .try_init(),
     };
-    Ok(Guard(()))
+    Ok(Guard { provider })
 }

@@ -176,6 +176,16 @@ pub async fn execute(
     let header_timeout = requested_timeout(&headers)?;
     let req = parse_request(body, state.limits.max_batch_calls)?;
     let group = state.calls.child_token();
+    let group_span = tracing::info_span!(
+        "execute_tools_group",
+        otel.name = "execute_tools_group",
+        toolgate.batch.mode = if req.mode == Mode::FailFast {
+            "fail_fast"
+        } else {
+            "all_settled"
+        },
+        toolgate.batch.size = req.calls.len(),
+    );
     // Dropping the JoinSet (the client went away) aborts every task; each task's
     // registry call then cancels its tool through its drop guard.
     let mut tasks = JoinSet::new();
@@ -199,10 +209,12 @@ pub async fn execute(
         tasks.spawn(
             crate::trace::TRACE_ID
                 .scope(trace_id, task)
-                .instrument(tracing::Span::current()),
+                .instrument(group_span.clone()),
         );
     }
-    let (outcomes, first_failure) = collect(&mut tasks, req.calls.len(), req.mode, &group).await;
+    let (outcomes, first_failure) = collect(&mut tasks, req.calls.len(), req.mode, &group)
+        .instrument(group_span)
+        .await;
     let success = outcomes
         .iter()
         .all(|o| o.as_ref().is_some_and(|o| o.result.is_ok()));

@@ -22,6 +22,7 @@ mod resilience;
 mod shared_limits;
 mod streaming;
 mod tools;
+mod traces;
 
 use serde_json::Value;
 

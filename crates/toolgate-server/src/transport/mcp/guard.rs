@@ -8,8 +8,9 @@
 //! 3. `Mcp-Session-Id`: a session that does not exist, or that another key opened,
 //!    gets `404`, as the spec says for an unknown session, so that a client
 //!    re-initializes and a stolen id reveals nothing.
-//! 4. The body (POST) is read within `body_limit_bytes` (`413` past it) and its
-//!    method looked at: `tools/call` of a tool outside the key's scope gets `403`
+//! 4. The method of a POST is looked at, from the 2026-07-28 routing headers when
+//!    present, else from the body (read within `body_limit_bytes`, `413` past it):
+//!    `tools/call` of a tool outside the key's scope gets `403`
 //!    (`insufficient_scope`); `initialize` past `mcp_max_sessions` gets `503`.
 //! 5. The caller, trace id and span go into the request's extensions, where the
 //!    handler finds them (rmcp hands the request head to it).
@@ -130,12 +131,16 @@ async fn check(g: &Guard, req: Request) -> Result<(Request, Admitted), Refused> 
         check_session(&g.sessions, id, &owner)?;
     }
     let method = req.method().clone();
-    let mut req = if req.method() == Method::POST {
-        let (req, peek) = buffer(req, g.state.limits.body_limit_bytes).await?;
-        admit(g, &caller, &peek, session.is_none())?;
-        req
-    } else {
-        req
+    let mut req = match (req.method() == Method::POST, routed(req.headers())) {
+        // The headers name the method and tool, and rmcp refuses a body that says
+        // otherwise: no need to read the body twice, unless to refuse it.
+        (true, Some(peek)) if admit(g, &caller, &peek, session.is_none()).is_ok() => req,
+        (true, _) => {
+            let (req, peek) = buffer(req, g.state.limits.body_limit_bytes).await?;
+            admit(g, &caller, &peek, session.is_none())?;
+            req
+        }
+        (false, _) => req,
     };
     req.extensions_mut().insert(RequestScope {
         caller,
@@ -224,6 +229,25 @@ fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<(Arc<Principal>
         digest: Sha256::digest(key.as_bytes()).into(),
     };
     Ok((caller, owner))
+}
+
+/// The method and tool from the 2026-07-28 routing headers (`Mcp-Method`,
+/// `Mcp-Name`). rmcp checks them against the body for that revision and later, so
+/// they are trusted only there; older revisions do not send them.
+fn routed(headers: &HeaderMap) -> Option<Peek> {
+    let text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    let version = text("mcp-protocol-version")?;
+    // Revisions are dates, so they compare as strings.
+    if version < "2026-07-28" {
+        return None;
+    }
+    Some(Peek {
+        id: None,
+        method: Some(text("mcp-method")?.to_owned()),
+        params: Some(PeekParams {
+            name: text("mcp-name").map(str::to_owned),
+        }),
+    })
 }
 
 /// Read the body (within `limit`) and peek at its method; the request is rebuilt with
