@@ -60,7 +60,9 @@ type Done struct {
 //
 //	s, err := c.Stream(ctx, "sleep", map[string]any{"ms": 300})
 //	if err != nil { ... }
-//	defer s.Close()
+//	defer func() {
+//		if err := s.Close(); err != nil { ... } // closing before done cancels the calls
+//	}()
 //	for s.Next() {
 //		ev := s.Event()
 //		...

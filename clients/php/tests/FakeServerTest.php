@@ -72,7 +72,7 @@ final class FakeServerTest extends TestCase
             proc_close(self::$process);
             self::$process = null;
         }
-        foreach (glob(sys_get_temp_dir() . '/toolgate-fake-' . self::$run . '-*') ?: [] as $f) {
+        foreach (glob(sys_get_temp_dir() . '/toolgate-fake-' . self::$run . '*') ?: [] as $f) {
             unlink($f);
         }
     }

@@ -202,3 +202,21 @@ def test_async_stream_and_errors() -> None:
     with pytest.raises(RateLimitedError) as info:
         asyncio.run(refused())
     assert info.value.retry_after == 5.0
+
+
+def test_any_mapping_is_an_object() -> None:
+    from types import MappingProxyType
+
+    seen: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(200, json={"tool": "echo", "output": {}, "duration_ms": 0})
+
+    tg = sync_client(handler)
+    tg.call("echo", MappingProxyType({"a": MappingProxyType({"b": (1, 2.0)}), "u": "grüße"}))
+    assert seen[-1].content == '{"a":{"b":[1,2.0]},"u":"grüße"}'.encode()
+    with pytest.raises(ValueError):
+        tg.call("echo", {"x": float("nan")})
+    with pytest.raises(TypeError):
+        tg.call("echo", {"x": object()})

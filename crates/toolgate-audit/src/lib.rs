@@ -7,16 +7,19 @@
 //! - [`record`]: the record and its hash chain: each record's `hash` is
 //!   `SHA-256(prev_hash ‖ canonical record)`, so changing, removing or reordering a
 //!   stored record breaks every hash after it.
-//! - [`store`]: SQLite storage in WAL mode (a crash never leaves a torn database),
-//!   listing with filters, and chain verification.
+//! - [`store`]: where the log lives ([`Location`]), listing with filters, and chain
+//!   verification; [`sqlite`] (default, WAL mode: a crash never leaves a torn
+//!   database) and [`postgres`] (one chain even with several writing replicas).
 //! - [`writer`]: [`AuditLog`], the bounded queue and the writer thread that commits
 //!   records in batches. A full queue makes the caller wait (counted and logged),
 //!   never drops; with [`Durability::Sync`] the caller waits for the commit.
 
+pub mod postgres;
 pub mod record;
+pub mod sqlite;
 pub mod store;
 pub mod writer;
 
 pub use record::{Record, StoredRecord};
-pub use store::{Filter, Store, StoreError, Verified};
+pub use store::{Filter, Location, Store, StoreError, Verified};
 pub use writer::{AuditLog, Durability};

@@ -6,13 +6,12 @@
 //! the caller wait for room, which is counted and logged; a failing commit is
 //! retried, then logged as an error naming how many records it loses.
 
-use std::path::Path;
 use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot};
 
 use crate::record::Record;
-use crate::store::{Store, StoreError};
+use crate::store::{Location, Store, StoreError};
 
 /// Records committed in one transaction at most.
 const MAX_BATCH: usize = 1024;
@@ -49,20 +48,37 @@ impl std::fmt::Debug for AuditLog {
 }
 
 impl AuditLog {
-    /// Open the log at `path` and start its writer thread.
+    /// Open the log at `location` and start its writer thread.
     ///
     /// # Errors
     /// The database cannot be opened (reported at start, not at the first call).
-    pub fn open(path: &Path, durability: Durability, capacity: usize) -> Result<Self, StoreError> {
-        let store = Store::open(path, durability == Durability::Sync)?;
+    pub fn open(
+        location: &Location,
+        durability: Durability,
+        capacity: usize,
+    ) -> Result<Self, StoreError> {
         let (tx, rx) = mpsc::channel(capacity.max(1));
+        // The store is opened on the writer thread itself: the PostgreSQL client runs
+        // its own runtime, which must not start inside the server's.
+        let (opened_tx, opened_rx) = std::sync::mpsc::channel();
+        let location = location.clone();
         std::thread::Builder::new()
             .name("toolgate-audit".to_owned())
-            .spawn(move || write_loop(store, rx))
-            .map_err(|e| StoreError::Broken {
-                seq: 0,
-                reason: format!("cannot start the audit writer: {e}"),
-            })?;
+            .spawn(
+                move || match Store::open(&location, durability == Durability::Sync) {
+                    Ok(store) => {
+                        let _ = opened_tx.send(Ok(()));
+                        write_loop(store, rx);
+                    }
+                    Err(e) => {
+                        let _ = opened_tx.send(Err(e));
+                    }
+                },
+            )
+            .map_err(|e| StoreError::Config(format!("cannot start the audit writer: {e}")))?;
+        opened_rx.recv().map_err(|_| {
+            StoreError::Config("the audit writer stopped while opening".to_owned())
+        })??;
         Ok(Self { tx, durability })
     }
 
@@ -188,7 +204,8 @@ mod tests {
     async fn everything_queued_is_committed_even_through_a_tiny_queue() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("a.db");
-        let log = std::sync::Arc::new(AuditLog::open(&path, Durability::Async, 2).unwrap());
+        let at = Location::Sqlite(path.clone());
+        let log = std::sync::Arc::new(AuditLog::open(&at, Durability::Async, 2).unwrap());
         let mut tasks = Vec::new();
         for i in 0..500 {
             let log = std::sync::Arc::clone(&log);
@@ -198,7 +215,7 @@ mod tests {
             t.await.unwrap();
         }
         log.flush().await;
-        let store = Store::open_read_only(&path).unwrap();
+        let mut store = Store::open_read_only(&Location::Sqlite(path.clone())).unwrap();
         assert_eq!(store.verify().unwrap().count, 500);
     }
 
@@ -206,9 +223,10 @@ mod tests {
     async fn sync_appends_are_committed_on_return() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("a.db");
-        let log = AuditLog::open(&path, Durability::Sync, 100).unwrap();
+        let at = Location::Sqlite(path.clone());
+        let log = AuditLog::open(&at, Durability::Sync, 100).unwrap();
         log.append(rec(1)).await;
-        let store = Store::open_read_only(&path).unwrap();
+        let mut store = Store::open_read_only(&Location::Sqlite(path.clone())).unwrap();
         assert_eq!(store.verify().unwrap().count, 1);
     }
 }

@@ -23,7 +23,7 @@ mod validate;
 pub use keys::{KeyHash, ScopePattern};
 pub use load::{DEMO_CONFIG, LoadedConfig, Problem, Problems};
 pub use model::{
-    AuditConfig, BreakerConfig, BuiltinName, Config, Durability, KeyConfig, OnStoreError,
-    ParamConfig, ParamType, RateLimitConfig, RateLimitStore, RateLimitStoreConfig, RetryConfig,
-    ServerConfig, SourceConfig, SourceKind, ToolConfig, ToolDefaults, ToolKind,
+    AuditConfig, AuditLocation, BreakerConfig, BuiltinName, Config, Durability, KeyConfig,
+    OnStoreError, ParamConfig, ParamType, RateLimitConfig, RateLimitStore, RateLimitStoreConfig,
+    RetryConfig, ServerConfig, SourceConfig, SourceKind, ToolConfig, ToolDefaults, ToolKind,
 };

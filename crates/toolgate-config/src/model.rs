@@ -83,12 +83,20 @@ pub enum Durability {
     Sync,
 }
 
-/// `[audit]`: one hash-chained record per call on every transport.
+/// `[audit]`: one hash-chained record per call on every transport. Give `path`
+/// (SQLite, the default) or `url` (PostgreSQL).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AuditConfig {
     /// SQLite file of the log (`${VAR}` expanded); created if missing.
-    pub path: Spanned<crate::env::EnvString>,
+    #[serde(default)]
+    pub path: Option<Spanned<crate::env::EnvString>>,
+    /// PostgreSQL URL (`${VAR}` expanded), e.g. `postgres://toolgate@db/toolgate`.
+    #[serde(default)]
+    pub url: Option<Spanned<crate::env::EnvString>>,
+    /// PostgreSQL table. Default `toolgate_audit`.
+    #[serde(default = "default_audit_table")]
+    pub table: String,
     /// `async` (default) or `sync`.
     #[serde(default)]
     pub durability: Durability,
@@ -96,6 +104,10 @@ pub struct AuditConfig {
     /// counted in `toolgate_audit_queue_full_total`. Default 10000.
     #[serde(default = "default_audit_queue")]
     pub queue_capacity: usize,
+}
+
+fn default_audit_table() -> String {
+    "toolgate_audit".to_owned()
 }
 
 fn default_audit_queue() -> usize {
@@ -468,6 +480,35 @@ pub struct ToolConfig {
     /// Top-level argument fields replaced by `"[redacted]"` in the audit log.
     #[serde(default)]
     pub audit_redact: Vec<String>,
+}
+
+impl AuditConfig {
+    /// Where the log is: the SQLite path or the PostgreSQL URL and table.
+    #[must_use]
+    pub fn location(&self) -> AuditLocation {
+        match (&self.url, &self.path) {
+            (Some(url), _) => AuditLocation::Postgres {
+                url: url.get_ref().as_str().to_owned(),
+                table: self.table.clone(),
+            },
+            (None, Some(p)) => AuditLocation::Sqlite(p.get_ref().as_str().into()),
+            (None, None) => AuditLocation::Sqlite("toolgate-audit.db".into()),
+        }
+    }
+}
+
+/// Where the audit log is kept.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AuditLocation {
+    /// A SQLite file.
+    Sqlite(std::path::PathBuf),
+    /// A PostgreSQL table.
+    Postgres {
+        /// Connection URL.
+        url: String,
+        /// Table.
+        table: String,
+    },
 }
 
 impl ToolConfig {

@@ -31,6 +31,30 @@ pub(crate) fn validate(loaded: &LoadedConfig) -> Vec<Problem> {
     };
     let cfg = &loaded.config;
     check_server(&mut c, cfg);
+    if let Some(a) = &cfg.audit {
+        let v = a.get_ref();
+        if v.path.is_some() == v.url.is_some() {
+            c.report(
+                a.span(),
+                "[audit] needs either `path` (SQLite) or `url` (PostgreSQL)",
+            );
+        }
+        let table_ok = !v.table.is_empty()
+            && v.table.len() <= 63
+            && v.table
+                .chars()
+                .all(|ch| ch.is_ascii_alphanumeric() || ch == '_')
+            && !v.table.starts_with(|ch: char| ch.is_ascii_digit());
+        if !table_ok {
+            c.report(
+                a.span(),
+                format!("[audit] table {:?} must be an identifier", v.table),
+            );
+        }
+        if v.queue_capacity == 0 {
+            c.report(a.span(), "[audit] queue_capacity must be at least 1");
+        }
+    }
     if cfg.rate_limits.store == crate::model::RateLimitStore::Redis
         && cfg.rate_limits.redis_url.is_none()
     {

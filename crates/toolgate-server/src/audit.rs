@@ -8,7 +8,7 @@ use arc_swap::ArcSwap;
 use serde_json::Value;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
-use toolgate_audit::{AuditLog, Durability, Record};
+use toolgate_audit::{AuditLog, Durability, Location, Record};
 use toolgate_config::{AuditConfig, ToolConfig};
 
 /// Argument handling of one tool.
@@ -66,9 +66,14 @@ impl Auditor {
             toolgate_config::Durability::Async => Durability::Async,
             toolgate_config::Durability::Sync => Durability::Sync,
         };
-        let path = std::path::Path::new(cfg.path.get_ref().as_str());
-        let log = AuditLog::open(path, durability, cfg.queue_capacity)
-            .map_err(|e| format!("audit log {}: {e}", path.display()))?;
+        let location = match cfg.location() {
+            toolgate_config::AuditLocation::Sqlite(p) => Location::Sqlite(p),
+            toolgate_config::AuditLocation::Postgres { url, table } => {
+                Location::Postgres { url, table }
+            }
+        };
+        let log = AuditLog::open(&location, durability, cfg.queue_capacity)
+            .map_err(|e| format!("audit log: {e}"))?;
         Ok(Self {
             log,
             policies: ArcSwap::from_pointee(policies(tools)),

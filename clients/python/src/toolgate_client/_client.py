@@ -80,6 +80,15 @@ def parse_retry_after(value: str | None, now: datetime | None = None) -> float |
     return max(0.0, (when - now).total_seconds())
 
 
+def _json_default(value: object) -> Any:
+    """Encodes any Mapping (not only dict) as an object, any other Sequence as an array."""
+    if isinstance(value, Mapping):
+        return dict(value)
+    if isinstance(value, Sequence) and not isinstance(value, (str, bytes, bytearray)):
+        return list(value)
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+
 def _media_type(response: httpx.Response) -> str:
     content_type: str = response.headers.get("content-type", "")
     return content_type.split(";", 1)[0].strip().lower()
@@ -137,7 +146,13 @@ class _Core:
 
     @staticmethod
     def encode(value: Any) -> bytes:
-        return json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode()
+        try:
+            text = json.dumps(
+                value, ensure_ascii=False, separators=(",", ":"), allow_nan=False, default=_json_default
+            )
+        except ValueError as e:  # NaN or infinity
+            raise ValueError(f"the arguments do not encode as JSON: {e}") from e
+        return text.encode()
 
     def args_body(self, arguments: Mapping[str, Any] | None) -> bytes:
         return self.encode({} if arguments is None else arguments)

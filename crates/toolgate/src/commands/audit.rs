@@ -1,16 +1,14 @@
 //! `toolgate audit list` and `toolgate audit verify`.
 
-use std::path::PathBuf;
-
-use toolgate_audit::{Filter, Store, StoreError};
+use toolgate_audit::{Filter, Location, Store, StoreError};
 use toolgate_config::LoadedConfig;
 
 use super::{EXIT_FAILURE, EXIT_USAGE, report};
 use crate::cli::AuditDb;
 
-fn path_of(db: &AuditDb) -> Result<PathBuf, i32> {
+fn location_of(db: &AuditDb) -> Result<Location, i32> {
     if let Some(p) = &db.db {
-        return Ok(p.clone());
+        return Ok(Location::Sqlite(p.clone()));
     }
     let Some(config) = &db.config else {
         eprintln!("toolgate: name the audit database with --db FILE or --config FILE");
@@ -18,7 +16,12 @@ fn path_of(db: &AuditDb) -> Result<PathBuf, i32> {
     };
     let loaded = LoadedConfig::from_file(config).map_err(|p| report(&p))?;
     match &loaded.config.audit {
-        Some(a) => Ok(PathBuf::from(a.get_ref().path.get_ref().as_str())),
+        Some(a) => Ok(match a.get_ref().location() {
+            toolgate_config::AuditLocation::Sqlite(p) => Location::Sqlite(p),
+            toolgate_config::AuditLocation::Postgres { url, table } => {
+                Location::Postgres { url, table }
+            }
+        }),
         None => {
             eprintln!("toolgate: {} has no [audit] section", config.display());
             Err(EXIT_USAGE)
@@ -27,19 +30,21 @@ fn path_of(db: &AuditDb) -> Result<PathBuf, i32> {
 }
 
 fn open(db: &AuditDb) -> Result<Store, i32> {
-    let path = path_of(db)?;
-    if !path.exists() {
+    let location = location_of(db)?;
+    if let Location::Sqlite(path) = &location
+        && !path.exists()
+    {
         eprintln!("toolgate: no audit database at {}", path.display());
         return Err(EXIT_USAGE);
     }
-    Store::open_read_only(&path).map_err(|e| {
-        eprintln!("toolgate: {}: {e}", path.display());
+    Store::open_read_only(&location).map_err(|e| {
+        eprintln!("toolgate: {e}");
         EXIT_FAILURE
     })
 }
 
 pub(super) fn list(db: &AuditDb, filter: &Filter) -> i32 {
-    let store = match open(db) {
+    let mut store = match open(db) {
         Ok(s) => s,
         Err(code) => return code,
     };
@@ -61,7 +66,7 @@ pub(super) fn list(db: &AuditDb, filter: &Filter) -> i32 {
 }
 
 pub(super) fn verify(db: &AuditDb) -> i32 {
-    let store = match open(db) {
+    let mut store = match open(db) {
         Ok(s) => s,
         Err(code) => return code,
     };

@@ -63,11 +63,17 @@ pub async fn dispatch(cli: Cli) -> i32 {
                     until,
                     limit,
                 };
-                audit::list(&db, &filter)
+                // On a thread of its own: the PostgreSQL client runs its own runtime.
+                on_thread(move || audit::list(&db, &filter))
             }
-            AuditCommand::Verify { db } => audit::verify(&db),
+            AuditCommand::Verify { db } => on_thread(move || audit::verify(&db)),
         },
     }
+}
+
+/// Run `f` on a plain thread and return its exit code.
+fn on_thread(f: impl FnOnce() -> i32 + Send + 'static) -> i32 {
+    std::thread::spawn(f).join().unwrap_or(EXIT_FAILURE)
 }
 
 /// Load the config named by `arg` (the demo without one) and build its registry,

@@ -200,3 +200,101 @@ async fn with_sync_durability_every_answered_call_survives_kill_9() {
         );
     }
 }
+
+/// Whether PostgreSQL answers on 127.0.0.1:5432. Under CI it must; elsewhere the
+/// test is skipped, loudly.
+fn postgres_available() -> bool {
+    let up = std::net::TcpStream::connect_timeout(
+        &"127.0.0.1:5432".parse().unwrap(),
+        Duration::from_secs(1),
+    )
+    .is_ok();
+    if !up {
+        assert!(
+            std::env::var("CI").is_err(),
+            "PostgreSQL must run on 127.0.0.1:5432 under CI"
+        );
+        eprintln!(
+            "SKIPPED: PostgreSQL is not running on 127.0.0.1:5432; the PostgreSQL audit store is untested here"
+        );
+    }
+    up
+}
+
+#[tokio::test]
+async fn the_log_can_live_in_postgresql_shared_by_two_replicas() {
+    if !postgres_available() {
+        return;
+    }
+    let table = format!("audit_test_{}", &toolgate_server::trace::generate()[..12]);
+    let cfg = format!(
+        "{}\n[audit]\nurl = \"postgres://postgres@127.0.0.1:5432/test\"\ntable = \"{table}\"\n",
+        toolgate_config::DEMO_CONFIG
+    );
+    let f = write_config(&cfg);
+    let (mut a, addr_a, _la) = serve(f.path(), Some("k"));
+    let (mut b, addr_b, _lb) = serve(f.path(), Some("k"));
+    let client = reqwest::Client::new();
+    let mut answered = Vec::new();
+    for i in 0..20 {
+        let addr = if i % 2 == 0 { &addr_a } else { &addr_b };
+        answered.push(
+            call(&client, addr, "echo", json!({"i": i}))
+                .await
+                .unwrap()
+                .0,
+        );
+    }
+    for c in [&mut a, &mut b] {
+        assert!(
+            Command::new("kill")
+                .args(["-TERM", &c.id().to_string()])
+                .status()
+                .unwrap()
+                .success()
+        );
+        assert_eq!(c.wait().unwrap().code(), Some(0));
+    }
+    let config_path = f.path().to_str().unwrap();
+    let (code, out, err) = audit(&["verify", "--config", config_path]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.starts_with("ok: 20 records"),
+        "both replicas extend one chain: {out}"
+    );
+    let (code, out, _) = audit(&["list", "--config", config_path]);
+    assert_eq!(code, 0);
+    let logged: HashSet<String> = out
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<Value>(l).unwrap()["trace_id"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    for t in &answered {
+        assert!(logged.contains(t), "{t} missing");
+    }
+    // Tampering with a stored record breaks the chain.
+    let psql = |sql: &str| {
+        Command::new("psql")
+            .args([
+                "-h",
+                "127.0.0.1",
+                "-U",
+                "postgres",
+                "-d",
+                "test",
+                "-qc",
+                sql,
+            ])
+            .status()
+            .unwrap()
+    };
+    assert!(psql(&format!("UPDATE {table} SET outcome = 'tool_error' WHERE seq = (SELECT min(seq) + 3 FROM {table})")).success());
+    let (code, _, err) = audit(&["verify", "--config", config_path]);
+    assert_eq!(code, 1);
+    assert!(err.contains("chain is broken"), "{err}");
+    psql(&format!("DROP TABLE {table}"));
+}

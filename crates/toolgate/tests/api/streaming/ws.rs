@@ -188,6 +188,10 @@ async fn a_malformed_message_gets_an_error_and_the_socket_stays_usable() {
         until_result(&mut ws).await.1["error"]["code"],
         "tool_not_found"
     );
+    // `timeout_ms` lowers a call's deadline.
+    let msg = json!({"type": "call", "id": "t", "tool": "sleep", "arguments": {"ms": 5_000}, "timeout_ms": 50});
+    send(&mut ws, &msg).await;
+    assert_eq!(until_result(&mut ws).await.1["error"]["code"], "timeout");
 }
 
 #[tokio::test]

@@ -1,0 +1,284 @@
+//! SQLite storage for the audit log (the default).
+//!
+//! WAL mode: a process killed mid-write leaves the database consistent (the last
+//! uncommitted batch is simply absent), and readers (`toolgate audit`) never block
+//! the writer. Records are appended in transactions of whole records, so the chain
+//! is intact at every commit.
+
+use std::path::Path;
+
+use rusqlite::{Connection, OpenFlags, params};
+
+use crate::record::{GENESIS, Record, StoredRecord};
+
+use crate::store::{Filter, StoreError, Verified};
+
+/// The audit log in a SQLite file.
+pub struct SqliteStore {
+    conn: Connection,
+    last_hash: String,
+}
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS audit (
+    seq INTEGER PRIMARY KEY,
+    ts TEXT NOT NULL,
+    key TEXT NOT NULL,
+    tool TEXT NOT NULL,
+    transport TEXT NOT NULL,
+    outcome TEXT NOT NULL,
+    duration_ms INTEGER NOT NULL,
+    trace_id TEXT NOT NULL,
+    args_sha256 TEXT NOT NULL,
+    arguments TEXT,
+    prev_hash TEXT NOT NULL,
+    hash TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS audit_ts ON audit (ts);
+CREATE INDEX IF NOT EXISTS audit_key ON audit (key, ts);
+CREATE INDEX IF NOT EXISTS audit_tool ON audit (tool, ts);
+";
+
+impl SqliteStore {
+    /// Open (or create) the log for writing. `full_sync` makes every commit durable
+    /// against power loss (`synchronous = FULL`); otherwise `NORMAL`, which in WAL
+    /// mode is durable against a process crash.
+    ///
+    /// # Errors
+    /// The file cannot be opened or is not an audit database.
+    pub fn open(path: &Path, full_sync: bool) -> Result<Self, StoreError> {
+        let conn = Connection::open(path)?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(
+            None,
+            "synchronous",
+            if full_sync { "FULL" } else { "NORMAL" },
+        )?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        conn.execute_batch(SCHEMA)?;
+        let last_hash = conn
+            .query_row(
+                "SELECT hash FROM audit ORDER BY seq DESC LIMIT 1",
+                [],
+                |r| r.get(0),
+            )
+            .or_else(|e| match e {
+                rusqlite::Error::QueryReturnedNoRows => Ok(GENESIS.to_owned()),
+                other => Err(other),
+            })?;
+        Ok(Self { conn, last_hash })
+    }
+
+    /// Open an existing log for reading only.
+    ///
+    /// # Errors
+    /// The file cannot be opened.
+    pub fn open_read_only(path: &Path) -> Result<Self, StoreError> {
+        let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY)?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        Ok(Self {
+            conn,
+            last_hash: GENESIS.to_owned(),
+        })
+    }
+
+    /// Append records in one transaction, extending the chain.
+    ///
+    /// # Errors
+    /// SQLite failed; nothing of the batch was stored.
+    pub fn append(&mut self, records: &[Record]) -> Result<(), StoreError> {
+        let tx = self.conn.transaction()?;
+        let mut prev = self.last_hash.clone();
+        {
+            let mut stmt = tx.prepare_cached(
+                "INSERT INTO audit (ts, key, tool, transport, outcome, duration_ms, trace_id, args_sha256, arguments, prev_hash, hash)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+            )?;
+            for r in records {
+                let hash = r.chain_hash(&prev);
+                let arguments = r.arguments.as_ref().map(ToString::to_string);
+                let duration = i64::try_from(r.duration_ms).unwrap_or(i64::MAX);
+                stmt.execute(params![
+                    r.ts,
+                    r.key,
+                    r.tool,
+                    r.transport,
+                    r.outcome,
+                    duration,
+                    r.trace_id,
+                    r.args_sha256,
+                    arguments,
+                    prev,
+                    hash
+                ])?;
+                prev = hash;
+            }
+        }
+        tx.commit()?;
+        self.last_hash = prev;
+        Ok(())
+    }
+
+    /// Records matching `filter`, oldest first.
+    ///
+    /// # Errors
+    /// SQLite failed.
+    pub fn list(&self, filter: &Filter) -> Result<Vec<StoredRecord>, StoreError> {
+        let limit = filter.limit.map_or(-1, i64::from);
+        let mut stmt = self.conn.prepare(
+            "SELECT * FROM (
+                SELECT seq, ts, key, tool, transport, outcome, duration_ms, trace_id, args_sha256, arguments, prev_hash, hash
+                FROM audit
+                WHERE (?1 IS NULL OR key = ?1) AND (?2 IS NULL OR tool = ?2) AND (?3 IS NULL OR outcome = ?3)
+                  AND (?4 IS NULL OR ts >= ?4) AND (?5 IS NULL OR ts < ?5)
+                ORDER BY seq DESC LIMIT ?6
+             ) ORDER BY seq",
+        )?;
+        let rows = stmt.query_map(
+            params![
+                filter.key,
+                filter.tool,
+                filter.outcome,
+                filter.since,
+                filter.until,
+                limit
+            ],
+            row_to_record,
+        )?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Recompute the chain over every record.
+    ///
+    /// # Errors
+    /// [`StoreError::Broken`] at the first record that does not match.
+    pub fn verify(&self) -> Result<Verified, StoreError> {
+        let mut stmt = self.conn.prepare(
+            "SELECT seq, ts, key, tool, transport, outcome, duration_ms, trace_id, args_sha256, arguments, prev_hash, hash
+             FROM audit ORDER BY seq",
+        )?;
+        let mut rows = stmt.query([])?;
+        let mut prev = GENESIS.to_owned();
+        let mut count = 0u64;
+        let mut expected_seq = 1i64;
+        while let Some(row) = rows.next()? {
+            let stored = row_to_record(row)?;
+            let broken = |reason: &str| StoreError::Broken {
+                seq: stored.seq,
+                reason: reason.to_owned(),
+            };
+            if stored.seq != expected_seq {
+                return Err(broken("a record is missing before this one"));
+            }
+            if stored.prev_hash != prev {
+                return Err(broken("its prev_hash is not the previous record's hash"));
+            }
+            if stored.record.chain_hash(&prev) != stored.hash {
+                return Err(broken("its contents do not match its hash"));
+            }
+            prev = stored.hash;
+            count += 1;
+            expected_seq += 1;
+        }
+        Ok(Verified {
+            count,
+            last_hash: prev,
+        })
+    }
+}
+
+fn row_to_record(row: &rusqlite::Row<'_>) -> rusqlite::Result<StoredRecord> {
+    let arguments: Option<String> = row.get(9)?;
+    let duration: i64 = row.get(6)?;
+    Ok(StoredRecord {
+        seq: row.get(0)?,
+        record: Record {
+            ts: row.get(1)?,
+            key: row.get(2)?,
+            tool: row.get(3)?,
+            transport: row.get(4)?,
+            outcome: row.get(5)?,
+            duration_ms: u64::try_from(duration).unwrap_or(0),
+            trace_id: row.get(7)?,
+            args_sha256: row.get(8)?,
+            arguments: arguments.and_then(|a| serde_json::from_str(&a).ok()),
+        },
+        prev_hash: row.get(10)?,
+        hash: row.get(11)?,
+    })
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::record::args_sha256;
+
+    fn rec(i: u64) -> Record {
+        Record {
+            ts: format!("2026-11-26T00:00:{:02}.000Z", i % 60),
+            key: if i.is_multiple_of(2) { "a" } else { "b" }.into(),
+            tool: "echo".into(),
+            transport: "rest".into(),
+            outcome: "ok".into(),
+            duration_ms: i,
+            trace_id: format!("t{i}"),
+            args_sha256: args_sha256(&json!({"i": i})),
+            arguments: Some(json!({"i": i})),
+        }
+    }
+
+    #[test]
+    fn appends_lists_and_verifies_across_reopens() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.db");
+        let mut s = SqliteStore::open(&path, false).unwrap();
+        s.append(&[rec(1), rec(2)]).unwrap();
+        drop(s);
+        let mut s = SqliteStore::open(&path, false).unwrap();
+        s.append(&[rec(3)]).unwrap();
+        assert_eq!(s.verify().unwrap().count, 3);
+        let only_a = s
+            .list(&Filter {
+                key: Some("a".into()),
+                ..Filter::default()
+            })
+            .unwrap();
+        assert_eq!(only_a.len(), 1);
+        assert_eq!(only_a[0].record.trace_id, "t2");
+        let last_two = s
+            .list(&Filter {
+                limit: Some(2),
+                ..Filter::default()
+            })
+            .unwrap();
+        assert_eq!(
+            last_two.iter().map(|r| r.seq).collect::<Vec<_>>(),
+            vec![2, 3]
+        );
+    }
+
+    #[test]
+    fn tampering_is_detected() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.db");
+        let mut s = SqliteStore::open(&path, false).unwrap();
+        s.append(&[rec(1), rec(2), rec(3)]).unwrap();
+        s.conn
+            .execute("UPDATE audit SET outcome = 'tool_error' WHERE seq = 2", [])
+            .unwrap();
+        match s.verify() {
+            Err(StoreError::Broken { seq, .. }) => assert_eq!(seq, 2),
+            other => panic!("expected a broken chain, got {other:?}"),
+        }
+        s.conn
+            .execute("UPDATE audit SET outcome = 'ok' WHERE seq = 2", [])
+            .unwrap();
+        s.conn
+            .execute("DELETE FROM audit WHERE seq = 2", [])
+            .unwrap();
+        assert!(matches!(s.verify(), Err(StoreError::Broken { seq: 3, .. })));
+    }
+}
