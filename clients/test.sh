@@ -6,15 +6,19 @@
 #   Python  mypy --strict, pytest (in clients/python/.venv, from requirements-dev.txt)
 #
 # Each test suite starts its own server with clients/testserver.sh from the debug
-# binary, which is built here first. Run one language with: clients/test.sh go|php|python
+# binary, which is built here first (unless TOOLGATE_BIN names one). Run one language
+# with: clients/test.sh go|php|python
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(dirname "$here")
 langs=("$@")
 [ ${#langs[@]} -gt 0 ] || langs=(go php python)
 
-(cd "$root" && cargo build --quiet --locked -p toolgate)
-export TOOLGATE_BIN="$root/target/debug/toolgate"
+# TOOLGATE_BIN=/path/to/toolgate tests that binary instead of building one.
+if [ -z "${TOOLGATE_BIN:-}" ]; then
+  (cd "$root" && cargo build --quiet --locked -p toolgate)
+  export TOOLGATE_BIN="$root/target/debug/toolgate"
+fi
 
 step() { printf '\n== clients: %s\n' "$*"; }
 

@@ -11,11 +11,13 @@ library only.
 
 Phases, each against a fresh server so that one phase's state cannot skew the next:
 
+0. bare:     the baseline: a bare rmcp server in axum with one echo tool and nothing
+             else (bench/mcp/bare, its own cargo workspace), same load as phase 1.
 1. mcp:      64 connections, 2026-07-28 stateless requests.
 2. rest:     64 connections, POST /api/v1/tools/echo (the same tool over REST).
 3. session:  64 connections sharing ONE 2025-11-25 session (every request carries
              the same Mcp-Session-Id); every failure is counted (must be 0).
-4. latency:  1 connection, MCP then REST, for unloaded latency.
+4. latency:  1 connection, bare rmcp, MCP then REST, for unloaded latency.
 
 For each phase: calls/s, failures, latency percentiles (from wrk), and server CPU per
 call: (utime + stime of the server process, from /proc/PID/stat) / calls.
@@ -49,9 +51,11 @@ def args() -> argparse.Namespace:
     p.add_argument("--threads", type=int, default=2, help="wrk threads")
     p.add_argument("--log", default="info", help="TOOLGATE_LOG for the server (default: info, as shipped)")
     p.add_argument("--binary", type=Path, default=ROOT / "target" / "release" / "toolgate")
-    p.add_argument("--no-build", action="store_true", help="use the binary as it is")
+    p.add_argument("--no-build", action="store_true", help="use the binaries as they are")
+    p.add_argument("--bare", type=Path, default=HERE / "bare" / "target" / "release" / "bare-rmcp",
+                   help="the bare rmcp baseline (bench/mcp/bare), measured when present")
     p.add_argument("--json", type=Path, help="also write the results here")
-    p.add_argument("--phases", default="mcp,rest,session,mcp_1conn,rest_1conn",
+    p.add_argument("--phases", default="bare,mcp,rest,session,bare_1conn,mcp_1conn,rest_1conn",
                    help="comma-separated subset of the phases to run")
     return p.parse_args()
 
@@ -70,27 +74,34 @@ def cpu_seconds(pid: int) -> float:
 
 
 class Server:
-    """`toolgate serve` (embedded demo) on a free port, logs to a file."""
+    """A server process on a free port of 127.0.0.1, its logs in a file: `toolgate
+    serve` (embedded demo), or the bare rmcp baseline when `bare` is set."""
 
-    def __init__(self, binary: Path, log: str) -> None:
+    def __init__(self, binary: Path, log: str, bare: bool = False) -> None:
         self.port = free_port()
         self.log_path = ROOT / "target" / "bench-mcp-server.log"
         self.log_file = open(self.log_path, "w")
         env = dict(os.environ, TOOLGATE_API_KEY=KEY, TOOLGATE_LOG=log)
-        self.proc = subprocess.Popen(
-            [str(binary), "serve", "--listen", f"{HOST}:{self.port}"],
-            env=env, stdout=subprocess.DEVNULL, stderr=self.log_file,
-        )
+        cmd = [str(binary), f"{HOST}:{self.port}"] if bare else [
+            str(binary), "serve", "--listen", f"{HOST}:{self.port}"]
+        self.proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=self.log_file)
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
-            try:
-                with urllib.request.urlopen(self.url("/readyz"), timeout=1) as r:
-                    if r.status == 200:
-                        return
-            except OSError:
-                time.sleep(0.1)
+            if self.ready(bare):
+                return
+            time.sleep(0.1)
         self.stop()
-        raise SystemExit("the server did not become ready")
+        raise SystemExit(f"{binary} did not become ready")
+
+    def ready(self, bare: bool) -> bool:
+        try:
+            if bare:
+                socket.create_connection((HOST, self.port), timeout=1).close()
+                return True
+            with urllib.request.urlopen(self.url("/readyz"), timeout=1) as r:
+                return r.status == 200
+        except OSError:
+            return False
 
     def url(self, path: str) -> str:
         return f"http://{HOST}:{self.port}{path}"
@@ -141,8 +152,8 @@ def wrk(server: Server, mode: str, connections: int, threads: int, seconds: int,
     return r
 
 
-def phase(name: str, binary: Path, log: str, run) -> dict:
-    server = Server(binary, log)
+def phase(name: str, binary: Path, log: str, run, bare: bool = False) -> dict:
+    server = Server(binary, log, bare)
     try:
         result = run(server)
     finally:
@@ -161,10 +172,13 @@ def main() -> int:
         return 2
     if not a.no_build:
         subprocess.run(["cargo", "build", "--release", "--locked", "-p", "toolgate"], cwd=ROOT, check=True)
+        subprocess.run(["cargo", "build", "--release"], cwd=HERE / "bare", check=True)
     c, t, s = a.connections, a.threads, a.seconds
     print(f"toolgate {a.binary}, TOOLGATE_LOG={a.log}, {c} connections, {s} s per phase, "
           f"{os.cpu_count()} CPUs (shared by server and wrk)")
     plan = {
+        "bare": ("bare rmcp", lambda sv: wrk(sv, "mcp", c, t, s)),
+        "bare_1conn": ("bare rmcp, 1 conn", lambda sv: wrk(sv, "mcp", 1, 1, max(3, s // 2))),
         "mcp": ("mcp 2026-07-28", lambda sv: wrk(sv, "mcp", c, t, s)),
         "rest": ("rest", lambda sv: wrk(sv, "rest", c, t, s)),
         "session": ("mcp 1 session", lambda sv: wrk(sv, "session", c, t, s, open_session(sv))),
@@ -174,7 +188,11 @@ def main() -> int:
     results = {}
     for key in a.phases.split(","):
         name, run = plan[key]
-        results[key] = phase(name, a.binary, a.log, run)
+        bare = key.startswith("bare")
+        if bare and not a.bare.exists():
+            print(f"{name:<16} skipped: build it with `cargo build --release` in bench/mcp/bare")
+            continue
+        results[key] = phase(name, a.bare if bare else a.binary, a.log, run, bare)
     lost = 0
     if "session" in results:
         shared = results["session"]

@@ -18,6 +18,7 @@ pub mod env;
 pub mod keys;
 pub mod load;
 pub mod model;
+pub mod params;
 mod validate;
 
 pub use keys::{KeyHash, ScopePattern};
@@ -27,3 +28,4 @@ pub use model::{
     OnStoreError, ParamConfig, ParamType, RateLimitConfig, RateLimitStore, RateLimitStoreConfig,
     RetryConfig, ServerConfig, SourceConfig, SourceKind, ToolConfig, ToolDefaults, ToolKind,
 };
+pub use params::params_schema;

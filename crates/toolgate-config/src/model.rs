@@ -345,6 +345,8 @@ pub enum ToolKind {
     Sql,
     /// Ad-hoc read-only SQL on a source (`{"query": "..."}`).
     SqlQuery,
+    /// A call of an HTTP upstream, templated from the arguments.
+    Http,
 }
 
 /// Names of the built-in tools.
@@ -474,6 +476,30 @@ pub struct ToolConfig {
     /// A circuit breaker. Default: none.
     #[serde(default)]
     pub breaker: Option<Spanned<BreakerConfig>>,
+    /// `http` only: the method. Default `GET`.
+    #[serde(default)]
+    pub method: Option<Spanned<String>>,
+    /// `http` only: URL template; `{param}` placeholders may stand in path segments
+    /// and query values only (percent-encoded), never in scheme, host or port.
+    #[serde(default)]
+    pub url: Option<Spanned<String>>,
+    /// `http` only: request headers (`${VAR}` expanded; CR and LF refused).
+    #[serde(default)]
+    pub headers: BTreeMap<String, Spanned<crate::env::EnvString>>,
+    /// `http` only: JSON body template; a string `"{param}"` becomes the argument's
+    /// value, other `{param}`s inside strings are replaced by its text.
+    #[serde(default)]
+    pub body: Option<Value>,
+    /// `http` only: JSON pointer into the response for the output. Default: all of it.
+    #[serde(default)]
+    pub response_pointer: Option<String>,
+    /// `http` only: largest response body in bytes. Default 1 MiB.
+    #[serde(default)]
+    pub max_response_bytes: Option<usize>,
+    /// `http` only: networks (CIDR) that may be reached although private
+    /// (loopback, RFC 1918, link-local, ...). Default: none.
+    #[serde(default)]
+    pub allow_private: Vec<String>,
     /// Keep the full arguments in the audit log (not only their SHA-256). Default false.
     #[serde(default)]
     pub audit_arguments: bool,

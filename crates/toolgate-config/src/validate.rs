@@ -260,8 +260,8 @@ fn check_kind_fields(c: &mut Checker<'_>, cfg: &Config, t: &ToolConfig) {
         if t.statement.is_some() {
             c.report(kind_at.clone(), misplaced("statement", "sql"));
         }
-        if !t.params.is_empty() {
-            c.report(kind_at.clone(), misplaced("params", "sql"));
+        if !t.params.is_empty() && kind != ToolKind::Http {
+            c.report(kind_at.clone(), misplaced("params", "sql and http"));
         }
         if t.destructive == Some(true) {
             c.report(
@@ -284,6 +284,31 @@ fn check_kind_fields(c: &mut Checker<'_>, cfg: &Config, t: &ToolConfig) {
         {
             c.report(rows.span(), "max_rows must be 1..=100000");
         }
+    }
+    let http_fields = t.method.is_some()
+        || t.url.is_some()
+        || !t.headers.is_empty()
+        || t.body.is_some()
+        || t.response_pointer.is_some()
+        || t.max_response_bytes.is_some()
+        || !t.allow_private.is_empty();
+    if kind != ToolKind::Http && http_fields {
+        c.report(
+            kind_at.clone(),
+            misplaced(
+                "method/url/headers/body/response_pointer/max_response_bytes/allow_private",
+                "http",
+            ),
+        );
+    }
+    if kind == ToolKind::Http {
+        if t.url.is_none() {
+            c.report(
+                kind_at.clone(),
+                format!("tool {name:?}: an http tool needs `url`"),
+            );
+        }
+        check_params(c, t);
     }
     if kind == ToolKind::Sql {
         if t.statement.is_none() {

@@ -8,7 +8,8 @@ use serde_json::Value;
 use toml::Spanned;
 use toolgate_config::{Config, LoadedConfig, Problem, Problems, ToolConfig, ToolKind};
 use toolgate_core::{Annotations, Tool, ToolSpec};
-use toolgate_resilience::{BreakerPolicy, RetryPolicy};
+use toolgate_resilience::{BreakerPolicy, CircuitBreaker, RetryPolicy};
+use toolgate_tool_http::HttpTool;
 use toolgate_tool_sql::{QueryTool, SqliteSource, StatementTool};
 
 use crate::{Policies, Registry};
@@ -19,6 +20,8 @@ const DEFAULT_MAX_ROWS: usize = 1000;
 /// What a kind contributes before the config's overrides.
 struct Built {
     tool: Arc<dyn Tool>,
+    /// The upstream origin, for tools that call one (their breaker is shared).
+    upstream: Option<String>,
     description: String,
     input_schema: Value,
     output_schema: Option<Value>,
@@ -47,11 +50,19 @@ impl Registry {
                 }),
             );
         }
+        // One breaker per HTTP upstream, shared by every tool that calls it.
+        let mut upstream_breakers: BTreeMap<String, Arc<CircuitBreaker>> = BTreeMap::new();
         for t in &cfg.tools {
             match build_tool(t, &sources) {
                 Ok(built) => {
                     let tool = Arc::clone(&built.tool);
-                    let policies = policies_for(t);
+                    let mut policies = policies_for(t);
+                    if let (Some(origin), Some(p)) = (&built.upstream, policies.breaker) {
+                        let shared = upstream_breakers
+                            .entry(origin.clone())
+                            .or_insert_with(|| Arc::new(CircuitBreaker::new(p)));
+                        policies.shared_breaker = Some(Arc::clone(shared));
+                    }
                     if let Err(e) = registry.register_with(spec_for(cfg, t, built), tool, policies)
                     {
                         problems.push(loaded.problem(t.name.span(), e));
@@ -126,6 +137,7 @@ fn build_tool(
                 .ok_or_else(|| (t.kind.span(), "needs `builtin`".to_owned()))?;
             let b = toolgate_tool_builtin::builtin(*name);
             Ok(Built {
+                upstream: None,
                 tool: b.tool,
                 description: b.description.to_owned(),
                 input_schema: b.input_schema,
@@ -134,12 +146,31 @@ fn build_tool(
             })
         }
         ToolKind::SqlQuery => Ok(Built {
+            upstream: None,
             tool: Arc::new(QueryTool::new(source_of(t, sources)?, max_rows)),
             description: QueryTool::description().to_owned(),
             input_schema: QueryTool::input_schema(),
             output_schema: Some(toolgate_tool_sql::rows_output_schema()),
             read_only: true,
         }),
+        ToolKind::Http => {
+            let at = t.url.as_ref().map_or_else(|| t.kind.span(), Spanned::span);
+            let tool =
+                HttpTool::new(t).map_err(|e| (at, format!("tool {:?}: {e}", t.name.get_ref())))?;
+            Ok(Built {
+                upstream: Some(tool.origin().to_owned()),
+                tool: Arc::new(tool),
+                description: HttpTool::description().to_owned(),
+                input_schema: toolgate_config::params_schema(&t.params),
+                output_schema: None,
+                read_only: t.method.as_ref().is_none_or(|m| {
+                    matches!(
+                        m.get_ref().to_ascii_uppercase().as_str(),
+                        "GET" | "HEAD" | "OPTIONS"
+                    )
+                }),
+            })
+        }
         ToolKind::Sql => {
             let statement = t
                 .statement
@@ -159,6 +190,7 @@ fn build_tool(
                 )
             })?;
             Ok(Built {
+                upstream: None,
                 tool: Arc::new(tool),
                 description: format!("Run the SQL statement of tool {}.", t.name.get_ref()),
                 input_schema: StatementTool::input_schema(&t.params),
@@ -198,6 +230,7 @@ fn spec_for(cfg: &Config, t: &ToolConfig, built: Built) -> ToolSpec {
 fn policies_for(t: &ToolConfig) -> Policies {
     let ms = Duration::from_millis;
     Policies {
+        shared_breaker: None,
         retry: t.retry.as_ref().map(|r| {
             let r = r.get_ref();
             RetryPolicy {

@@ -18,12 +18,14 @@ use toolgate_resilience::{
 use crate::validate::ArgumentSchema;
 
 /// The resilience policies wrapped around one tool.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct Policies {
     /// Retries, for idempotent tools only.
     pub retry: Option<RetryPolicy>,
-    /// A circuit breaker.
+    /// A circuit breaker of the tool's own.
     pub breaker: Option<BreakerPolicy>,
+    /// A breaker shared with other tools (one per HTTP upstream); wins over `breaker`.
+    pub shared_breaker: Option<Arc<CircuitBreaker>>,
 }
 
 /// One tool with everything the registry wraps around it.
@@ -33,7 +35,7 @@ pub struct RegisteredTool {
     pub(crate) schema: ArgumentSchema,
     pub(crate) bulkhead: Bulkhead,
     pub(crate) retry: Option<(RetryPolicy, RetryBudget)>,
-    pub(crate) breaker: Option<CircuitBreaker>,
+    pub(crate) breaker: Option<Arc<CircuitBreaker>>,
 }
 
 impl std::fmt::Debug for RegisteredTool {
@@ -63,7 +65,9 @@ impl RegisteredTool {
             retry: policies
                 .retry
                 .map(|p| (p, RetryBudget::new(p.budget_ratio, p.budget_min_per_second))),
-            breaker: policies.breaker.map(CircuitBreaker::new),
+            breaker: policies
+                .shared_breaker
+                .or_else(|| policies.breaker.map(|p| Arc::new(CircuitBreaker::new(p)))),
             spec,
             tool,
             schema,

@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use rusqlite::fallible_iterator::FallibleIterator as _;
 use rusqlite::types::Value as SqlValue;
 use rusqlite::{Batch, Connection, TransactionBehavior};
-use serde_json::{Map, Number, Value, json};
+use serde_json::Value;
 use toolgate_config::{ParamConfig, ParamType};
 use toolgate_core::{CallContext, FieldError, Tool, ToolError, ToolOutput};
 
@@ -98,41 +98,7 @@ impl StatementTool {
     /// `additionalProperties: false`.
     #[must_use]
     pub fn input_schema(params: &[ParamConfig]) -> Value {
-        let mut properties = Map::new();
-        let mut required = Vec::new();
-        for p in params {
-            let name = p.name.get_ref().clone();
-            let mut schema = Map::new();
-            schema.insert("type".to_owned(), json!(p.ty.json_type()));
-            if let Some(d) = &p.description {
-                schema.insert("description".to_owned(), json!(d));
-            }
-            if let Some(d) = &p.default {
-                schema.insert("default".to_owned(), d.clone());
-            }
-            if let Some(min) = p.minimum {
-                schema.insert("minimum".to_owned(), number(min));
-            }
-            if let Some(max) = p.maximum {
-                schema.insert("maximum".to_owned(), number(max));
-            }
-            if let Some(len) = p.max_length {
-                schema.insert("maxLength".to_owned(), json!(len));
-            }
-            if let Some(allowed) = &p.allowed {
-                schema.insert("enum".to_owned(), Value::Array(allowed.clone()));
-            }
-            if is_required(p) {
-                required.push(Value::String(name.clone()));
-            }
-            properties.insert(name, Value::Object(schema));
-        }
-        json!({
-            "type": "object",
-            "properties": properties,
-            "required": required,
-            "additionalProperties": false
-        })
+        toolgate_config::params_schema(params)
     }
 
     /// The kind's default description.
@@ -328,14 +294,5 @@ fn to_sql(ty: ParamType, value: &Value) -> Option<SqlValue> {
             .or_else(|| n.as_f64().map(SqlValue::Real)),
         (ParamType::Boolean, Value::Bool(b)) => Some(SqlValue::Integer(i64::from(*b))),
         _ => None,
-    }
-}
-
-/// A schema bound: whole numbers as JSON integers, the rest as floats.
-fn number(f: f64) -> Value {
-    if f.fract() == 0.0 && f.abs() < 9.0e15 {
-        Value::from(f as i64)
-    } else {
-        Number::from_f64(f).map_or(Value::Null, Value::Number)
     }
 }

@@ -58,6 +58,7 @@ async fn server() -> (TestServer, Arc<Dependency>) {
             ..RetryPolicy::default()
         }),
         breaker: Some(BreakerPolicy::default()),
+        ..Policies::default()
     };
     registry
         .register_with(Dependency::spec("m_dep"), Arc::clone(&dep) as _, policies)

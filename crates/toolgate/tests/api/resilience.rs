@@ -40,6 +40,7 @@ async fn retries_recover_from_transient_failures() {
         Policies {
             retry: Some(retry()),
             breaker: None,
+            ..Policies::default()
         },
     )
     .await;
@@ -72,6 +73,7 @@ async fn retry_policies_on_tools_that_are_not_idempotent_are_refused() {
             Policies {
                 retry: Some(retry()),
                 breaker: None,
+                ..Policies::default()
             },
         )
         .unwrap_err();
@@ -95,6 +97,7 @@ async fn an_outage_keeps_attempts_near_calls_opens_the_breaker_and_recovers() {
         Policies {
             retry: Some(retry()),
             breaker: Some(breaker),
+            ..Policies::default()
         },
     )
     .await;
@@ -196,6 +199,7 @@ async fn an_attempt_timeout_is_retried_within_the_deadline() {
         Policies {
             retry: Some(policy),
             breaker: None,
+            ..Policies::default()
         },
     )
     .await;

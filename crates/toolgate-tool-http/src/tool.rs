@@ -1,0 +1,274 @@
+//! [`HttpTool`]: one configured upstream call.
+
+use std::collections::BTreeSet;
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
+use reqwest::{Method, redirect};
+use serde_json::{Map, Value};
+use tokio::time::Instant;
+use toolgate_config::{ParamConfig, ToolConfig};
+use toolgate_core::{CallContext, ErrorKind, Tool, ToolError, ToolOutput};
+
+use crate::guard::{Blocked, Guard, GuardedResolver};
+use crate::template::{UrlTemplate, body_params, fill_body};
+
+/// Response bodies larger than this are refused unless configured otherwise.
+pub const DEFAULT_MAX_RESPONSE_BYTES: usize = 1024 * 1024;
+/// Redirects followed at most.
+const MAX_REDIRECTS: usize = 3;
+
+/// A configured call of an HTTP upstream.
+pub struct HttpTool {
+    client: reqwest::Client,
+    method: Method,
+    url: UrlTemplate,
+    headers: HeaderMap,
+    body: Option<Value>,
+    pointer: Option<String>,
+    max_bytes: usize,
+    guard: Arc<Guard>,
+}
+
+impl std::fmt::Debug for HttpTool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HttpTool")
+            .field("method", &self.method)
+            .field("origin", &self.url.origin())
+            .finish_non_exhaustive()
+    }
+}
+
+fn check_params(
+    params: &[ParamConfig],
+    url: &UrlTemplate,
+    body: Option<&Value>,
+) -> Result<(), String> {
+    let declared: BTreeSet<String> = params.iter().map(|p| p.name.get_ref().clone()).collect();
+    let mut used = url.params();
+    if let Some(b) = body {
+        used.extend(body_params(b));
+    }
+    if let Some(missing) = used.difference(&declared).next() {
+        return Err(format!("{{{missing}}} is used but not declared in params"));
+    }
+    if let Some(unused) = declared.difference(&used).next() {
+        return Err(format!("parameter {unused:?} is declared but used nowhere"));
+    }
+    for name in url.path_params() {
+        if params
+            .iter()
+            .any(|p| *p.name.get_ref() == name && !p.is_required())
+        {
+            return Err(format!(
+                "{{{name}}} stands in the path, so parameter {name:?} must be required"
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn headers_of(t: &ToolConfig) -> Result<HeaderMap, String> {
+    let mut headers = HeaderMap::new();
+    for (name, value) in &t.headers {
+        let v = value.get_ref().as_str();
+        if v.contains(['\r', '\n']) {
+            return Err(format!(
+                "header {name:?}: CR and LF are not allowed in a value"
+            ));
+        }
+        let hn = HeaderName::from_bytes(name.as_bytes())
+            .map_err(|_| format!("{name:?} is not a header name"))?;
+        let mut hv =
+            HeaderValue::from_str(v).map_err(|_| format!("header {name:?}: not a valid value"))?;
+        hv.set_sensitive(true);
+        headers.insert(hn, hv);
+    }
+    Ok(headers)
+}
+
+impl HttpTool {
+    /// Build the tool of `t` (kind `http`).
+    ///
+    /// # Errors
+    /// A client-readable message: the template, a header, the params or the
+    /// allow-list is wrong.
+    pub fn new(t: &ToolConfig) -> Result<Self, String> {
+        let url = UrlTemplate::parse(
+            t.url
+                .as_ref()
+                .map(|u| u.get_ref().as_str())
+                .unwrap_or_default(),
+        )?;
+        let method_text = t.method.as_ref().map_or("GET", |m| m.get_ref().as_str());
+        let method = Method::from_bytes(method_text.to_ascii_uppercase().as_bytes())
+            .map_err(|_| format!("{method_text:?} is not an HTTP method"))?;
+        check_params(&t.params, &url, t.body.as_ref())?;
+        let guard = Arc::new(Guard::new(&t.allow_private)?);
+        let policy_guard = Arc::clone(&guard);
+        let redirects = redirect::Policy::custom(move |attempt| {
+            if attempt.previous().len() >= MAX_REDIRECTS {
+                return attempt.error(Blocked(format!("more than {MAX_REDIRECTS} redirects")));
+            }
+            if !matches!(attempt.url().scheme(), "http" | "https") {
+                return attempt.error(Blocked("a redirect left http(s)".to_owned()));
+            }
+            let literal = attempt
+                .url()
+                .host_str()
+                .and_then(|h| h.trim_matches(['[', ']']).parse::<IpAddr>().ok());
+            match literal.map(|ip| policy_guard.check(ip)) {
+                Some(Err(b)) => attempt.error(b),
+                _ => attempt.follow(),
+            }
+        });
+        let client = reqwest::Client::builder()
+            .dns_resolver(Arc::new(GuardedResolver::new(Arc::clone(&guard))))
+            .redirect(redirects)
+            .no_proxy()
+            .build()
+            .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
+        Ok(Self {
+            client,
+            method,
+            url,
+            headers: headers_of(t)?,
+            body: t.body.clone(),
+            pointer: t.response_pointer.clone(),
+            max_bytes: t.max_response_bytes.unwrap_or(DEFAULT_MAX_RESPONSE_BYTES),
+            guard,
+        })
+    }
+
+    /// `scheme://host:port` of the upstream (the key of its circuit breaker).
+    #[must_use]
+    pub fn origin(&self) -> &str {
+        self.url.origin()
+    }
+
+    /// The kind's default description.
+    #[must_use]
+    pub fn description() -> &'static str {
+        "Call an HTTP API declared by the operator, with typed parameters."
+    }
+
+    fn request(
+        &self,
+        args: &Map<String, Value>,
+        ctx: &CallContext,
+    ) -> Result<reqwest::RequestBuilder, ToolError> {
+        let url = reqwest::Url::parse(&self.url.fill(args))
+            .map_err(|e| ToolError::tool(format!("the filled URL is invalid: {e}")))?;
+        if let Some(ip) = url
+            .host_str()
+            .and_then(|h| h.trim_matches(['[', ']']).parse::<IpAddr>().ok())
+        {
+            self.guard
+                .check(ip)
+                .map_err(|b| ToolError::tool(b.to_string()))?;
+        }
+        let remaining = ctx.deadline.saturating_duration_since(Instant::now());
+        let mut req = self
+            .client
+            .request(self.method.clone(), url)
+            .headers(self.headers.clone())
+            // A little past the deadline: the registry's own timer decides, and tells an
+            // attempt's timeout (retryable) from the call's.
+            .timeout(remaining + Duration::from_millis(100));
+        if let Some(tp) = traceparent(ctx) {
+            req = req.header("traceparent", tp);
+        }
+        if let Some(body) = &self.body {
+            req = req.json(&fill_body(body, args));
+        }
+        Ok(req)
+    }
+
+    async fn send(&self, req: reqwest::RequestBuilder) -> Result<Value, ToolError> {
+        let mut resp = req.send().await.map_err(classify)?;
+        let status = resp.status();
+        let mut bytes = Vec::new();
+        while let Some(chunk) = resp.chunk().await.map_err(classify)? {
+            if bytes.len() + chunk.len() > self.max_bytes {
+                return Err(ToolError::tool(format!(
+                    "the upstream's response is larger than {} bytes",
+                    self.max_bytes
+                )));
+            }
+            bytes.extend_from_slice(&chunk);
+        }
+        if status.is_server_error() || status == reqwest::StatusCode::TOO_MANY_REQUESTS {
+            return Err(ToolError::new(
+                ErrorKind::UpstreamError,
+                format!("the upstream answered {status}"),
+            ));
+        }
+        if !status.is_success() {
+            return Err(ToolError::tool(format!(
+                "the upstream refused the request: {status}"
+            )));
+        }
+        let body: Value = match serde_json::from_slice(&bytes) {
+            Ok(v) => v,
+            Err(_) if self.pointer.is_none() => {
+                Value::String(String::from_utf8_lossy(&bytes).into_owned())
+            }
+            Err(_) => return Err(ToolError::tool("the upstream's response is not JSON")),
+        };
+        match &self.pointer {
+            None => Ok(body),
+            Some(p) => body.pointer(p).cloned().ok_or_else(|| {
+                ToolError::tool(format!("the upstream's response has nothing at {p}"))
+            }),
+        }
+    }
+}
+
+/// The `traceparent` for the upstream: the current span's when tracing is on,
+/// otherwise one built from the request's trace id.
+fn traceparent(ctx: &CallContext) -> Option<String> {
+    toolgate_telemetry::otel::traceparent(&tracing::Span::current()).or_else(|| {
+        let trace = ctx.trace_id.as_ref().filter(|t| t.len() == 32)?;
+        let mut span = [0u8; 8];
+        getrandom::fill(&mut span).ok()?;
+        Some(format!("00-{trace}-{}-01", hex::encode(span)))
+    })
+}
+
+/// Upstream failures that may pass (connection, timeout) are `upstream_error`; a
+/// refusal of the SSRF guard or the redirect policy is the tool's.
+fn classify(e: reqwest::Error) -> ToolError {
+    let mut source: Option<&dyn std::error::Error> = Some(&e);
+    while let Some(s) = source {
+        if let Some(b) = s.downcast_ref::<Blocked>() {
+            return ToolError::tool(b.to_string());
+        }
+        source = s.source();
+    }
+    if e.is_timeout() {
+        return ToolError::new(
+            ErrorKind::Timeout,
+            "the upstream did not answer within the deadline",
+        );
+    }
+    tracing::warn!(error = %e, "upstream request failed");
+    ToolError::new(
+        ErrorKind::UpstreamError,
+        "the upstream could not be reached",
+    )
+}
+
+#[async_trait]
+impl Tool for HttpTool {
+    async fn call(&self, arguments: Value, ctx: CallContext) -> Result<ToolOutput, ToolError> {
+        let args = arguments.as_object().cloned().unwrap_or_default();
+        let req = self.request(&args, &ctx)?;
+        tokio::select! {
+            r = self.send(req) => r,
+            () = ctx.cancel.cancelled() => Err(ToolError::cancelled("the call was cancelled")),
+        }
+    }
+}
