@@ -15,7 +15,7 @@
 //! The calls run as tasks owned by the response stream: when the client goes away,
 //! hyper drops the stream, the [`JoinSet`] aborts the tasks, and the group's drop
 //! guard cancels their tokens, so the tools' work stops. The task plumbing
-//! ([`spawn_call`], [`Update`]) is shared with the WebSocket transport.
+//! (`spawn_call`, `Update`) is shared with the WebSocket transport.
 
 use std::collections::VecDeque;
 use std::convert::Infallible;

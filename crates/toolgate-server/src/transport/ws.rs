@@ -7,8 +7,8 @@
 //! `Sec-WebSocket-Protocol: toolgate.v1, toolgate.key.<KEY>`. The server then selects
 //! `toolgate.v1`, never the key, so the key is not echoed.
 //!
-//! - [`message`]: the client's and the server's messages.
-//! - [`conn`]: one socket's loop: calls, cancels, backpressure, keep-alive, drain.
+//! - `message`: the client's and the server's messages.
+//! - `conn`: one socket's loop: calls, cancels, backpressure, keep-alive, drain.
 
 mod conn;
 mod message;

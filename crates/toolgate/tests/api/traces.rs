@@ -69,7 +69,29 @@ fn spans(exports: &[Value]) -> Vec<Span> {
 #[tokio::test]
 async fn spans_are_exported_with_their_structure_and_the_callers_trace() {
     let (otlp, got) = receiver().await;
-    let f = write_config(toolgate_config::DEMO_CONFIG);
+    // An HTTP upstream that remembers the traceparent it was sent.
+    let seen: Arc<Mutex<Option<String>>> = Arc::default();
+    let sink = Arc::clone(&seen);
+    let upstream = Router::new().route(
+        "/hello",
+        axum::routing::get(move |headers: axum::http::HeaderMap| {
+            let sink = Arc::clone(&sink);
+            async move {
+                *sink.lock().unwrap() = headers
+                    .get("traceparent")
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_owned);
+                axum::Json(json!({"hi": true}))
+            }
+        }),
+    );
+    let ul = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let upstream_addr = ul.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(ul, upstream).await });
+    let f = write_config(&format!(
+        "{}\n[[tools]]\nname = \"traced\"\nkind = \"http\"\nurl = \"http://{upstream_addr}/hello\"\nallow_private = [\"127.0.0.1\"]\n",
+        toolgate_config::DEMO_CONFIG
+    ));
     let mut child = Command::new(BIN)
         .args([
             "serve",
@@ -117,6 +139,15 @@ async fn spans_are_exported_with_their_structure_and_the_callers_trace() {
         caller_trace,
         "the caller's trace is continued"
     );
+    let resp = client
+        .post(format!("http://{addr}/api/v1/tools/traced"))
+        .header("X-Tool-API-Key", "k")
+        .header("traceparent", format!("00-{caller_trace}-{caller_span}-01"))
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
     let resp = client
         .post(format!("http://{addr}/api/v1/tools/execute"))
         .header("X-Tool-API-Key", "k")
@@ -167,6 +198,20 @@ async fn spans_are_exported_with_their_structure_and_the_callers_trace() {
     assert_eq!(tool.parent, request.span_id);
     let attempt = find("attempt 1 echo", caller_trace);
     assert_eq!(attempt.parent, tool.span_id);
+
+    // The upstream saw the same trace, with toolgate's attempt span as its parent.
+    let upstream_tp = seen
+        .lock()
+        .unwrap()
+        .clone()
+        .expect("the upstream got a traceparent");
+    let parts: Vec<&str> = upstream_tp.split('-').collect();
+    assert_eq!(parts[1], caller_trace);
+    let traced_attempt = find("attempt 1 traced", caller_trace);
+    assert_eq!(
+        parts[2], traced_attempt.span_id,
+        "the upstream's parent is the attempt span"
+    );
 
     let batch_request = find("POST /api/v1/tools/execute", &batch_trace);
     assert!(

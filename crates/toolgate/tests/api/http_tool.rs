@@ -1,0 +1,283 @@
+//! The `http` tool kind against a real upstream (an axum server on 127.0.0.1 in the
+//! test): templating, encoding, headers, bodies, response mapping and caps, status
+//! classification with retries and a shared breaker, and the SSRF guard.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Redirect};
+use axum::routing::{any, get};
+use serde_json::{Value, json};
+use toolgate_test_support::TestServer;
+
+use crate::{expect_problem, read};
+
+#[derive(Default)]
+struct Seen {
+    requests: Mutex<Vec<(String, Option<String>, HashMap<String, String>, String)>>,
+    hits: AtomicU64,
+}
+
+async fn record(
+    State(seen): State<Arc<Seen>>,
+    Path(rest): Path<String>,
+    RawQuery(q): RawQuery,
+    headers: HeaderMap,
+    body: Bytes,
+) -> impl IntoResponse {
+    seen.hits.fetch_add(1, Ordering::SeqCst);
+    let h = headers
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or_default().to_owned()))
+        .collect();
+    seen.requests.lock().unwrap().push((
+        rest.clone(),
+        q,
+        h,
+        String::from_utf8_lossy(&body).into_owned(),
+    ));
+    axum::Json(json!({"data": {"temp": 21.5, "path": rest}}))
+}
+
+async fn upstream() -> (String, Arc<Seen>) {
+    let seen = Arc::new(Seen::default());
+    let app =
+        Router::new()
+            .route("/echo/{*rest}", any(record))
+            .route("/big", get(|| async { "x".repeat(2 * 1024 * 1024) }))
+            .route(
+                "/down",
+                get(|State(s): State<Arc<Seen>>| async move {
+                    s.hits.fetch_add(1, Ordering::SeqCst);
+                    StatusCode::SERVICE_UNAVAILABLE
+                }),
+            )
+            .route(
+                "/missing",
+                get(|State(s): State<Arc<Seen>>| async move {
+                    s.hits.fetch_add(1, Ordering::SeqCst);
+                    StatusCode::NOT_FOUND
+                }),
+            )
+            .route(
+                "/to-metadata",
+                get(|| async { Redirect::temporary("http://169.254.169.254/latest/meta-data/") }),
+            )
+            .route(
+                "/loop/{n}",
+                get(|Path(n): Path<u32>| async move {
+                    Redirect::temporary(&format!("/loop/{}", n + 1))
+                }),
+            )
+            .with_state(Arc::clone(&seen));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (addr, seen)
+}
+
+fn tool(name: &str, url: &str, extra: &str) -> String {
+    format!(
+        "\n[[tools]]\nname = \"{name}\"\nkind = \"http\"\nurl = \"{url}\"\nallow_private = [\"127.0.0.1\"]\n{extra}\n"
+    )
+}
+
+async fn server(addr: &str, tools: &str) -> TestServer {
+    TestServer::spawn(&format!(
+        "{}{tools}",
+        toolgate_config::DEMO_CONFIG.replace("[server]", "[server]")
+    ))
+    .await
+    .unwrap_or_else(|e| panic!("{e}\n{addr}"))
+}
+
+#[tokio::test]
+async fn arguments_fill_path_segments_and_query_values_only() {
+    let (addr, seen) = upstream().await;
+    let t = tool(
+        "weather",
+        &format!("http://{addr}/echo/city/{{city}}?units={{units}}&v=1"),
+        "headers = { X-Api-Version = \"2\" }\nresponse_pointer = \"/data\"\nparams = [{ name = \"city\", type = \"string\" }, { name = \"units\", type = \"string\", required = false }]",
+    );
+    let s = server(&addr, &t).await;
+    let (status, _, body) = read(
+        s.call(
+            "weather",
+            &json!({"city": "São Paulo/../admin?x#y", "units": "a&b=c"}),
+        )
+        .send()
+        .await
+        .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["output"]["temp"], 21.5, "response_pointer picks /data");
+    let reqs = seen.requests.lock().unwrap().clone();
+    let (path, query, headers, _) = &reqs[0];
+    assert_eq!(
+        path, "city/São Paulo/../admin?x#y",
+        "the whole value stayed one path segment"
+    );
+    assert_eq!(query.as_deref(), Some("units=a%26b%3Dc&v=1"));
+    assert_eq!(headers["x-api-version"], "2");
+    assert!(
+        headers["traceparent"].starts_with("00-"),
+        "the trace is passed on"
+    );
+    // The schema derived from params refuses unknown arguments.
+    let resp = s
+        .call("weather", &json!({"city": "x", "host": "evil.example"}))
+        .send()
+        .await
+        .unwrap();
+    expect_problem(resp, 422, "invalid_arguments").await;
+}
+
+#[tokio::test]
+async fn bodies_are_templated_with_typed_values() {
+    let (addr, seen) = upstream().await;
+    let t = tool(
+        "create",
+        &format!("http://{addr}/echo/items"),
+        "method = \"POST\"\nbody = { name = \"{name}\", qty = \"{qty}\", note = \"for {name}\" }\nparams = [{ name = \"name\", type = \"string\" }, { name = \"qty\", type = \"integer\" }]",
+    );
+    let s = server(&addr, &t).await;
+    let (status, _, _) = read(
+        s.call("create", &json!({"name": "bolt", "qty": 3}))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let body: Value = serde_json::from_str(&seen.requests.lock().unwrap()[0].3).unwrap();
+    assert_eq!(body, json!({"name": "bolt", "qty": 3, "note": "for bolt"}));
+    let (_, _, listing) = read(s.get("/api/v1/tools/create").send().await.unwrap()).await;
+    assert_eq!(
+        listing["annotations"]["read_only"], false,
+        "POST tools are not read-only by default"
+    );
+}
+
+#[tokio::test]
+async fn responses_over_the_cap_are_refused() {
+    let (addr, _) = upstream().await;
+    let t = tool(
+        "big",
+        &format!("http://{addr}/big"),
+        "max_response_bytes = 1000",
+    );
+    let s = server(&addr, &t).await;
+    let body = expect_problem(
+        s.call("big", &json!({})).send().await.unwrap(),
+        500,
+        "tool_error",
+    )
+    .await;
+    assert!(
+        body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("larger than 1000")
+    );
+}
+
+#[tokio::test]
+async fn server_errors_are_upstream_errors_retried_and_counted_by_a_shared_breaker() {
+    let (addr, seen) = upstream().await;
+    let policy = "retry = { max_attempts = 3, base_delay_ms = 1, max_delay_ms = 2, budget_min_per_second = 100 }\nbreaker = { window = 4, min_calls = 4, failure_rate_percent = 50, open_ms = 60000 }";
+    let tools = format!(
+        "{}{}{}",
+        tool("down", &format!("http://{addr}/down"), policy),
+        tool("missing", &format!("http://{addr}/missing"), policy),
+        tool("fine", &format!("http://{addr}/echo/ok"), policy),
+    );
+    let s = server(&addr, &tools).await;
+    expect_problem(
+        s.call("down", &json!({})).send().await.unwrap(),
+        502,
+        "upstream_error",
+    )
+    .await;
+    assert_eq!(seen.hits.load(Ordering::SeqCst), 3, "a 503 is retried");
+    expect_problem(
+        s.call("missing", &json!({})).send().await.unwrap(),
+        500,
+        "tool_error",
+    )
+    .await;
+    assert_eq!(seen.hits.load(Ordering::SeqCst), 4, "a 404 is not");
+    // The breaker belongs to the upstream: `down` opened it for `fine` too.
+    let resp = s.call("fine", &json!({})).send().await.unwrap();
+    expect_problem(resp, 503, "circuit_open").await;
+}
+
+#[tokio::test]
+async fn the_ssrf_guard_refuses_private_destinations_without_an_allow_list() {
+    let (addr, seen) = upstream().await;
+    let port = addr.rsplit(':').next().unwrap();
+    let no_allow = |name: &str, url: &str| {
+        format!("\n[[tools]]\nname = \"{name}\"\nkind = \"http\"\nurl = \"{url}\"\n")
+    };
+    let tools = format!(
+        "{}{}{}{}{}{}",
+        no_allow("loopback", &format!("http://127.0.0.1:{port}/echo/x")),
+        no_allow("by_name", &format!("http://localhost:{port}/echo/x")),
+        no_allow(
+            "mapped",
+            &format!("http://[::ffff:127.0.0.1]:{port}/echo/x")
+        ),
+        no_allow("metadata", "http://169.254.169.254/latest/meta-data/"),
+        tool("redirected", &format!("http://{addr}/to-metadata"), ""),
+        tool("looping", &format!("http://{addr}/loop/0"), ""),
+    );
+    let s = server(&addr, &tools).await;
+    for name in [
+        "loopback",
+        "by_name",
+        "mapped",
+        "metadata",
+        "redirected",
+        "looping",
+    ] {
+        let body = expect_problem(
+            s.call(name, &json!({})).send().await.unwrap(),
+            500,
+            "tool_error",
+        )
+        .await;
+        let detail = body["detail"].as_str().unwrap();
+        assert!(
+            detail.contains("allow_private") || detail.contains("redirects"),
+            "{name}: {detail}"
+        );
+    }
+    assert_eq!(
+        seen.hits.load(Ordering::SeqCst),
+        0,
+        "nothing reached the upstream"
+    );
+}
+
+#[tokio::test]
+async fn the_caller_trace_reaches_the_upstream() {
+    let (addr, seen) = upstream().await;
+    let s = server(&addr, &tool("traced", &format!("http://{addr}/echo/t"), "")).await;
+    let trace = "4bf92f3577b34da6a3ce929d0e0e4736";
+    s.call("traced", &json!({}))
+        .header("traceparent", format!("00-{trace}-00f067aa0ba902b7-01"))
+        .send()
+        .await
+        .unwrap();
+    let tp = seen.requests.lock().unwrap()[0].2["traceparent"].clone();
+    assert!(tp.starts_with(&format!("00-{trace}-")), "{tp}");
+    assert!(
+        !tp.contains("00f067aa0ba902b7"),
+        "toolgate's own span is the upstream's parent"
+    );
+}
