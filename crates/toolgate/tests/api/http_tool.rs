@@ -17,9 +17,12 @@ use toolgate_test_support::TestServer;
 
 use crate::{expect_problem, read};
 
+/// Path, query, headers and body of one request the upstream received.
+type Request = (String, Option<String>, HashMap<String, String>, String);
+
 #[derive(Default)]
 struct Seen {
-    requests: Mutex<Vec<(String, Option<String>, HashMap<String, String>, String)>>,
+    requests: Mutex<Vec<Request>>,
     hits: AtomicU64,
 }
 
@@ -88,12 +91,9 @@ fn tool(name: &str, url: &str, extra: &str) -> String {
 }
 
 async fn server(addr: &str, tools: &str) -> TestServer {
-    TestServer::spawn(&format!(
-        "{}{tools}",
-        toolgate_config::DEMO_CONFIG.replace("[server]", "[server]")
-    ))
-    .await
-    .unwrap_or_else(|e| panic!("{e}\n{addr}"))
+    TestServer::spawn(&format!("{}{tools}", toolgate_config::DEMO_CONFIG))
+        .await
+        .unwrap_or_else(|e| panic!("{e}\n{addr}"))
 }
 
 #[tokio::test]
