@@ -313,6 +313,11 @@ impl Default for BreakerConfig {
 pub enum SourceKind {
     /// A SQLite database file (or the embedded demo database).
     Sqlite,
+    /// A PostgreSQL server, reached by `url`.
+    Postgres,
+    /// A MySQL or MariaDB server, reached by `url`.
+    #[serde(alias = "mariadb")]
+    Mysql,
 }
 
 /// `[sources.NAME]`: a database that SQL tools use.
@@ -329,6 +334,14 @@ pub struct SourceConfig {
     /// Connections kept open. Default 4.
     #[serde(default = "default_pool_size")]
     pub pool_size: usize,
+    /// `postgres` and `mysql`: the server's URL (`${VAR}` expanded, as it usually
+    /// holds a password), e.g. `postgres://app@db:5432/shop`.
+    #[serde(default)]
+    pub url: Option<Spanned<EnvString>>,
+    /// `postgres` and `mysql`: longest a statement may run on the server, in ms.
+    /// Default: none, so the call's remaining deadline is the server's limit.
+    #[serde(default)]
+    pub statement_timeout_ms: Option<Spanned<u64>>,
 }
 
 fn default_pool_size() -> usize {

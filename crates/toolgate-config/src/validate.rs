@@ -7,7 +7,11 @@ use std::ops::Range;
 
 use crate::keys::{KeyHash, ScopePattern};
 use crate::load::{LoadedConfig, Problem, is_valid_tool_name};
-use crate::model::{Config, ParamType, SourceKind, ToolConfig, ToolKind};
+use crate::model::{Config, ParamType, ToolConfig, ToolKind};
+
+mod sources;
+
+use sources::check_sources;
 
 /// Tool names that would collide with fixed routes.
 const RESERVED_NAMES: &[&str] = &["execute"];
@@ -124,31 +128,6 @@ fn check_keys(c: &mut Checker<'_>, cfg: &Config) {
             if !(r.per_second.is_finite() && r.per_second > 0.0 && burst_ok) {
                 c.report(rl.span(), "rate_limit needs per_second > 0 and burst >= 1");
             }
-        }
-    }
-}
-
-fn check_sources(c: &mut Checker<'_>, cfg: &Config) {
-    for (name, source) in &cfg.sources {
-        let s = source.get_ref();
-        match s.kind {
-            SourceKind::Sqlite => match (&s.path, s.demo) {
-                (Some(p), true) => c.report(
-                    p.span(),
-                    format!("source {name:?}: give either `path` or `demo = true`, not both"),
-                ),
-                (None, false) => c.report(
-                    source.span(),
-                    format!("source {name:?}: a sqlite source needs `path` (or `demo = true`)"),
-                ),
-                _ => {}
-            },
-        }
-        if s.pool_size == 0 || s.pool_size > 256 {
-            c.report(
-                source.span(),
-                format!("source {name:?}: pool_size must be 1..=256"),
-            );
         }
     }
 }

@@ -145,6 +145,9 @@ pub struct ToolError {
     /// Set when the whole server (not one tool) refuses: `overloaded` is then 503
     /// rather than 429.
     pub server_wide: bool,
+    /// Set when trying again cannot help (an upstream's 4xx): never retried, and not
+    /// counted against the dependency's health.
+    pub permanent: bool,
 }
 
 impl ToolError {
@@ -156,6 +159,7 @@ impl ToolError {
             retry_after: None,
             errors: Vec::new(),
             server_wide: false,
+            permanent: false,
         }
     }
 
@@ -185,6 +189,13 @@ impl ToolError {
             errors,
             ..Self::new(ErrorKind::InvalidArguments, message)
         }
+    }
+
+    /// Mark the failure as one that trying again cannot fix.
+    #[must_use]
+    pub fn permanent(mut self) -> Self {
+        self.permanent = true;
+        self
     }
 
     /// Mark the refusal as the whole server's (503 for `overloaded`).

@@ -153,7 +153,7 @@ async fn attempt_once(
     let result = tokio::select! {
         biased;
         r = entry.tool.call(arguments, ctx) => r.map_err(|error| {
-            let retryable = error.kind == ErrorKind::UpstreamError;
+            let retryable = error.kind == ErrorKind::UpstreamError && !error.permanent;
             Failed { error, retryable }
         }),
         () = tokio::time::sleep_until(attempt_deadline) => Err(Failed {
@@ -172,7 +172,8 @@ async fn attempt_once(
         let record = match &result {
             Err(f) if f.error.kind == ErrorKind::Cancelled => None,
             Err(f) => Some(Record {
-                failed: matches!(f.error.kind, ErrorKind::UpstreamError | ErrorKind::Timeout),
+                failed: !f.error.permanent
+                    && matches!(f.error.kind, ErrorKind::UpstreamError | ErrorKind::Timeout),
                 duration: now.elapsed(),
             }),
             Ok(_) => Some(Record {

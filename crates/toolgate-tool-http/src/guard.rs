@@ -173,9 +173,13 @@ impl Resolve for GuardedResolver {
     fn resolve(&self, name: Name) -> Resolving {
         let guard = Arc::clone(&self.guard);
         Box::pin(async move {
-            let host = name.as_str().to_owned();
-            let addrs: Vec<SocketAddr> =
-                tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
+            let host = name.as_str().trim_end_matches('.').to_ascii_lowercase();
+            // `localhost` and its subdomains are loopback whatever DNS says (RFC 6761).
+            let addrs: Vec<SocketAddr> = if host == "localhost" || host.ends_with(".localhost") {
+                vec![SocketAddr::from((Ipv4Addr::LOCALHOST, 0))]
+            } else {
+                tokio::net::lookup_host((host.as_str(), 0)).await?.collect()
+            };
             // One refused address refuses the name: a host that resolves to both a
             // public and a private address is exactly what a rebinding attack looks like.
             for a in &addrs {

@@ -254,7 +254,7 @@ fn classify(e: reqwest::Error) -> ToolError {
             "the upstream did not answer within the deadline",
         );
     }
-    tracing::warn!(error = %e, "upstream request failed");
+    tracing::warn!(error = ?e, "upstream request failed");
     ToolError::new(
         ErrorKind::UpstreamError,
         "the upstream could not be reached",

@@ -281,3 +281,105 @@ async fn the_caller_trace_reaches_the_upstream() {
         "toolgate's own span is the upstream's parent"
     );
 }
+
+#[tokio::test]
+async fn a_slow_upstream_is_cut_at_the_deadline() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let app = Router::new().route(
+        "/slow",
+        get(|| async {
+            tokio::time::sleep(std::time::Duration::from_secs(10)).await;
+            "late"
+        }),
+    );
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let s = server(
+        &addr.to_string(),
+        &tool("slow", &format!("http://{addr}/slow"), "timeout_ms = 500"),
+    )
+    .await;
+    let start = std::time::Instant::now();
+    expect_problem(
+        s.call("slow", &json!({})).send().await.unwrap(),
+        504,
+        "timeout",
+    )
+    .await;
+    assert!(start.elapsed() < std::time::Duration::from_secs(2));
+    assert_eq!(s.state.registry.in_flight(), 0);
+}
+
+/// Thirty-odd ways to write a private destination; none may be connected to. The
+/// loopback ones point at a live listener that counts connections.
+#[tokio::test]
+async fn an_ssrf_table_of_private_addresses_and_encodings_is_refused_without_connecting() {
+    let listener = tokio::net::TcpListener::bind("0.0.0.0:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let connections = Arc::new(AtomicU64::new(0));
+    let counter = Arc::clone(&connections);
+    tokio::spawn(async move {
+        while let Ok((_sock, _)) = listener.accept().await {
+            counter.fetch_add(1, Ordering::SeqCst);
+        }
+    });
+    let hosts = [
+        "127.0.0.1",
+        "127.1",
+        "127.0.1",
+        "2130706433",
+        "0x7f.1",
+        "0x7f000001",
+        "017700000001",
+        "0177.0.0.1",
+        "127.127.127.127",
+        "localhost",
+        "localhost.",
+        "LOCALHOST",
+        "[::1]",
+        "[0:0:0:0:0:0:0:1]",
+        "[::ffff:127.0.0.1]",
+        "[::ffff:7f00:1]",
+        "[64:ff9b::7f00:1]",
+        "[2002:7f00:1::]",
+        "0.0.0.0",
+        "0",
+        "[::]",
+        "10.0.0.1",
+        "172.16.0.1",
+        "192.168.0.1",
+        "169.254.169.254",
+        "100.64.0.1",
+        "[fd00::1]",
+        "[fe80::1]",
+        "[fd00:ec2::254]",
+        "224.0.0.1",
+        "255.255.255.255",
+        "192.0.0.1",
+        "198.18.0.1",
+    ];
+    let mut tools = String::new();
+    for (i, h) in hosts.iter().enumerate() {
+        tools.push_str(&format!("\n[[tools]]\nname = \"h{i}\"\nkind = \"http\"\nurl = \"http://{h}:{port}/x\"\ntimeout_ms = 2000\n"));
+    }
+    let s = server("", &tools).await;
+    for (i, h) in hosts.iter().enumerate() {
+        let resp = s.call(&format!("h{i}"), &json!({})).send().await.unwrap();
+        let (status, _, body) = read(resp).await;
+        assert_eq!(
+            (status, body["code"].as_str()),
+            (500, Some("tool_error")),
+            "{h}: {body}"
+        );
+        assert!(
+            body["detail"].as_str().unwrap().contains("allow_private"),
+            "{h}: {body}"
+        );
+    }
+    assert!(hosts.len() >= 30);
+    assert_eq!(
+        connections.load(Ordering::SeqCst),
+        0,
+        "a connection was made"
+    );
+}
