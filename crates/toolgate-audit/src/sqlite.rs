@@ -35,9 +35,9 @@ CREATE TABLE IF NOT EXISTS audit (
     hash TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS audit_ts ON audit (ts);
-CREATE INDEX IF NOT EXISTS audit_key ON audit (key, ts);
-CREATE INDEX IF NOT EXISTS audit_tool ON audit (tool, ts);
 ";
+// One index only: every index is paid for on the write path of every call, while
+// listings by key or tool are occasional and a scan of the time range serves them.
 
 impl SqliteStore {
     /// Open (or create) the log for writing. `full_sync` makes every commit durable

@@ -27,5 +27,6 @@ pub use model::{
     AuditConfig, AuditLocation, BreakerConfig, BuiltinName, Config, Durability, KeyConfig,
     OnStoreError, ParamConfig, ParamType, RateLimitConfig, RateLimitStore, RateLimitStoreConfig,
     RetryConfig, ServerConfig, SourceConfig, SourceKind, ToolConfig, ToolDefaults, ToolKind,
+    WasmDirConfig,
 };
 pub use params::params_schema;

@@ -360,6 +360,8 @@ pub enum ToolKind {
     SqlQuery,
     /// A call of an HTTP upstream, templated from the arguments.
     Http,
+    /// A sandboxed WebAssembly module (a WASI preview 1 command), run on wasmtime.
+    Wasm,
 }
 
 /// Names of the built-in tools.
@@ -519,6 +521,53 @@ pub struct ToolConfig {
     /// Top-level argument fields replaced by `"[redacted]"` in the audit log.
     #[serde(default)]
     pub audit_redact: Vec<String>,
+    /// `wasm` only: the module, a `.wasm` or `.wat` file (`${VAR}` expanded). A
+    /// relative path is relative to the config file's directory.
+    #[serde(default)]
+    pub module: Option<Spanned<EnvString>>,
+    /// `wasm` only: largest linear memory of one call, in bytes. Default 64 MiB.
+    #[serde(default)]
+    pub max_memory_bytes: Option<Spanned<u64>>,
+    /// `wasm` only: most elements of one table. Default 10000.
+    #[serde(default)]
+    pub max_table_elements: Option<Spanned<u64>>,
+    /// `wasm` only: largest output (what the module writes to stdout), in bytes.
+    /// Default 1 MiB.
+    #[serde(default)]
+    pub max_output_bytes: Option<Spanned<u64>>,
+    /// `wasm` only: host environment variables the module sees (read at load; unset
+    /// ones are left out). Default none.
+    #[serde(default)]
+    pub allow_env: Vec<Spanned<String>>,
+    /// `wasm` only: host directories the module may open. Default none.
+    #[serde(default)]
+    pub allow_dirs: Vec<Spanned<WasmDirConfig>>,
+    /// `wasm` only: whether the module reads the real clocks. Default false: both
+    /// clocks are frozen at the Unix epoch.
+    #[serde(default)]
+    pub allow_clock: Option<bool>,
+    /// `wasm` only: JSON Schema of the arguments, instead of `params`. Default
+    /// `{"type": "object"}`.
+    #[serde(default)]
+    pub input_schema: Option<Value>,
+}
+
+/// `allow_dirs = [{ host = "...", guest = "/data" }]` of a `wasm` tool: a host
+/// directory the module may open, under the guest path.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WasmDirConfig {
+    /// The host directory (`${VAR}` expanded; relative to the config file's directory).
+    pub host: EnvString,
+    /// Where the module sees it, an absolute guest path such as `/data`.
+    pub guest: String,
+    /// Whether the module may only read. Default true.
+    #[serde(default = "default_true")]
+    pub read_only: bool,
+}
+
+fn default_true() -> bool {
+    true
 }
 
 impl AuditConfig {
@@ -551,6 +600,19 @@ pub enum AuditLocation {
 }
 
 impl ToolConfig {
+    /// `wasm` only: the variables of `allow_env` that are set, with their values,
+    /// read now (this crate is the one place that reads the environment).
+    #[must_use]
+    pub fn wasm_env(&self) -> Vec<(String, String)> {
+        self.allow_env
+            .iter()
+            .filter_map(|name| {
+                let name = name.get_ref();
+                std::env::var(name).ok().map(|v| (name.clone(), v))
+            })
+            .collect()
+    }
+
     /// Whether the tool may write (only `sql` tools declared destructive).
     #[must_use]
     pub fn writes(&self) -> bool {

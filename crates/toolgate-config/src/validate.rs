@@ -10,6 +10,7 @@ use crate::load::{LoadedConfig, Problem, is_valid_tool_name};
 use crate::model::{Config, ParamType, ToolConfig, ToolKind};
 
 mod sources;
+mod wasm;
 
 use sources::check_sources;
 
@@ -166,6 +167,7 @@ fn check_tool(c: &mut Checker<'_>, cfg: &Config, t: &ToolConfig, seen: &mut Hash
         );
     }
     check_kind_fields(c, cfg, t);
+    wasm::check_wasm(c, t);
     check_policies(c, t);
 }
 
@@ -239,8 +241,8 @@ fn check_kind_fields(c: &mut Checker<'_>, cfg: &Config, t: &ToolConfig) {
         if t.statement.is_some() {
             c.report(kind_at.clone(), misplaced("statement", "sql"));
         }
-        if !t.params.is_empty() && kind != ToolKind::Http {
-            c.report(kind_at.clone(), misplaced("params", "sql and http"));
+        if !t.params.is_empty() && !matches!(kind, ToolKind::Http | ToolKind::Wasm) {
+            c.report(kind_at.clone(), misplaced("params", "sql, http and wasm"));
         }
         if t.destructive == Some(true) {
             c.report(

@@ -1,16 +1,17 @@
 //! Building the registry from configuration: one `match` arm per tool kind.
 
 use std::collections::BTreeMap;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::Value;
 use toml::Spanned;
-use toolgate_config::{Config, LoadedConfig, Problem, Problems, ToolConfig, ToolKind};
+use toolgate_config::{Config, LoadedConfig, Problem, Problems, SourceKind, ToolConfig, ToolKind};
 use toolgate_core::{Annotations, Tool, ToolSpec};
 use toolgate_resilience::{BreakerPolicy, CircuitBreaker, RetryPolicy};
 use toolgate_tool_http::HttpTool;
-use toolgate_tool_sql::{QueryTool, SqliteSource, StatementTool};
+use toolgate_tool_sql::{MySqlSource, PgSource, QueryTool, Source, SqliteSource, StatementTool};
 
 use crate::{Policies, Registry};
 
@@ -41,19 +42,21 @@ impl Registry {
         let sources = open_sources(loaded, &mut problems);
         let mut registry = Registry::new();
         for (name, source) in &sources {
-            let source = Arc::clone(source);
+            let source = source.clone();
             registry.add_check(
                 format!("source:{name}"),
                 Arc::new(move || {
-                    let source = Arc::clone(&source);
+                    let source = source.clone();
                     Box::pin(async move { source.check().await })
                 }),
             );
         }
         // One breaker per HTTP upstream, shared by every tool that calls it.
         let mut upstream_breakers: BTreeMap<String, Arc<CircuitBreaker>> = BTreeMap::new();
+        // Paths in the config (a wasm tool's module) are relative to its directory.
+        let base_dir = Path::new(loaded.file()).parent().unwrap_or(Path::new(""));
         for t in &cfg.tools {
-            match build_tool(t, &sources) {
+            match build_tool(t, &sources, base_dir) {
                 Ok(built) => {
                     let tool = Arc::clone(&built.tool);
                     let mut policies = policies_for(t);
@@ -79,10 +82,7 @@ impl Registry {
     }
 }
 
-fn open_sources(
-    loaded: &LoadedConfig,
-    problems: &mut Vec<Problem>,
-) -> BTreeMap<String, Arc<SqliteSource>> {
+fn open_sources(loaded: &LoadedConfig, problems: &mut Vec<Problem>) -> BTreeMap<String, Source> {
     let cfg = &loaded.config;
     let mut sources = BTreeMap::new();
     for (name, source) in &cfg.sources {
@@ -90,7 +90,15 @@ fn open_sources(
             .tools
             .iter()
             .any(|t| t.writes() && t.source.as_ref().is_some_and(|s| s.get_ref() == name));
-        match SqliteSource::open(name, source.get_ref(), needs_writer) {
+        let s = source.get_ref();
+        // Server databases connect lazily: opening only parses the url and sizes the
+        // pool, so a database that is down shows in /readyz, not as a config problem.
+        let opened = match s.kind {
+            SourceKind::Sqlite => SqliteSource::open(name, s, needs_writer).map(Source::from),
+            SourceKind::Postgres => PgSource::open(name, s).map(Source::from),
+            SourceKind::Mysql => MySqlSource::open(name, s).map(Source::from),
+        };
+        match opened {
             Ok(s) => {
                 sources.insert(name.clone(), s);
             }
@@ -102,10 +110,7 @@ fn open_sources(
 
 type Located = (std::ops::Range<usize>, String);
 
-fn source_of(
-    t: &ToolConfig,
-    sources: &BTreeMap<String, Arc<SqliteSource>>,
-) -> Result<Arc<SqliteSource>, Located> {
+fn source_of(t: &ToolConfig, sources: &BTreeMap<String, Source>) -> Result<Source, Located> {
     let s = t
         .source
         .as_ref()
@@ -122,7 +127,8 @@ fn source_of(
 
 fn build_tool(
     t: &ToolConfig,
-    sources: &BTreeMap<String, Arc<SqliteSource>>,
+    sources: &BTreeMap<String, Source>,
+    base_dir: &Path,
 ) -> Result<Built, Located> {
     let max_rows = t
         .max_rows
@@ -145,14 +151,18 @@ fn build_tool(
                 read_only: b.read_only,
             })
         }
-        ToolKind::SqlQuery => Ok(Built {
-            upstream: None,
-            tool: Arc::new(QueryTool::new(source_of(t, sources)?, max_rows)),
-            description: QueryTool::description().to_owned(),
-            input_schema: QueryTool::input_schema(),
-            output_schema: Some(toolgate_tool_sql::rows_output_schema()),
-            read_only: true,
-        }),
+        ToolKind::SqlQuery => {
+            let source = source_of(t, sources)?;
+            let kind = source.kind();
+            Ok(Built {
+                upstream: None,
+                tool: Arc::new(QueryTool::new(source, max_rows)),
+                description: QueryTool::description_for(kind),
+                input_schema: QueryTool::input_schema_for(kind),
+                output_schema: Some(toolgate_tool_sql::rows_output_schema()),
+                read_only: true,
+            })
+        }
         ToolKind::Http => {
             let at = t.url.as_ref().map_or_else(|| t.kind.span(), Spanned::span);
             let tool =
@@ -171,6 +181,7 @@ fn build_tool(
                 }),
             })
         }
+        ToolKind::Wasm => build_wasm(t, base_dir),
         ToolKind::Sql => {
             let statement = t
                 .statement
@@ -199,6 +210,40 @@ fn build_tool(
             })
         }
     }
+}
+
+/// A `wasm` tool: its module compiled (or taken from the cache) and checked now, so
+/// a broken module is a problem at its line.
+#[cfg(feature = "wasm")]
+fn build_wasm(t: &ToolConfig, base_dir: &Path) -> Result<Built, Located> {
+    use toolgate_tool_wasm::{LoadError, WasmTool};
+    let tool = WasmTool::new(t, base_dir).map_err(|e| {
+        let at = match (&e, &t.module) {
+            (LoadError::OutputSchema(_), _) | (_, None) => t.name.span(),
+            (_, Some(m)) => m.span(),
+        };
+        (at, format!("tool {:?}: {e}", t.name.get_ref()))
+    })?;
+    Ok(Built {
+        upstream: None,
+        tool: Arc::new(tool),
+        description: WasmTool::description().to_owned(),
+        input_schema: WasmTool::input_schema(t),
+        output_schema: None,
+        read_only: WasmTool::read_only(t),
+    })
+}
+
+/// Without the `wasm` feature, a `wasm` tool is a config problem at its `kind`.
+#[cfg(not(feature = "wasm"))]
+fn build_wasm(t: &ToolConfig, _base_dir: &Path) -> Result<Built, Located> {
+    Err((
+        t.kind.span(),
+        format!(
+            "tool {:?}: this build has no WebAssembly support (build toolgate with the `wasm` feature)",
+            t.name.get_ref()
+        ),
+    ))
 }
 
 fn spec_for(cfg: &Config, t: &ToolConfig, built: Built) -> ToolSpec {
@@ -254,5 +299,20 @@ fn policies_for(t: &ToolConfig) -> Policies {
                 half_open_probes: b.half_open_probes,
             }
         }),
+    }
+}
+
+#[cfg(all(test, not(feature = "wasm")))]
+mod wasm_fallback_tests {
+    use super::*;
+
+    #[test]
+    fn without_the_feature_a_wasm_tool_is_a_config_problem() {
+        let text = "[[tools]]\nname = \"w\"\nkind = \"wasm\"\nmodule = \"w.wasm\"\n";
+        let loaded = LoadedConfig::from_str("w.toml", text).unwrap_or_else(|e| panic!("{e}"));
+        let problems = Registry::from_config(&loaded).err().map(|p| p.to_string());
+        let p = problems.unwrap_or_default();
+        assert!(p.starts_with("w.toml:3:"), "{p}");
+        assert!(p.contains("this build has no WebAssembly support"), "{p}");
     }
 }

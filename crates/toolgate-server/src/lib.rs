@@ -71,13 +71,9 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(health::metrics))
         .route("/openapi.json", get(openapi::document))
         .route("/docs", get(openapi::docs_page))
-        .merge(if std::env::var_os("TG_EXP_NOSTACK").is_some() { Router::new() } else { transport::mcp::router(&state) })
+        .merge(transport::mcp::router(&state))
         .fallback(error::not_found)
         .method_not_allowed_fallback(error::method_not_allowed);
-    if std::env::var_os("TG_EXP_NOSTACK").is_some() {
-        let mcp = transport::mcp::router(&state);
-        return middleware::stack(api, &state).merge(mcp).with_state(state);
-    }
     middleware::stack(api, &state).with_state(state)
 }
 

@@ -48,6 +48,33 @@ pub enum SqlError {
         #[source]
         error: rusqlite::Error,
     },
+    /// A PostgreSQL or MySQL source has no `url`.
+    #[error("source {source_name:?}: a {kind} source needs `url`")]
+    NoUrl {
+        /// The source name.
+        source_name: String,
+        /// `postgres` or `mysql`.
+        kind: &'static str,
+    },
+    /// The `url` does not parse. The text never repeats the URL, which may hold a
+    /// password.
+    #[error("source {source_name:?}: the {kind} url is not valid: {reason}")]
+    Url {
+        /// The source name.
+        source_name: String,
+        /// `postgres` or `mysql`.
+        kind: &'static str,
+        /// Why, from the driver.
+        reason: String,
+    },
+    /// A PostgreSQL or MySQL pool needs a tokio runtime for its background tasks.
+    #[error("source {source_name:?}: a {kind} source must be opened inside a tokio runtime")]
+    NoRuntime {
+        /// The source name.
+        source_name: String,
+        /// `postgres` or `mysql`.
+        kind: &'static str,
+    },
 }
 
 /// Why a job on a connection did not produce its value. Mapped to a [`ToolError`] by
@@ -64,6 +91,11 @@ pub(crate) enum JobError {
     Parameters,
     /// SQLite says the statement writes, on a read-only path.
     Refused,
+    /// A PostgreSQL or MySQL failure, classified where it happened; the text is the
+    /// full error, for the log.
+    Server(Class, String),
+    /// A result column has no JSON mapping; the text says which and what to do.
+    Unmappable(String),
     /// `ctx.cancel` fired.
     Cancelled,
     /// The deadline passed.
@@ -72,7 +104,8 @@ pub(crate) enum JobError {
     Internal,
 }
 
-/// What a SQLite failure means for the caller.
+/// What a database failure means for the caller.
+#[derive(Debug)]
 pub(crate) enum Class {
     /// An authorizer or read-only refusal.
     Refused,
@@ -86,7 +119,16 @@ pub(crate) enum Class {
     Statement(String),
     /// The file, memory or library failed.
     Internal,
+    /// A server database refused a write in a read-only transaction; its message.
+    ReadOnly(String),
+    /// No connection to a server database could be had.
+    Unavailable,
 }
+
+/// Why a declared statement that writes fails on a tool that was not declared
+/// destructive (the server databases find out only when it runs).
+pub(crate) const NEEDS_DESTRUCTIVE: &str = "the statement writes, but the tool is read-only \
+                                            (declare it `destructive = true` to allow writes)";
 
 /// The refusal text for writes on read-only paths.
 pub(crate) const READ_ONLY_REFUSAL: &str =
@@ -130,16 +172,7 @@ pub(crate) enum Author {
 impl JobError {
     /// The client-facing error. `tool` names the tool in logs.
     pub(crate) fn into_tool_error(self, author: Author, tool: &str) -> ToolError {
-        let pointer = match author {
-            Author::Caller => "/query",
-            Author::Operator => "",
-        };
-        let invalid = |message: &str| {
-            ToolError::invalid_arguments(vec![FieldError {
-                pointer: pointer.to_owned(),
-                message: message.to_owned(),
-            }])
-        };
+        let invalid = |message: &str| invalid(author, message);
         match self {
             JobError::MultipleStatements => invalid("only one statement is allowed"),
             JobError::Empty => invalid("the query holds no SQL statement"),
@@ -150,19 +183,52 @@ impl JobError {
             JobError::Cancelled => ToolError::cancelled("the query was cancelled"),
             JobError::Timeout => ToolError::timeout("the query ran past its deadline"),
             JobError::Internal => ToolError::tool("the database failed to run the query"),
-            JobError::Sql(e) => match classify(&e) {
-                Class::Refused => invalid(READ_ONLY_REFUSAL),
-                // Only reached when the caller's context gave no reason; see `exec`.
-                Class::Interrupted => ToolError::timeout("the query was interrupted"),
-                Class::Busy => ToolError::new(ErrorKind::Overloaded, "the database is busy")
-                    .with_retry_after(Duration::from_secs(1)),
-                Class::Data(message) => invalid(&message),
-                Class::Statement(message) if author == Author::Caller => invalid(&message),
-                Class::Statement(_) | Class::Internal => {
-                    tracing::error!(tool, error = %e, "sqlite statement failed");
-                    ToolError::tool("the database failed to run the statement")
-                }
-            },
+            JobError::Sql(e) => class_error(classify(&e), author, tool, &e.to_string()),
+            JobError::Server(class, detail) => class_error(class, author, tool, &detail),
+            JobError::Unmappable(message) if author == Author::Caller => invalid(&message),
+            JobError::Unmappable(message) => ToolError::tool(message),
+        }
+    }
+}
+
+/// `invalid_arguments` at the query (the caller's SQL) or at the whole arguments.
+fn invalid(author: Author, message: impl Into<String>) -> ToolError {
+    let pointer = match author {
+        Author::Caller => "/query",
+        Author::Operator => "",
+    };
+    ToolError::invalid_arguments(vec![FieldError {
+        pointer: pointer.to_owned(),
+        message: message.into(),
+    }])
+}
+
+/// The client-facing error of a classified database failure; `detail` is logged when
+/// the failure is the server's or the operator's.
+fn class_error(class: Class, author: Author, tool: &str, detail: &str) -> ToolError {
+    let invalid = |message: String| invalid(author, message);
+    match class {
+        Class::Refused => invalid(READ_ONLY_REFUSAL.to_owned()),
+        Class::ReadOnly(message) if author == Author::Caller => invalid(format!(
+            "statement is not allowed: this tool is read-only ({message})"
+        )),
+        Class::ReadOnly(_) => {
+            tracing::error!(tool, error = %detail, "a read-only sql tool tried to write");
+            ToolError::tool(NEEDS_DESTRUCTIVE)
+        }
+        // Only reached when the caller's context gave no reason; see `exec`.
+        Class::Interrupted => ToolError::timeout("the query was interrupted"),
+        Class::Busy => ToolError::new(ErrorKind::Overloaded, "the database is busy")
+            .with_retry_after(Duration::from_secs(1)),
+        Class::Unavailable => {
+            tracing::warn!(tool, error = %detail, "sql source unavailable");
+            ToolError::new(ErrorKind::UpstreamError, "the database is unavailable")
+        }
+        Class::Data(message) => invalid(message),
+        Class::Statement(message) if author == Author::Caller => invalid(message),
+        Class::Statement(_) | Class::Internal => {
+            tracing::error!(tool, error = %detail, "sql statement failed");
+            ToolError::tool("the database failed to run the statement")
         }
     }
 }

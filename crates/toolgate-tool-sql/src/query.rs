@@ -1,38 +1,51 @@
 //! [`QueryTool`], kind `sql_query`: one ad-hoc read-only statement.
 
-use std::sync::Arc;
-
 use async_trait::async_trait;
 use rusqlite::Batch;
 use rusqlite::fallible_iterator::FallibleIterator as _;
 use serde_json::{Value, json};
+use toolgate_config::SourceKind;
 use toolgate_core::{CallContext, FieldError, Tool, ToolError, ToolOutput};
 
 use crate::error::{Author, JobError};
+use crate::placeholders;
 use crate::rows::{self, RowSet};
+use crate::server::Job;
+use crate::sources::{Source, dialect_name};
 use crate::{SqliteSource, exec};
 
 /// Longest query text accepted; SQLite's own limit is far larger.
 const MAX_QUERY_CHARS: u64 = 100_000;
 
-/// Kind `sql_query`: arguments `{"query": string}`; runs one ad-hoc statement on a
-/// read-only connection, where SQLite itself refuses anything but reading.
+/// Kind `sql_query`: arguments `{"query": string}`; runs one ad-hoc statement where
+/// the database itself refuses anything but reading: a read-only SQLite connection,
+/// or a read-only transaction on PostgreSQL and MySQL.
 #[derive(Debug)]
 pub struct QueryTool {
-    source: Arc<SqliteSource>,
+    source: Source,
     max_rows: usize,
 }
 
 impl QueryTool {
     /// A query tool on `source` returning at most `max_rows` rows.
     #[must_use]
-    pub fn new(source: Arc<SqliteSource>, max_rows: usize) -> Self {
-        Self { source, max_rows }
+    pub fn new(source: impl Into<Source>, max_rows: usize) -> Self {
+        Self {
+            source: source.into(),
+            max_rows,
+        }
     }
 
-    /// `{"query": string}`, nothing else.
+    /// `{"query": string}`, nothing else (SQLite dialect).
     #[must_use]
     pub fn input_schema() -> Value {
+        Self::input_schema_for(SourceKind::Sqlite)
+    }
+
+    /// `{"query": string}`, naming the dialect of a `kind` source.
+    #[must_use]
+    pub fn input_schema_for(kind: SourceKind) -> Value {
+        let dialect = dialect_name(kind);
         json!({
             "type": "object",
             "properties": {
@@ -40,7 +53,7 @@ impl QueryTool {
                     "type": "string",
                     "minLength": 1,
                     "maxLength": MAX_QUERY_CHARS,
-                    "description": "One read-only SQL statement (SQLite dialect)."
+                    "description": format!("One read-only SQL statement ({dialect} dialect).")
                 }
             },
             "required": ["query"],
@@ -48,11 +61,21 @@ impl QueryTool {
         })
     }
 
-    /// The kind's default description.
+    /// The kind's default description (SQLite dialect).
     #[must_use]
     pub fn description() -> &'static str {
         "Run one read-only SQL query (SQLite dialect) against the database. Writes are \
          refused. Returns columns, rows and whether rows were cut at the row cap."
+    }
+
+    /// The kind's default description on a `kind` source.
+    #[must_use]
+    pub fn description_for(kind: SourceKind) -> String {
+        format!(
+            "Run one read-only SQL query ({} dialect) against the database. Writes are \
+             refused. Returns columns, rows and whether rows were cut at the row cap.",
+            dialect_name(kind)
+        )
     }
 }
 
@@ -65,22 +88,63 @@ impl Tool for QueryTool {
                 message: "a string is required".to_owned(),
             }]));
         };
-        let query = query.to_owned();
-        let max_rows = self.max_rows;
-        let Some(pool) = self.source.pool(false) else {
-            return Err(ToolError::tool("the database is unavailable"));
+        let result = match &self.source {
+            Source::Sqlite(s) => self.sqlite(s, query, &ctx).await,
+            Source::Postgres(s) => match single(query, &self.source) {
+                Ok(sql) => s.run(&ctx, self.job(sql)).await,
+                Err(e) => Err(e),
+            },
+            Source::Mysql(s) => match single(query, &self.source) {
+                Ok(sql) => s.run(&ctx, self.job(sql)).await,
+                Err(e) => Err(e),
+            },
         };
-        exec::run(pool, &ctx, "sql_query", move |conn| {
-            run_query(conn, &query, max_rows)
-        })
-        .await
-        .map(RowSet::into_json)
-        .map_err(|e| e.into_tool_error(Author::Caller, self.source.name()))
+        result
+            .map(RowSet::into_json)
+            .map_err(|e| e.into_tool_error(Author::Caller, self.source.name()))
     }
 
     async fn check(&self) -> Result<(), String> {
         self.source.check().await
     }
+}
+
+impl QueryTool {
+    async fn sqlite(
+        &self,
+        source: &SqliteSource,
+        query: &str,
+        ctx: &CallContext,
+    ) -> Result<RowSet, JobError> {
+        let query = query.to_owned();
+        let max_rows = self.max_rows;
+        let Some(pool) = source.pool(false) else {
+            return Err(JobError::Internal);
+        };
+        exec::run(pool, ctx, "sql_query", move |conn| {
+            run_query(conn, &query, max_rows)
+        })
+        .await
+    }
+
+    /// A read-only job for a server database.
+    fn job<'a>(&self, sql: &'a str) -> Job<'a> {
+        Job {
+            sql,
+            binds: &[],
+            max_rows: self.max_rows,
+            writes: false,
+        }
+    }
+}
+
+/// The one statement of an ad-hoc query on a server database. The database refuses a
+/// second statement too; checking first gives the same message as SQLite.
+fn single<'a>(query: &'a str, source: &Source) -> Result<&'a str, JobError> {
+    let Some(dialect) = source.dialect() else {
+        return Ok(query);
+    };
+    placeholders::single_statement(query, dialect).map_err(JobError::from)
 }
 
 /// Compile exactly one statement and read its rows. The connection's authorizer has

@@ -1,28 +1,39 @@
 //! [`StatementTool`], kind `sql`: a statement declared in the config, with named
 //! `:param` parameters that are always bound, never interpolated.
+//!
+//! On SQLite the statement is compiled when the tool is built. On PostgreSQL and
+//! MySQL, whose pools connect lazily, the text is only scanned then (`:name`s
+//! rewritten to `$n` or `?`, one statement); the database prepares it at the first
+//! call, and refuses a write in a read-only transaction.
+
+mod sqlite;
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use rusqlite::fallible_iterator::FallibleIterator as _;
-use rusqlite::types::Value as SqlValue;
-use rusqlite::{Batch, Connection, TransactionBehavior};
 use serde_json::Value;
 use toolgate_config::{ParamConfig, ParamType};
 use toolgate_core::{CallContext, FieldError, Tool, ToolError, ToolOutput};
 
-use crate::error::{Author, Class, JobError, classify};
-use crate::rows::{self, RowSet};
+use crate::error::{Author, JobError};
+use crate::placeholders::{self, Dialect};
+use crate::rows::RowSet;
+use crate::server::{Bound, Job};
+use crate::sources::Source;
 use crate::{SqliteSource, exec};
 
-/// Kind `sql`: one declared statement. Read-only ones run on the read-only pool;
-/// destructive ones on the source's read-write connection, inside a transaction.
+/// Kind `sql`: one declared statement. Read-only ones run on a read-only connection
+/// (SQLite) or in a read-only transaction (PostgreSQL, MySQL); destructive ones in a
+/// read-write transaction.
 #[derive(Debug)]
 pub struct StatementTool {
-    source: Arc<SqliteSource>,
+    source: Source,
     statement: Arc<str>,
     params: Arc<[Param]>,
+    /// Server databases: the declared param (index into `params`) bound at each
+    /// positional placeholder of `statement`, which holds the rewritten text.
+    order: Vec<usize>,
     max_rows: usize,
     writes: bool,
 }
@@ -41,52 +52,51 @@ fn is_required(p: &ParamConfig) -> bool {
 }
 
 impl StatementTool {
-    /// Prepares the statement once on a connection to check it: every `:param` in it
-    /// must be declared and every declared param must be used; errors are
-    /// client-readable strings (the registry locates them at the config line).
+    /// Checks the statement once: every `:param` in it must be declared and every
+    /// declared param must be used; errors are client-readable strings (the
+    /// registry locates them at the config line).
     ///
     /// # Errors
-    /// The statement does not compile, writes without `writes`, holds more than one
-    /// statement, uses undeclared or positional parameters, leaves a declared one
-    /// unused, or a default does not fit its type.
+    /// The statement holds more than one statement, uses undeclared or positional
+    /// parameters, leaves a declared one unused, or a default does not fit its type;
+    /// on SQLite also: it does not compile, or writes without `writes`.
     pub fn new(
-        source: Arc<SqliteSource>,
+        source: impl Into<Source>,
         statement: &str,
         params: &[ParamConfig],
         max_rows: usize,
         writes: bool,
     ) -> Result<Self, String> {
+        let source = source.into();
         let declared = declare(params)?;
-        if source.pool(writes).is_none() {
-            return Err(format!(
-                "source {:?} was opened without a read-write connection",
-                source.name()
-            ));
-        }
-        let conn = source.checking_connection(writes).map_err(|e| {
-            tracing::error!(source = source.name(), error = %e, "cannot open a connection to check a statement");
-            format!("cannot open source {:?} to check the statement", source.name())
-        })?;
-        let used = check_statement(&conn, statement, writes)?;
-        let used: BTreeSet<&str> = used.iter().map(String::as_str).collect();
-        if let Some(name) = used
-            .iter()
-            .find(|u| !declared.iter().any(|p| p.name == **u))
-        {
-            return Err(format!(
-                "the statement uses :{name}, which is not declared in `params`"
-            ));
-        }
-        if let Some(p) = declared.iter().find(|p| !used.contains(p.name.as_str())) {
-            return Err(format!(
-                "param {:?} is declared but the statement does not use :{}",
-                p.name, p.name
-            ));
-        }
+        let rewrite = |dialect| {
+            placeholders::rewrite(statement, dialect)
+                .map(|p| (p.sql, p.names))
+                .map_err(|e| e.to_string())
+        };
+        let (text, used) = match &source {
+            Source::Sqlite(s) => (
+                statement.to_owned(),
+                sqlite::used_params(s, statement, writes)?,
+            ),
+            Source::Postgres(_) => rewrite(Dialect::Postgres)?,
+            Source::Mysql(_) => rewrite(Dialect::Mysql)?,
+        };
+        check_usage(&declared, &used)?;
+        let index = |name: &String| declared.iter().position(|p| &p.name == name);
+        let order = match source.dialect() {
+            Some(_) => used.iter().filter_map(index).collect(),
+            None => Vec::new(),
+        };
+        let statement = match source.dialect() {
+            Some(Dialect::Postgres) => with_type_tag(text, &order, &declared),
+            _ => text,
+        };
         Ok(Self {
             source,
             statement: Arc::from(statement),
             params: declared.into(),
+            order,
             max_rows,
             writes,
         })
@@ -107,8 +117,13 @@ impl StatementTool {
         "Run a SQL statement declared by the operator, with typed parameters."
     }
 
-    /// Each declared parameter's SQL value: the argument, else its default, else NULL.
-    fn bindings(&self, arguments: &Value) -> Result<Vec<(String, SqlValue)>, ToolError> {
+    /// Each declared parameter's value (the argument, else its default, else NULL),
+    /// converted by `convert`, in declaration order.
+    fn bindings<T>(
+        &self,
+        arguments: &Value,
+        convert: impl Fn(ParamType, &Value) -> Option<T>,
+    ) -> Result<Vec<T>, ToolError> {
         let mut out = Vec::with_capacity(self.params.len());
         for p in self.params.iter() {
             let pointer = format!("/{}", p.name.replace('~', "~0").replace('/', "~1"));
@@ -123,29 +138,70 @@ impl StatementTool {
                 (None, None) if p.required => return Err(field("is required".to_owned())),
                 (None, None) => &Value::Null,
             };
-            let bound = to_sql(p.ty, value)
+            let bound = convert(p.ty, value)
                 .ok_or_else(|| field(format!("expected {}", p.ty.json_type())))?;
-            out.push((format!(":{}", p.name), bound));
+            out.push(bound);
         }
         Ok(out)
+    }
+
+    async fn run_sqlite(
+        &self,
+        source: &SqliteSource,
+        arguments: &Value,
+        ctx: &CallContext,
+    ) -> Result<Result<RowSet, JobError>, ToolError> {
+        let values = self.bindings(arguments, sqlite::to_sql)?;
+        let bindings: Vec<_> = self
+            .params
+            .iter()
+            .map(|p| format!(":{}", p.name))
+            .zip(values)
+            .collect();
+        let Some(pool) = source.pool(self.writes) else {
+            return Err(ToolError::tool("the database is unavailable"));
+        };
+        let statement = Arc::clone(&self.statement);
+        let (max_rows, writes) = (self.max_rows, self.writes);
+        Ok(exec::run(pool, ctx, "sql", move |conn| {
+            sqlite::run_statement(conn, &statement, &bindings, max_rows, writes)
+        })
+        .await)
+    }
+
+    /// The values for the positional placeholders of a server database.
+    fn positional(&self, arguments: &Value) -> Result<Vec<Bound>, ToolError> {
+        let values = self.bindings(arguments, Bound::from_json)?;
+        Ok(self.order.iter().map(|&i| values[i].clone()).collect())
+    }
+
+    fn job<'a>(&'a self, binds: &'a [Bound]) -> Job<'a> {
+        Job {
+            sql: &self.statement,
+            binds,
+            max_rows: self.max_rows,
+            writes: self.writes,
+        }
     }
 }
 
 #[async_trait]
 impl Tool for StatementTool {
     async fn call(&self, arguments: Value, ctx: CallContext) -> Result<ToolOutput, ToolError> {
-        let bindings = self.bindings(&arguments)?;
-        let Some(pool) = self.source.pool(self.writes) else {
-            return Err(ToolError::tool("the database is unavailable"));
+        let result = match &self.source {
+            Source::Sqlite(s) => self.run_sqlite(s, &arguments, &ctx).await?,
+            Source::Postgres(s) => {
+                let binds = self.positional(&arguments)?;
+                s.run(&ctx, self.job(&binds)).await
+            }
+            Source::Mysql(s) => {
+                let binds = self.positional(&arguments)?;
+                s.run(&ctx, self.job(&binds)).await
+            }
         };
-        let statement = Arc::clone(&self.statement);
-        let (max_rows, writes) = (self.max_rows, self.writes);
-        exec::run(pool, &ctx, "sql", move |conn| {
-            run_statement(conn, &statement, &bindings, max_rows, writes)
-        })
-        .await
-        .map(RowSet::into_json)
-        .map_err(|e| e.into_tool_error(Author::Operator, self.source.name()))
+        result
+            .map(RowSet::into_json)
+            .map_err(|e| e.into_tool_error(Author::Operator, self.source.name()))
     }
 
     async fn check(&self) -> Result<(), String> {
@@ -162,7 +218,7 @@ fn declare(params: &[ParamConfig]) -> Result<Vec<Param>, String> {
             return Err(format!("param {name:?} is declared twice"));
         }
         if let Some(d) = &p.default
-            && (d.is_null() || to_sql(p.ty, d).is_none())
+            && (d.is_null() || sqlite::to_sql(p.ty, d).is_none())
         {
             return Err(format!(
                 "param {name:?}: default {d} is not {}",
@@ -179,120 +235,33 @@ fn declare(params: &[ParamConfig]) -> Result<Vec<Param>, String> {
     Ok(out)
 }
 
-/// Compile `sql` and return the names of its parameters (without the `:`).
-fn check_statement(conn: &Connection, sql: &str, writes: bool) -> Result<Vec<String>, String> {
-    let mut batch = Batch::new(conn, sql);
-    let stmt = match batch.next() {
-        Ok(Some(stmt)) => stmt,
-        Ok(None) => return Err("the statement is empty".to_owned()),
-        Err(e) => return Err(compile_error(&e, writes)),
-    };
-    if !matches!(batch.next(), Ok(None)) {
-        return Err("only one statement is allowed".to_owned());
+/// Every name the statement uses is declared, and every declared one is used.
+fn check_usage(declared: &[Param], used: &[String]) -> Result<(), String> {
+    let used: BTreeSet<&str> = used.iter().map(String::as_str).collect();
+    if let Some(name) = used
+        .iter()
+        .find(|u| !declared.iter().any(|p| p.name == **u))
+    {
+        return Err(format!(
+            "the statement uses :{name}, which is not declared in `params`"
+        ));
     }
-    if !writes && !stmt.readonly() {
-        return Err(NEEDS_DESTRUCTIVE.to_owned());
+    if let Some(p) = declared.iter().find(|p| !used.contains(p.name.as_str())) {
+        return Err(format!(
+            "param {:?} is declared but the statement does not use :{}",
+            p.name, p.name
+        ));
     }
-    let mut used = Vec::with_capacity(stmt.parameter_count());
-    for i in 1..=stmt.parameter_count() {
-        match stmt.parameter_name(i) {
-            Some(name) if name.starts_with(':') => used.push(name[1..].to_owned()),
-            Some(name) => {
-                return Err(format!("parameter {name} is not supported; use :name"));
-            }
-            None => return Err("positional parameters (?) are not supported; use :name".into()),
-        }
-    }
-    Ok(used)
+    Ok(())
 }
 
-/// Why a writing statement fails on a tool that was not declared destructive.
-const NEEDS_DESTRUCTIVE: &str = "the statement writes, but the tool is read-only (declare it \
-                                 `destructive = true` to allow writes)";
-
-fn compile_error(e: &rusqlite::Error, writes: bool) -> String {
-    match classify(e) {
-        Class::Refused if !writes => NEEDS_DESTRUCTIVE.to_owned(),
-        Class::Refused => "the statement is refused by SQLite (ATTACH, DETACH and file \
-                           functions are never allowed)"
-            .to_owned(),
-        Class::Statement(message) | Class::Data(message) => {
-            format!("the statement does not compile: {message}")
-        }
-        _ => format!("the statement does not compile: {e}"),
+/// PostgreSQL prepares a statement once per connection with the parameter types it
+/// is first given, and sqlx caches it by its text. A comment naming the types keeps
+/// two tools with the same text but different types from sharing one.
+fn with_type_tag(text: String, order: &[usize], declared: &[Param]) -> String {
+    if order.is_empty() {
+        return text;
     }
-}
-
-/// Bind and run on `conn`; writers wrap the statement in a transaction.
-fn run_statement(
-    conn: &mut Connection,
-    sql: &str,
-    bindings: &[(String, SqlValue)],
-    max_rows: usize,
-    writes: bool,
-) -> Result<RowSet, JobError> {
-    if !writes {
-        return execute(conn, sql, bindings, max_rows);
-    }
-    if !conn.is_autocommit() {
-        // Only a failed rollback could leave one open; never build on top of it.
-        conn.execute_batch("ROLLBACK").map_err(JobError::Sql)?;
-    }
-    // IMMEDIATE takes the write lock up front, so a busy database fails fast here
-    // instead of halfway through the statement.
-    let tx = conn
-        .transaction_with_behavior(TransactionBehavior::Immediate)
-        .map_err(JobError::Sql)?;
-    let mut set = execute(&tx, sql, bindings, max_rows)?;
-    if set.columns.is_empty() {
-        set.rows_affected = Some(tx.changes());
-    }
-    tx.commit().map_err(JobError::Sql)?;
-    Ok(set)
-}
-
-fn execute(
-    conn: &Connection,
-    sql: &str,
-    bindings: &[(String, SqlValue)],
-    max_rows: usize,
-) -> Result<RowSet, JobError> {
-    let mut stmt = conn.prepare_cached(sql).map_err(JobError::Sql)?;
-    for (placeholder, value) in bindings {
-        let Some(index) = stmt.parameter_index(placeholder).map_err(JobError::Sql)? else {
-            tracing::error!(
-                placeholder,
-                "declared parameter vanished from its statement"
-            );
-            return Err(JobError::Internal);
-        };
-        stmt.raw_bind_parameter(index, value)
-            .map_err(JobError::Sql)?;
-    }
-    rows::collect(&mut stmt, max_rows).map_err(JobError::Sql)
-}
-
-/// A JSON argument as the SQL value of a parameter of type `ty`; `None` on mismatch.
-fn to_sql(ty: ParamType, value: &Value) -> Option<SqlValue> {
-    // 2^63 as f64: the first float beyond i64.
-    const I64_LIMIT: f64 = 9_223_372_036_854_775_808.0;
-    match (ty, value) {
-        (_, Value::Null) => Some(SqlValue::Null),
-        (ParamType::String, Value::String(s)) => Some(SqlValue::Text(s.clone())),
-        (ParamType::Integer, Value::Number(n)) => n
-            .as_i64()
-            .or_else(|| {
-                // JSON Schema counts 5.0 as an integer.
-                n.as_f64()
-                    .filter(|f| f.fract() == 0.0 && (-I64_LIMIT..I64_LIMIT).contains(f))
-                    .map(|f| f as i64)
-            })
-            .map(SqlValue::Integer),
-        (ParamType::Number, Value::Number(n)) => n
-            .as_i64()
-            .map(SqlValue::Integer)
-            .or_else(|| n.as_f64().map(SqlValue::Real)),
-        (ParamType::Boolean, Value::Bool(b)) => Some(SqlValue::Integer(i64::from(*b))),
-        _ => None,
-    }
+    let types: Vec<&str> = order.iter().map(|&i| declared[i].ty.json_type()).collect();
+    format!("{text}\n/* toolgate parameters: {} */", types.join(", "))
 }

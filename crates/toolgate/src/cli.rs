@@ -12,8 +12,14 @@ pub struct Cli {
     /// Log format.
     #[arg(long, global = true, value_enum, default_value_t = LogFormatArg::Json)]
     pub log_format: LogFormatArg,
-    /// Log filter (`info`, `debug`, `toolgate_server=debug,info`).
-    #[arg(long, global = true, env = "TOOLGATE_LOG", default_value = "info")]
+    /// Log filter (`info`, `debug`, `toolgate_server=debug,info`). The default quiets
+    /// the MCP library's per-request lines, which cost more than the call itself.
+    #[arg(
+        long,
+        global = true,
+        env = "TOOLGATE_LOG",
+        default_value = "info,rmcp=warn"
+    )]
     pub log_level: String,
     /// What to do.
     #[command(subcommand)]

@@ -23,11 +23,7 @@ pub(super) fn check_sources(c: &mut Checker<'_>, cfg: &Config) {
 }
 
 /// A SQLite source: `path` or `demo`, none of the server fields.
-fn check_sqlite_source(
-    c: &mut Checker<'_>,
-    name: &str,
-    source: &Spanned<SourceConfig>,
-) {
+fn check_sqlite_source(c: &mut Checker<'_>, name: &str, source: &Spanned<SourceConfig>) {
     let s = source.get_ref();
     match (&s.path, s.demo) {
         (Some(p), true) => c.report(
@@ -58,11 +54,7 @@ fn check_sqlite_source(
 }
 
 /// A PostgreSQL or MySQL source: a `url` with the kind's scheme, no SQLite fields.
-fn check_server_source(
-    c: &mut Checker<'_>,
-    name: &str,
-    source: &Spanned<SourceConfig>,
-) {
+fn check_server_source(c: &mut Checker<'_>, name: &str, source: &Spanned<SourceConfig>) {
     let s = source.get_ref();
     let (kind, schemes): (&str, &[&str]) = match s.kind {
         SourceKind::Postgres => ("postgres", &["postgres://", "postgresql://"]),
@@ -125,7 +117,10 @@ mod tests {
         let loaded = LoadedConfig::from_str("s.toml", text).unwrap_or_else(|e| panic!("{e}"));
         let pg = loaded.config.sources["pg"].get_ref();
         assert_eq!(pg.kind, crate::SourceKind::Postgres);
-        assert_eq!(pg.statement_timeout_ms.as_ref().map(|t| *t.get_ref()), Some(1500));
+        assert_eq!(
+            pg.statement_timeout_ms.as_ref().map(|t| *t.get_ref()),
+            Some(1500)
+        );
         assert_eq!(pg.pool_size, 8);
         let my = loaded.config.sources["my"].get_ref();
         assert_eq!(my.kind, crate::SourceKind::Mysql);
@@ -147,7 +142,10 @@ mod tests {
             (3, "`path` is only for sqlite sources"),
             (7, "a mysql url starts with mysql:// or mariadb://"),
             (12, "`url` is only for postgres and mysql sources"),
-            (13, "`statement_timeout_ms` is only for postgres and mysql sources"),
+            (
+                13,
+                "`statement_timeout_ms` is only for postgres and mysql sources",
+            ),
             (18, "statement_timeout_ms must be 1..=86400000"),
         ];
         for (line, needle) in expect {

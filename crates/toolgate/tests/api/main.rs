@@ -21,9 +21,12 @@ mod openapi;
 mod reload;
 mod resilience;
 mod shared_limits;
+mod sql_databases;
 mod streaming;
 mod tools;
 mod traces;
+#[cfg(feature = "wasm")]
+mod wasm;
 
 use serde_json::Value;
 

@@ -39,10 +39,6 @@ pub(super) async fn call_tool(
     request: CallToolRequestParams,
     context: RequestContext<RoleServer>,
 ) -> Result<CallToolResponse, ErrorData> {
-    if std::env::var_os("TG_EXP_ECHO").is_some() {
-        let v = Value::Object(request.arguments.unwrap_or_default());
-        return Ok(CallToolResult::success(vec![ContentBlock::text(v.to_string())]).into());
-    }
     let (scope, parts) = RequestScope::of(&context.extensions)?;
     let scope = scope.clone();
     let timeout = requested_timeout(&parts.headers).map_err(|e| {
