@@ -210,6 +210,47 @@ fn fixed_paths() -> Map<String, Value> {
         "parameters": [{"$ref": "#/components/parameters/RequestTimeout"}],
         "requestBody": {"required": true, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/BatchRequest"}}}},
         "responses": batch_responses}}));
+    let sse = json!({"description": "A stream of `progress`, `result`, `error` and `done` events (see docs/streaming.md).",
+        "content": {"text/event-stream": {"schema": {"type": "string"}}}});
+    let stream_errors = errors(&[
+        ("400", "The body is not a JSON object."),
+        ("401", "No API key."),
+        ("403", "Unknown key, or no scope for the tool."),
+        ("404", "No such tool."),
+        ("413", "The body is over the limit."),
+        ("422", "A malformed batch or timeout header."),
+    ]);
+    let mut stream_responses = stream_errors.clone();
+    stream_responses["200"] = sse.clone();
+    paths.insert("/api/v1/tools/{name}/stream".into(), json!({"post": {
+        "operationId": "toolgate.streamTool", "summary": "Call one tool and stream its progress and result (SSE)", "tags": ["streaming"],
+        "parameters": [{"name": "name", "in": "path", "required": true, "schema": {"type": "string"}},
+                       {"$ref": "#/components/parameters/RequestTimeout"}],
+        "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object"}}}},
+        "responses": stream_responses.clone()}}));
+    paths.insert("/api/v1/tools/execute/stream".into(), json!({"post": {
+        "operationId": "toolgate.streamExecute", "summary": "Run a batch and stream each call's result as it finishes (SSE)", "tags": ["streaming"],
+        "parameters": [{"$ref": "#/components/parameters/RequestTimeout"}],
+        "requestBody": {"required": true, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/BatchRequest"}}}},
+        "responses": stream_responses}}));
+    let mut ws_responses = errors(&[
+        ("401", "No API key."),
+        ("403", "Unknown key."),
+        ("426", "Not a WebSocket upgrade."),
+    ]);
+    ws_responses["101"] = json!({"description": "Switching to the WebSocket protocol (messages: see docs/streaming.md)."});
+    paths.insert("/api/v1/ws".into(), json!({"get": {
+        "operationId": "toolgate.websocket", "summary": "Many calls over one WebSocket", "tags": ["streaming"],
+        "responses": ws_responses}}));
+    paths.insert("/mcp".into(), json!({"post": {
+        "operationId": "toolgate.mcp", "summary": "Model Context Protocol, Streamable HTTP (see docs/mcp.md)", "tags": ["mcp"],
+        "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object", "description": "A JSON-RPC 2.0 message."}}}},
+        "responses": {
+            "200": {"description": "A JSON-RPC response, as JSON or as an event stream.",
+                    "content": {"application/json": {"schema": {"type": "object"}}, "text/event-stream": {"schema": {"type": "string"}}}},
+            "401": {"description": "No key, or an unknown key (WWW-Authenticate says which)."},
+            "403": {"description": "A refused Origin or Host, or no scope for the tool."}
+        }}}));
     paths.insert("/healthz".into(), json!({"get": {
         "operationId": "toolgate.healthz", "summary": "Liveness", "tags": ["operations"], "security": [],
         "responses": {"200": json_ok("The process runs.", health.clone())}}}));

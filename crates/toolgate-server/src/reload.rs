@@ -42,15 +42,26 @@ fn catalog(registry: &Registry) -> BTreeMap<String, Value> {
 }
 
 fn server_settings(s: &ServerConfig) -> String {
+    // Every `[server]` field but the listen address's span, which moves with any
+    // edit above it.
     format!(
-        "{} {} {} {} {:?} {} {}",
+        "{} {} {} {} {:?} {} {} {} {} {} {} {:?} {:?} {} {} {}",
         s.listen.get_ref(),
         s.body_limit_bytes,
         s.json_max_depth,
         s.max_batch_calls,
         s.cors_allowed_origins,
         s.drain_timeout_ms,
-        s.max_in_flight_requests
+        s.max_in_flight_requests,
+        s.sse_heartbeat_ms,
+        s.ws_max_in_flight,
+        s.ws_max_message_bytes,
+        s.ws_ping_interval_ms,
+        s.mcp_allowed_origins,
+        s.mcp_allowed_hosts,
+        s.mcp_session_idle_timeout_ms,
+        s.mcp_max_sessions,
+        s.mcp_tools_page_size,
     )
 }
 

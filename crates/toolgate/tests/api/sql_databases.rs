@@ -223,3 +223,17 @@ every_database!(
     timeouts::a_cancelled_call_stops_its_statement,
     types::every_type_in_the_mapping_round_trips,
 );
+
+mod an_unreachable_database_is_reported_not_fatal {
+    use super::Db;
+
+    #[tokio::test]
+    async fn postgres() {
+        super::suite::an_unreachable_database_is_reported_not_fatal(Db::Postgres).await;
+    }
+
+    #[tokio::test]
+    async fn mariadb() {
+        super::suite::an_unreachable_database_is_reported_not_fatal(Db::Mariadb).await;
+    }
+}

@@ -246,3 +246,49 @@ pub async fn destructive_tools_commit_or_roll_back(db: Db) {
     })
     .await;
 }
+
+/// A database that refuses us does not stop the server (pools connect lazily): it
+/// shows in `/readyz`, and calls answer `502 upstream_error`. Neither says who we
+/// tried to log in as.
+pub async fn an_unreachable_database_is_reported_not_fatal(db: Db) {
+    if !db.available() {
+        return;
+    }
+    let url = match db {
+        Db::Postgres => "postgres://no_such_user_tg@127.0.0.1:5432/test",
+        _ => "mysql://no_such_user_tg@127.0.0.1:3306/test",
+    };
+    let kind = if db == Db::Postgres {
+        "postgres"
+    } else {
+        "mysql"
+    };
+    let config = format!(
+        "[sources.db]\nkind = \"{kind}\"\nurl = \"{url}\"\n{}",
+        query_tool("q", "")
+    );
+    let s = toolgate_test_support::TestServer::spawn(&config)
+        .await
+        .unwrap();
+    let (status, _, body) = read(s.get("/readyz").send().await.unwrap()).await;
+    assert_eq!(status, 503, "{body}");
+    let check = body["checks"]["source:db"].as_str().unwrap();
+    assert!(check.starts_with("failing:"), "{check}");
+    let resp = s
+        .call("q", &json!({"query": "SELECT 1"}))
+        .send()
+        .await
+        .unwrap();
+    let problem = expect_problem(resp, 502, "upstream_error").await;
+    for text in [check.to_owned(), problem.to_string()] {
+        assert!(!text.contains("no_such_user"), "{text}");
+    }
+    // A source without its url is a config problem, at its line.
+    let err =
+        toolgate_test_support::TestServer::spawn(&format!("\n[sources.db]\nkind = \"{kind}\"\n"))
+            .await
+            .err()
+            .unwrap()
+            .to_string();
+    assert!(err.contains(":2:") && err.contains("needs `url`"), "{err}");
+}
