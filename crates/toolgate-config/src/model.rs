@@ -388,7 +388,7 @@ pub enum ParamType {
     Integer,
     /// JSON number.
     Number,
-    /// JSON boolean (bound as 0/1).
+    /// JSON boolean (bound as 0/1 on SQLite, as a boolean on PostgreSQL and MySQL).
     Boolean,
 }
 

@@ -36,8 +36,6 @@ impl RowSet {
 /// Step `stmt` (parameters already bound) and keep at most `max_rows` rows; one row
 /// more is fetched to learn whether the result was cut.
 pub(crate) fn collect(stmt: &mut Statement<'_>, max_rows: usize) -> rusqlite::Result<RowSet> {
-    let columns: Vec<String> = stmt.column_names().into_iter().map(String::from).collect();
-    let width = columns.len();
     let mut rows = Vec::new();
     let mut truncated = false;
     let mut cursor = stmt.raw_query();
@@ -46,12 +44,17 @@ pub(crate) fn collect(stmt: &mut Statement<'_>, max_rows: usize) -> rusqlite::Re
             truncated = true;
             break;
         }
+        let width = row.as_ref().column_count();
         let mut values = Vec::with_capacity(width);
         for i in 0..width {
             values.push(to_json(row.get_ref(i)?));
         }
         rows.push(Value::Array(values));
     }
+    drop(cursor);
+    // Named only now: SQLite prepares again at the first step when the schema
+    // changed since (an ALTER TABLE under `SELECT *`), and the names change with it.
+    let columns: Vec<String> = stmt.column_names().into_iter().map(String::from).collect();
     Ok(RowSet {
         columns,
         rows,

@@ -18,8 +18,8 @@ use sqlx::mysql::{
 };
 use sqlx::query::Query;
 use sqlx::{
-    AssertSqlSafe, Column as _, Either, Executor as _, MySql, MySqlPool, Row as _, SqlSafeStr,
-    Statement as _,
+    AssertSqlSafe, Column as _, Connection as _, Either, Executor as _, MySql, MySqlPool, Row as _,
+    SqlSafeStr, Statement as _,
 };
 use tokio::sync::OnceCell;
 use toolgate_config::SourceConfig;
@@ -224,15 +224,24 @@ async fn transact(
 async fn statement(conn: &mut MySqlConnection, job: &Job<'_>) -> Result<(RowSet, bool), JobError> {
     let sql = AssertSqlSafe(job.sql.to_owned()).into_sql_str();
     let stmt = (&mut *conn).prepare(sql).await.map_err(server_error)?;
-    let columns: Vec<String> = stmt.columns().iter().map(|c| c.name().to_owned()).collect();
+    let mut columns: Vec<String> = stmt.columns().iter().map(|c| c.name().to_owned()).collect();
     let query = job.binds.iter().fold(stmt.query(), bind);
     let mut stream = (&mut *conn).fetch_many(query);
     let (mut rows, mut truncated, mut affected) = (Vec::new(), false, 0);
-    let mut complete = true;
+    let (mut complete, mut stale) = (true, false);
     while let Some(item) = stream.try_next().await.map_err(server_error)? {
         match item {
             Either::Left(done) => affected += done.rows_affected(),
             Either::Right(row) if rows.len() < job.max_rows => {
+                if rows.is_empty() {
+                    // The server prepares again when the table changed shape since
+                    // the statement was cached (`SELECT *` after an ALTER TABLE);
+                    // the rows carry the current columns.
+                    let current: Vec<String> =
+                        row.columns().iter().map(|c| c.name().to_owned()).collect();
+                    stale = current != columns;
+                    columns = current;
+                }
                 rows.push(mysql_values::row_json(&row, &columns)?);
             }
             Either::Right(_) => {
@@ -243,6 +252,11 @@ async fn statement(conn: &mut MySqlConnection, job: &Job<'_>) -> Result<(RowSet,
                 }
             }
         }
+    }
+    drop(stream);
+    if stale && complete {
+        // So that an empty result names the current columns too.
+        conn.clear_cached_statements().await.map_err(server_error)?;
     }
     let rows_affected = (job.writes && columns.is_empty()).then_some(affected);
     let set = RowSet {

@@ -13,8 +13,8 @@ use futures::TryStreamExt as _;
 use sqlx::postgres::{PgArguments, PgConnectOptions, PgConnection, PgPoolOptions};
 use sqlx::query::Query;
 use sqlx::{
-    AssertSqlSafe, Column as _, Either, Executor as _, PgPool, Postgres, Row as _, SqlSafeStr,
-    Statement as _, Type,
+    AssertSqlSafe, Column as _, Connection as _, Either, Executor as _, PgPool, Postgres, Row as _,
+    SqlSafeStr, Statement as _, Type,
 };
 use toolgate_config::SourceConfig;
 use toolgate_core::CallContext;
@@ -109,8 +109,14 @@ impl PgSource {
             .await?
             .map_err(server_error)?;
         let mut lease = Lease::new(conn, Arc::clone(&self.kill));
-        let deadline = timeout_ms(ctx.deadline, self.statement_timeout);
-        let (result, clean) = within(ctx, transact(&mut lease, deadline, &job)).await?;
+        let limit = timeout_ms(ctx.deadline, self.statement_timeout);
+        let (mut result, mut clean) = within(ctx, transact(&mut lease, limit, &job)).await?;
+        if clean && result.as_ref().is_err_and(is_stale_plan) {
+            // The table changed shape under a cached statement; `transact` emptied the
+            // cache, so one more try prepares it afresh.
+            let limit = timeout_ms(ctx.deadline, self.statement_timeout);
+            (result, clean) = within(ctx, transact(&mut lease, limit, &job)).await?;
+        }
         if clean {
             lease.release();
         }
@@ -168,6 +174,11 @@ async fn transact(
         Ok(_) if job.writes => "COMMIT",
         _ => "ROLLBACK",
     };
+    if result.as_ref().err().is_some_and(is_stale_plan)
+        && let Err(e) = lease.conn().clear_cached_statements().await
+    {
+        return (Err(server_error(e)), false);
+    }
     match sqlx::raw_sql(end).execute(&mut *lease.conn()).await {
         Ok(_) => (result.map(|c| c.set), true),
         Err(e) => (Err(server_error(e)), false),
@@ -246,6 +257,12 @@ fn bind<'q>(q: Query<'q, Postgres, PgArguments>, b: &Bound) -> Query<'q, Postgre
         Bound::Number(v) => q.bind(*v),
         Bound::Boolean(v) => q.bind(*v),
     }
+}
+
+/// PostgreSQL refuses to run a prepared statement whose result columns changed
+/// since it was prepared (an `ALTER TABLE` under `SELECT *`).
+fn is_stale_plan(e: &JobError) -> bool {
+    matches!(e, JobError::Server(Class::Statement(m), _) if m.contains("cached plan must not change result type"))
 }
 
 fn server_error(e: sqlx::Error) -> JobError {

@@ -219,6 +219,7 @@ every_database!(
     suite::the_row_cap_truncates_and_the_pool_survives,
     suite::bad_sql_is_the_callers_error,
     suite::destructive_tools_commit_or_roll_back,
+    suite::a_table_that_changes_shape_is_read_afresh,
     timeouts::a_sleep_under_a_one_second_deadline_stops_at_one_second,
     timeouts::a_cancelled_call_stops_its_statement,
     types::every_type_in_the_mapping_round_trips,

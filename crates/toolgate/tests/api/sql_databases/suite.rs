@@ -292,3 +292,32 @@ pub async fn an_unreachable_database_is_reported_not_fatal(db: Db) {
             .to_string();
     assert!(err.contains(":2:") && err.contains("needs `url`"), "{err}");
 }
+
+/// A statement cached on a pooled connection still works after its table changed
+/// shape (PostgreSQL refuses the stale plan; the tool prepares it afresh).
+pub async fn a_table_that_changes_shape_is_read_afresh(db: Db) {
+    with_table(db, PEOPLE, |fx| async move {
+        let by_id = sql_tool(
+            "by_id",
+            "SELECT * FROM {t} WHERE id = :id",
+            r#"[{ name = "id", type = "integer" }]"#,
+            "",
+        );
+        let s = people(&fx, &by_id).await;
+        let all = format!("SELECT * FROM {} ORDER BY id", fx.table);
+        for _ in 0..2 {
+            assert_eq!(rows(&s, "q", &all).await[0], json!([1, "alice", "a"]));
+            assert_eq!(
+                ok(&s, "by_id", json!({"id": 1})).await["rows"],
+                json!([[1, "alice", "a"]])
+            );
+        }
+        fx.exec("ALTER TABLE {t} ADD COLUMN extra INTEGER").await;
+        for _ in 0..2 {
+            assert_eq!(rows(&s, "q", &all).await[0], json!([1, "alice", "a", null]));
+            let out = ok(&s, "by_id", json!({"id": 1})).await;
+            assert_eq!(out["columns"], json!(["id", "name", "note", "extra"]));
+        }
+    })
+    .await;
+}
