@@ -51,12 +51,12 @@ pub async fn run_call(
     // One span per tool call, named as OpenTelemetry's GenAI conventions name it.
     let span = tracing::info_span!(
         "execute_tool",
-        otel.name = %format!("execute_tool {tool}"),
+        otel.name = %format_args!("execute_tool {tool}"),
         otel.kind = "internal",
         gen_ai.operation.name = "execute_tool",
-        gen_ai.tool.name = %tool,
+        gen_ai.tool.name = tool,
         toolgate.transport = transport.label(),
-        toolgate.key = %caller.name,
+        toolgate.key = caller.name.as_str(),
         toolgate.outcome = tracing::field::Empty,
         error.type = tracing::field::Empty,
     );
@@ -79,7 +79,7 @@ pub async fn run_call(
         result,
         duration: start.elapsed(),
     };
-    record_call(caller, tool, transport, &outcome);
+    record_call(state, caller, tool, transport, &outcome);
     if let (Some(audit), Some(args)) = (&state.audit, audit_args) {
         let facts = CallFacts {
             key: &caller.name,
@@ -131,26 +131,57 @@ async fn admit(state: &AppState, caller: &Principal, tool: &str) -> Result<(), T
     Ok(())
 }
 
-fn record_call(caller: &Principal, tool: &str, transport: Transport, outcome: &Outcome) {
+/// The `tool` label of a name no tool has: callers choose the names they ask for, and
+/// each would otherwise become a time series of its own.
+const UNKNOWN_TOOL: &str = "_unknown";
+
+thread_local! {
+    static CALL_METRICS: std::cell::RefCell<
+        toolgate_telemetry::metrics::HandleCache<(metrics::Counter, metrics::Histogram)>,
+    > = std::cell::RefCell::default();
+}
+
+fn record_call(
+    state: &AppState,
+    caller: &Principal,
+    tool: &str,
+    transport: Transport,
+    outcome: &Outcome,
+) {
     use toolgate_telemetry::metrics as m;
     let code = match &outcome.result {
         Ok(_) => "ok",
         Err(e) => e.kind.code(),
     };
-    let labels = [
-        ("tool", tool.to_owned()),
-        ("transport", transport.label().to_owned()),
-    ];
-    metrics::counter!(
-        m::CALLS,
-        &[
-            ("tool", tool.to_owned()),
-            ("transport", transport.label().to_owned()),
-            ("outcome", code.to_owned()),
-        ]
-    )
-    .increment(1);
-    metrics::histogram!(m::CALL_DURATION, &labels).record(outcome.duration.as_secs_f64());
+    // A refused call may name a tool that does not exist.
+    let label = if outcome.result.is_err() && state.registry.get(tool).is_none() {
+        UNKNOWN_TOOL
+    } else {
+        tool
+    };
+    let transport_label = transport.label();
+    CALL_METRICS.with(|cache| {
+        let mut cache = cache.borrow_mut();
+        let (calls, duration) = cache.get(&[label, transport_label, code], || {
+            let labels = [
+                ("tool", label.to_owned()),
+                ("transport", transport_label.to_owned()),
+            ];
+            (
+                metrics::counter!(
+                    m::CALLS,
+                    &[
+                        ("tool", label.to_owned()),
+                        ("transport", transport_label.to_owned()),
+                        ("outcome", code.to_owned()),
+                    ]
+                ),
+                metrics::histogram!(m::CALL_DURATION, &labels),
+            )
+        });
+        calls.increment(1);
+        duration.record(outcome.duration.as_secs_f64());
+    });
     if matches!(&outcome.result, Err(e) if e.kind == ErrorKind::RateLimited) {
         metrics::counter!(m::RATE_LIMITED, "key" => caller.name.clone()).increment(1);
     }
@@ -162,15 +193,22 @@ fn log_call(caller: &Principal, tool: &str, transport: Transport, outcome: &Outc
     let duration_ms = outcome.duration_ms();
     match &outcome.result {
         Ok(_) => {
-            tracing::info!(tool, key = %caller.name, transport, duration_ms, outcome = "ok", "tool call")
+            tracing::info!(
+                tool,
+                key = caller.name.as_str(),
+                transport,
+                duration_ms,
+                outcome = "ok",
+                "tool call"
+            )
         }
         Err(e) => tracing::info!(
             tool,
-            key = %caller.name,
+            key = caller.name.as_str(),
             transport,
             duration_ms,
             outcome = e.kind.code(),
-            detail = %e.message,
+            detail = e.message.as_str(),
             "tool call failed"
         ),
     }

@@ -76,22 +76,16 @@ fn cors(origins: &[String]) -> Option<CorsLayer> {
 /// extractor records the key's name into the `key` field.
 async fn request_span(req: Request, next: Next) -> Response {
     let method = req.method().clone();
-    // `{name}` becomes `:name`: braces are legal in label values, but common
-    // exposition parsers stumble on them.
-    let template = req
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or("unmatched", MatchedPath::as_str)
-        .to_owned();
-    let route = template.replace('{', ":").replace('}', "");
+    let matched = req.extensions().get::<MatchedPath>().cloned();
+    let template = matched.as_ref().map_or("unmatched", MatchedPath::as_str);
     // Field names follow OpenTelemetry's HTTP semantic conventions.
     let span = tracing::info_span!(
         "request",
-        otel.name = %format!("{method} {template}"),
+        otel.name = %format_args!("{method} {template}"),
         otel.kind = "server",
-        http.request.method = %method,
-        http.route = %template,
-        url.path = %req.uri().path(),
+        http.request.method = method.as_str(),
+        http.route = template,
+        url.path = req.uri().path(),
         http.response.status_code = tracing::field::Empty,
         trace_id = tracing::field::Empty,
         key = tracing::field::Empty,
@@ -108,7 +102,7 @@ async fn request_span(req: Request, next: Next) -> Response {
     span.record("http.response.status_code", status);
     let duration_ms = u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX);
     span.in_scope(|| tracing::info!(status, duration_ms, "request"));
-    record_request(&method, route, status, start.elapsed());
+    record_request(&method, template, status, start.elapsed());
     if let Some(v) = header_value {
         response.headers_mut().insert(TRACE_ID_HEADER, v);
     }
@@ -168,18 +162,57 @@ async fn shed(
     next.run(req).await
 }
 
-fn record_request(method: &Method, route: String, status: u16, elapsed: std::time::Duration) {
+thread_local! {
+    static REQUEST_METRICS: std::cell::RefCell<
+        toolgate_telemetry::metrics::HandleCache<(metrics::Counter, metrics::Histogram)>,
+    > = std::cell::RefCell::default();
+}
+
+fn record_request(method: &Method, template: &str, status: u16, elapsed: std::time::Duration) {
     use toolgate_telemetry::metrics as m;
-    metrics::counter!(
-        m::HTTP_REQUESTS,
-        &[
-            ("method", method.as_str().to_owned()),
-            ("route", route.clone()),
-            ("status", status.to_string()),
-        ]
-    )
-    .increment(1);
-    metrics::histogram!(m::HTTP_DURATION, "route" => route).record(elapsed.as_secs_f64());
+    // Methods outside the standard ones are one label value, not one each.
+    let method = match *method {
+        Method::GET
+        | Method::POST
+        | Method::PUT
+        | Method::DELETE
+        | Method::HEAD
+        | Method::OPTIONS
+        | Method::PATCH => method.as_str(),
+        _ => "_other",
+    };
+    let mut code = [0u8; 3];
+    let status_label = status_str(status, &mut code);
+    REQUEST_METRICS.with(|cache| {
+        let mut cache = cache.borrow_mut();
+        let (requests, duration) = cache.get(&[method, template, status_label], || {
+            // `{name}` becomes `:name`: braces are legal in label values, but common
+            // exposition parsers stumble on them.
+            let route = template.replace('{', ":").replace('}', "");
+            (
+                metrics::counter!(
+                    m::HTTP_REQUESTS,
+                    &[
+                        ("method", method.to_owned()),
+                        ("route", route.clone()),
+                        ("status", status.to_string()),
+                    ]
+                ),
+                metrics::histogram!(m::HTTP_DURATION, "route" => route),
+            )
+        });
+        requests.increment(1);
+        duration.record(elapsed.as_secs_f64());
+    });
+}
+
+/// A three-digit status as text, without allocating.
+fn status_str(status: u16, buf: &mut [u8; 3]) -> &str {
+    let s = status.min(999);
+    buf[0] = b'0' + u8::try_from(s / 100).unwrap_or(0);
+    buf[1] = b'0' + u8::try_from(s / 10 % 10).unwrap_or(0);
+    buf[2] = b'0' + u8::try_from(s % 10).unwrap_or(0);
+    std::str::from_utf8(buf).unwrap_or("000")
 }
 
 fn on_panic(panic: Box<dyn Any + Send + 'static>) -> Response {

@@ -32,6 +32,8 @@ pub enum LogFormat {
 #[must_use = "telemetry is flushed when the guard drops"]
 pub struct Guard {
     provider: Option<opentelemetry_sdk::trace::SdkTracerProvider>,
+    /// Dropped after the provider, so lines logged while flushing traces are written.
+    _lines: Option<json::LineWriter>,
 }
 
 impl Drop for Guard {
@@ -75,16 +77,30 @@ pub fn init(format: LogFormat, filter: &str) -> Result<Guard, FilterError> {
     };
     let otel_layer = provider.as_ref().map(|p| {
         use opentelemetry::trace::TracerProvider as _;
-        tracing_opentelemetry::layer().with_tracer(p.tracer("toolgate"))
+        // Thread attributes and busy/idle timings are not semantic conventions and
+        // cost on every span; code locations are kept (they point at the source).
+        tracing_opentelemetry::layer()
+            .with_tracer(p.tracer("toolgate"))
+            .with_threads(false)
+            .with_tracked_inactivity(false)
     });
     let registry = tracing_subscriber::registry()
         .with(filter_layer)
         .with(otel_layer);
-    let _ = match format {
-        LogFormat::Json => registry.with(json::JsonLines::stderr()).try_init(),
-        LogFormat::Pretty => registry
-            .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr))
-            .try_init(),
+    let lines = match format {
+        LogFormat::Json => {
+            let (layer, writer) = json::JsonLines::stderr();
+            registry.with(layer).try_init().is_ok().then_some(writer)
+        }
+        LogFormat::Pretty => {
+            let _ = registry
+                .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr))
+                .try_init();
+            None
+        }
     };
-    Ok(Guard { provider })
+    Ok(Guard {
+        provider,
+        _lines: lines,
+    })
 }

@@ -4,7 +4,9 @@
 //! base units) under the `toolgate_` prefix. The recorder is process-wide (the
 //! `metrics` facade has one global recorder), installed on first use.
 
+use std::collections::HashMap;
 use std::sync::OnceLock;
+use std::time::Duration;
 
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
@@ -54,9 +56,75 @@ pub fn handle() -> Option<&'static PrometheusHandle> {
             let handle = recorder.handle();
             metrics::set_global_recorder(recorder).ok()?;
             describe();
+            spawn_upkeep(handle.clone());
             Some(handle)
         })
         .as_ref()
+}
+
+/// How often histogram samples are folded into their buckets between scrapes.
+const UPKEEP_INTERVAL: Duration = Duration::from_secs(5);
+
+/// The recorder keeps each histogram sample until it is folded into the buckets,
+/// which a scrape does; without scrapes, memory would grow with every call. A thread
+/// of its own folds them every few seconds.
+fn spawn_upkeep(handle: PrometheusHandle) {
+    let spawned = std::thread::Builder::new()
+        .name("toolgate-metrics".into())
+        .spawn(move || {
+            loop {
+                std::thread::sleep(UPKEEP_INTERVAL);
+                handle.run_upkeep();
+            }
+        });
+    if let Err(e) = spawned {
+        tracing::warn!(error = %e, "no metrics upkeep thread: histograms are folded only when scraped");
+    }
+}
+
+/// Handles of labelled metrics, looked up by their label values without allocating.
+///
+/// Building a metric's key (label strings, hashing, the registry's lock) costs more
+/// than the rest of a call's bookkeeping; a call site keeps one of these per thread
+/// (`thread_local!`) and builds each label set's handles once.
+pub struct HandleCache<H> {
+    map: HashMap<String, H>,
+    key: String,
+}
+
+impl<H> Default for HandleCache<H> {
+    fn default() -> Self {
+        Self {
+            map: HashMap::new(),
+            key: String::new(),
+        }
+    }
+}
+
+/// Label sets kept per thread at most; past it the cache starts over (label values
+/// are bounded by the configuration, so this only guards against a bug).
+const MAX_CACHED: usize = 4096;
+
+impl<H> HandleCache<H> {
+    /// The handles for the label values `parts`, made by `make` the first time.
+    pub fn get(&mut self, parts: &[&str], make: impl FnOnce() -> H) -> &H {
+        self.key.clear();
+        for p in parts {
+            self.key.push_str(p);
+            self.key.push('\0');
+        }
+        if !self.map.contains_key(self.key.as_str()) {
+            if self.map.len() >= MAX_CACHED {
+                self.map.clear();
+            }
+            self.map.insert(self.key.clone(), make());
+        }
+        // Present: inserted just above when missing.
+        match self.map.get(self.key.as_str()) {
+            Some(h) => h,
+            None => unreachable!("inserted above"),
+        }
+    }
 }
 
 fn describe() {

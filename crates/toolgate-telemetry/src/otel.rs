@@ -1,8 +1,10 @@
 //! OpenTelemetry traces over OTLP, configured by the standard `OTEL_*` variables.
 //!
 //! Tracing is on when `OTEL_EXPORTER_OTLP_ENDPOINT` or
-//! `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` is set (and `OTEL_SDK_DISABLED` is not
-//! `true`); the exporter itself reads the protocol (`http/protobuf` by default, or
+//! `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` is set, or `OTEL_TRACES_EXPORTER` is
+//! (and `OTEL_SDK_DISABLED` is not `true`). `OTEL_TRACES_EXPORTER=none` keeps the SDK
+//! on (spans are created and sampled, trace ids are real) with nothing exported; any
+//! other value means OTLP, the only exporter built in. The exporter itself reads the protocol (`http/protobuf` by default, or
 //! `http/json`), headers and timeout from the environment, and `OTEL_SERVICE_NAME`
 //! names the service (default `toolgate`). Spans go out through a batch processor on
 //! its own thread; the [`crate::Guard`] flushes it at exit.
@@ -24,7 +26,15 @@ use tracing_opentelemetry::OpenTelemetrySpanExt;
 pub fn enabled_by_env() -> bool {
     let set = |k: &str| std::env::var(k).is_ok_and(|v| !v.trim().is_empty());
     let disabled = std::env::var("OTEL_SDK_DISABLED").is_ok_and(|v| v.eq_ignore_ascii_case("true"));
-    !disabled && (set("OTEL_EXPORTER_OTLP_ENDPOINT") || set("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"))
+    !disabled
+        && (set("OTEL_EXPORTER_OTLP_ENDPOINT")
+            || set("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+            || set("OTEL_TRACES_EXPORTER"))
+}
+
+/// `OTEL_TRACES_EXPORTER=none`: trace without exporting.
+fn exporter_none() -> bool {
+    std::env::var("OTEL_TRACES_EXPORTER").is_ok_and(|v| v.trim().eq_ignore_ascii_case("none"))
 }
 
 /// Build the tracer provider from the environment.
@@ -32,19 +42,20 @@ pub fn enabled_by_env() -> bool {
 /// # Errors
 /// The exporter could not be built (a malformed endpoint, say).
 pub fn provider() -> Result<SdkTracerProvider, String> {
-    let exporter = opentelemetry_otlp::SpanExporter::builder()
-        .with_http()
-        .build()
-        .map_err(|e| format!("OTLP exporter: {e}"))?;
     let service = std::env::var("OTEL_SERVICE_NAME").unwrap_or_else(|_| "toolgate".to_owned());
     let resource = Resource::builder()
         .with_service_name(service)
         .with_attribute(KeyValue::new("service.version", env!("CARGO_PKG_VERSION")))
         .build();
-    Ok(SdkTracerProvider::builder()
-        .with_batch_exporter(exporter)
-        .with_resource(resource)
-        .build())
+    let builder = SdkTracerProvider::builder().with_resource(resource);
+    if exporter_none() {
+        return Ok(builder.build());
+    }
+    let exporter = opentelemetry_otlp::SpanExporter::builder()
+        .with_http()
+        .build()
+        .map_err(|e| format!("OTLP exporter: {e}"))?;
+    Ok(builder.with_batch_exporter(exporter).build())
 }
 
 /// A W3C trace-context carrier over plain strings.
