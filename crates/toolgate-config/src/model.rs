@@ -120,6 +120,10 @@ fn default_audit_queue() -> usize {
 pub struct ServerConfig {
     /// Address to listen on. Default `127.0.0.1:8080`.
     pub listen: Spanned<String>,
+    /// A second address serving only `/metrics`, `/healthz` and `/readyz`, for
+    /// operators who keep those off the public listener. When set, the main listener
+    /// no longer serves `/metrics`. Default none.
+    pub admin_listen: Option<Spanned<String>>,
     /// Largest request body in bytes. Default 1 MiB.
     pub body_limit_bytes: usize,
     /// Deepest JSON nesting accepted in a body. Default 64.
@@ -169,6 +173,7 @@ impl Default for ServerConfig {
     fn default() -> Self {
         Self {
             listen: Spanned::new(0..0, "127.0.0.1:8080".to_owned()),
+            admin_listen: None,
             body_limit_bytes: 1024 * 1024,
             json_max_depth: 64,
             max_batch_calls: 64,

@@ -82,6 +82,19 @@ fn check_server(c: &mut Checker<'_>, cfg: &Config) {
             format!("listen address {:?} is not IP:PORT", s.listen.get_ref()),
         );
     }
+    if let Some(admin) = &s.admin_listen {
+        match admin.get_ref().parse::<std::net::SocketAddr>() {
+            Err(_) => c.report(
+                admin.span(),
+                format!("admin_listen address {:?} is not IP:PORT", admin.get_ref()),
+            ),
+            Ok(a) if a.port() != 0 && Some(a) == s.listen.get_ref().parse().ok() => c.report(
+                admin.span(),
+                "admin_listen must differ from listen".to_owned(),
+            ),
+            Ok(_) => {}
+        }
+    }
     for (value, what) in [
         (s.body_limit_bytes, "body_limit_bytes"),
         (s.json_max_depth, "json_max_depth"),

@@ -15,6 +15,7 @@ use crate::AppState;
 /// A server bound to its address.
 pub struct Application {
     listener: TcpListener,
+    admin: Option<TcpListener>,
     state: AppState,
     drain_timeout: Duration,
 }
@@ -38,8 +39,24 @@ impl Application {
             state.audit = Some(std::sync::Arc::new(auditor));
         }
         let listener = TcpListener::bind(listen).await?;
+        let admin = match &loaded.config.server.admin_listen {
+            Some(addr) => {
+                let addr: SocketAddr = addr.get_ref().parse().map_err(|_| {
+                    std::io::Error::new(
+                        std::io::ErrorKind::InvalidInput,
+                        format!("admin_listen {:?} is not IP:PORT", addr.get_ref()),
+                    )
+                })?;
+                let admin = TcpListener::bind(addr).await.map_err(|e| {
+                    std::io::Error::new(e.kind(), format!("admin listener {addr}: {e}"))
+                })?;
+                Some(admin)
+            }
+            None => None,
+        };
         Ok(Self {
             listener,
+            admin,
             state,
             drain_timeout: Duration::from_millis(loaded.config.server.drain_timeout_ms),
         })
@@ -51,6 +68,12 @@ impl Application {
     /// The socket has no local address.
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
         self.listener.local_addr()
+    }
+
+    /// The admin listener's address, when `[server] admin_listen` is set.
+    #[must_use]
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.admin.as_ref().and_then(|a| a.local_addr().ok())
     }
 
     /// The shared state (tests inspect the registry through it).
@@ -67,6 +90,13 @@ impl Application {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
-        crate::serve(self.listener, self.state, shutdown, self.drain_timeout).await
+        crate::serve(
+            self.listener,
+            self.admin,
+            self.state,
+            shutdown,
+            self.drain_timeout,
+        )
+        .await
     }
 }

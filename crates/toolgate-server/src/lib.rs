@@ -49,7 +49,7 @@ pub use state::{AppState, Limits};
 
 /// The application's routes with the middleware stack applied.
 pub fn router(state: AppState) -> Router {
-    let api = Router::new()
+    let mut api = Router::new()
         .route("/api/v1/tools", get(transport::rest::list_tools))
         .route("/api/v1/tools/execute", post(transport::batch::execute))
         .route(
@@ -68,13 +68,27 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/openapi.json", get(openapi::keyed_document))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
-        .route("/metrics", get(health::metrics))
         .route("/openapi.json", get(openapi::document))
         .route("/docs", get(openapi::docs_page))
         .merge(transport::mcp::router(&state))
         .fallback(error::not_found)
         .method_not_allowed_fallback(error::method_not_allowed);
+    if !state.limits.admin_listener {
+        api = api.route("/metrics", get(health::metrics));
+    }
     middleware::stack(api, &state).with_state(state)
+}
+
+/// The admin listener's routes (`[server] admin_listen`): metrics and probes only,
+/// no keys. Its requests are not counted in the request metrics.
+pub fn admin_router(state: AppState) -> Router {
+    Router::new()
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .route("/metrics", get(health::metrics))
+        .fallback(error::not_found)
+        .method_not_allowed_fallback(error::method_not_allowed)
+        .with_state(state)
 }
 
 /// Serve `state` on `listener` until `shutdown` resolves, then drain:
@@ -89,11 +103,24 @@ pub fn router(state: AppState) -> Router {
 /// The listener fails.
 pub async fn serve(
     listener: TcpListener,
+    admin: Option<TcpListener>,
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
     drain_timeout: Duration,
 ) -> std::io::Result<()> {
     let stop_accepting = tokio_util::sync::CancellationToken::new();
+    if let Some(admin) = admin {
+        let app = admin_router(state.clone());
+        let stop = stop_accepting.clone();
+        tokio::spawn(async move {
+            let served = axum::serve(admin, app)
+                .with_graceful_shutdown(stop.cancelled_owned())
+                .await;
+            if let Err(e) = served {
+                tracing::error!(error = %e, "the admin listener failed");
+            }
+        });
+    }
     let app = router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
     // The server runs as its own task: it must keep accepting (readiness probes,
     // clear refusals) while this function waits for the drain.

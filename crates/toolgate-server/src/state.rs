@@ -41,6 +41,8 @@ pub struct Limits {
     pub mcp_max_sessions: usize,
     /// Tools in one page of an MCP `tools/list`.
     pub mcp_tools_page_size: usize,
+    /// `/metrics` is served on the admin listener instead of the main one.
+    pub admin_listener: bool,
 }
 
 /// Shared state: cheap to clone, all `Arc`s.
@@ -102,6 +104,7 @@ impl AppState {
                 mcp_session_idle_timeout_ms: server.mcp_session_idle_timeout_ms,
                 mcp_max_sessions: server.mcp_max_sessions,
                 mcp_tools_page_size: server.mcp_tools_page_size,
+                admin_listener: server.admin_listen.is_some(),
             }),
             readiness: Readiness::default(),
             calls: CancellationToken::new(),

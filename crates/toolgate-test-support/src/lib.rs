@@ -40,6 +40,8 @@ pub fn key_entry(name: &str, key: &str, scopes: &[&str]) -> String {
 pub struct TestServer {
     /// Where it listens.
     pub addr: SocketAddr,
+    /// The admin listener's address, when the config sets `admin_listen`.
+    pub admin_addr: Option<SocketAddr>,
     /// Its state, for looking inside (in-flight counts).
     pub state: AppState,
     /// A client without default headers.
@@ -92,12 +94,14 @@ impl TestServer {
         let any_port: SocketAddr = "127.0.0.1:0".parse()?;
         let app = Application::build(loaded, registry, any_port, Some(&key)).await?;
         let addr = app.local_addr()?;
+        let admin_addr = app.admin_addr();
         let state = app.state().clone();
         let shutdown = CancellationToken::new();
         let stop = shutdown.clone();
         let handle = tokio::spawn(app.run(async move { stop.cancelled().await }));
         Ok(Self {
             addr,
+            admin_addr,
             state,
             client: reqwest::Client::new(),
             shutdown,

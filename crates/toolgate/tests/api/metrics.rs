@@ -262,3 +262,70 @@ async fn shedding_and_reloads_are_counted() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// With `admin_listen`, metrics and probes move to the admin listener: the main
+/// listener no longer serves `/metrics`, and calls made on it are counted there.
+#[tokio::test]
+async fn admin_listener_serves_metrics_and_probes_apart() {
+    let config = DEMO_CONFIG.replacen(
+        "[server]\n",
+        "[server]\nadmin_listen = \"127.0.0.1:0\"\n",
+        1,
+    );
+    assert_ne!(config, DEMO_CONFIG, "the demo config has a [server] table");
+    let s = TestServer::spawn(&config).await.unwrap();
+    let admin = s.admin_addr.expect("an admin listener");
+    assert_ne!(admin, s.addr);
+
+    let main_metrics = s.client.get(s.url("/metrics")).send().await.unwrap();
+    assert_eq!(main_metrics.status(), 404);
+    assert_eq!(
+        main_metrics.headers()["content-type"],
+        "application/problem+json"
+    );
+    assert_eq!(
+        s.call("echo", &json!({"x": 1}))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    for probe in ["/healthz", "/readyz"] {
+        let r = s
+            .client
+            .get(format!("http://{admin}{probe}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "{probe}");
+    }
+    // Tools are not reachable on the admin listener.
+    let r = s
+        .client
+        .post(format!("http://{admin}/api/v1/tools/echo"))
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+    let text = s
+        .client
+        .get(format!("http://{admin}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let m = Scrape::parse(text.lines().map(|l| Ok(l.to_owned())))
+        .unwrap()
+        .samples;
+    assert!(
+        value(
+            &m,
+            "toolgate_tool_calls_total",
+            &[("tool", "echo"), ("outcome", "ok")]
+        ) >= 1.0
+    );
+}
