@@ -45,8 +45,9 @@ fn server_settings(s: &ServerConfig) -> String {
     // Every `[server]` field but the listen address's span, which moves with any
     // edit above it.
     format!(
-        "{} {} {} {} {:?} {} {} {} {} {} {} {:?} {:?} {} {} {}",
+        "{} {:?} {} {} {} {:?} {} {} {} {} {} {} {:?} {:?} {} {} {}",
         s.listen.get_ref(),
+        s.admin_listen.as_ref().map(|a| a.get_ref()),
         s.body_limit_bytes,
         s.json_max_depth,
         s.max_batch_calls,
@@ -147,9 +148,9 @@ pub fn spawn_watcher(state: AppState, path: PathBuf, running: ServerConfig) -> J
     // Installed before returning, so a SIGHUP right after start reloads rather than
     // hitting the default action (which ends the process).
     spawn_sighup(tx.clone(), state.shutdown.clone());
+    // Watching starts before returning too: a change made right after start counts.
+    let mut watch = FileWatch::new(&path, tx);
     tokio::spawn(async move {
-        // The watcher must live as long as the loop; dropping it stops the events.
-        let _watcher = watch_file(&path, tx);
         loop {
             tokio::select! {
                 () = state.shutdown.cancelled() => break,
@@ -158,6 +159,11 @@ pub fn spawn_watcher(state: AppState, path: PathBuf, running: ServerConfig) -> J
             // Coalesce a burst of events into one reload.
             tokio::time::sleep(DEBOUNCE).await;
             while rx.try_recv().is_ok() {}
+            // The file may have been replaced (an editor's rename, a Kubernetes
+            // ConfigMap's symlink swap): watch whatever the path names now.
+            if let Some(w) = watch.as_mut() {
+                w.rearm().await;
+            }
             let _ = reload_file(&state, &path, &running);
         }
     })
@@ -175,34 +181,62 @@ pub fn ignore_sighup(state: &AppState) {
     });
 }
 
-fn watch_file(path: &Path, tx: mpsc::UnboundedSender<()>) -> Option<notify::RecommendedWatcher> {
-    use notify::Watcher;
-    let file_name = path.file_name()?.to_owned();
-    // Watch the directory: editors replace files by renaming, which a watch on the
-    // file itself would lose.
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
-        if let Ok(event) = event
-            && !event.kind.is_access()
-            && event
-                .paths
-                .iter()
-                .any(|p| p.file_name() == Some(file_name.as_os_str()))
-        {
-            let _ = tx.send(());
-        }
-    })
-    .map_err(|e| tracing::warn!(error = %e, "cannot watch the config file; SIGHUP still reloads"))
-    .ok()?;
-    if let Err(e) = watcher.watch(&dir, notify::RecursiveMode::NonRecursive) {
-        tracing::warn!(error = %e, dir = %dir.display(), "cannot watch the config directory; SIGHUP still reloads");
-        return None;
-    }
-    Some(watcher)
+/// A watch on the config file itself. Not on its directory: a directory watch wakes
+/// for every write to any file beside the config (an audit database in the same
+/// directory made this thread one of the busiest in the process), and it misses a
+/// Kubernetes ConfigMap update, which swaps a symlinked directory.
+struct FileWatch {
+    watcher: notify::RecommendedWatcher,
+    path: PathBuf,
 }
+
+impl FileWatch {
+    fn new(path: &Path, tx: mpsc::UnboundedSender<()>) -> Option<Self> {
+        use notify::Watcher;
+        let mut watcher = notify::recommended_watcher(
+            move |event: notify::Result<notify::Event>| {
+                if let Ok(event) = event
+                    && !event.kind.is_access()
+                {
+                    let _ = tx.send(());
+                }
+            },
+        )
+        .map_err(
+            |e| tracing::warn!(error = %e, "cannot watch the config file; SIGHUP still reloads"),
+        )
+        .ok()?;
+        if let Err(e) = watcher.watch(path, notify::RecursiveMode::NonRecursive) {
+            tracing::warn!(error = %e, path = %path.display(), "cannot watch the config file; SIGHUP still reloads");
+            return None;
+        }
+        Some(Self {
+            watcher,
+            path: path.to_path_buf(),
+        })
+    }
+
+    /// Watch the file the path names now. A replaced file is gone for a moment when
+    /// an editor deletes before it writes: try for a while.
+    async fn rearm(&mut self) {
+        use notify::Watcher;
+        let _ = self.watcher.unwatch(&self.path);
+        for _ in 0..REARM_ATTEMPTS {
+            match self
+                .watcher
+                .watch(&self.path, notify::RecursiveMode::NonRecursive)
+            {
+                Ok(()) => return,
+                Err(_) => tokio::time::sleep(REARM_PAUSE).await,
+            }
+        }
+        tracing::warn!(path = %self.path.display(), "the config file is gone; changes are no longer watched (SIGHUP still reloads)");
+    }
+}
+
+/// How often, and how far apart, a vanished config file is looked for again.
+const REARM_ATTEMPTS: u32 = 50;
+const REARM_PAUSE: Duration = Duration::from_millis(100);
 
 #[cfg(unix)]
 fn spawn_sighup(tx: mpsc::UnboundedSender<()>, shutdown: toolgate_core::CancellationToken) {

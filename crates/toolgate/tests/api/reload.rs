@@ -211,3 +211,57 @@ async fn reloaded_keys_take_effect() {
         200
     );
 }
+
+/// Files are replaced, not only rewritten: an editor renames a new file over the old
+/// one, and Kubernetes updates a mounted ConfigMap by swapping the symlinked `..data`
+/// directory. Both reload, again and again; writes to other files beside the config
+/// (an audit database, say) do not.
+#[cfg(unix)]
+#[tokio::test]
+async fn replaced_files_and_configmap_swaps_reload() {
+    use std::os::unix::fs::symlink;
+
+    // Editor style: write elsewhere, rename over.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("toolgate.toml");
+    std::fs::write(&path, BASE).unwrap();
+    let s = TestServer::spawn_file(&path).await.unwrap();
+    for (round, text) in [NEXT, BASE, NEXT].into_iter().enumerate() {
+        let tmp = dir.path().join(format!(".toolgate.toml.{round}"));
+        std::fs::write(&tmp, text).unwrap();
+        std::fs::rename(&tmp, &path).unwrap();
+        wait_for(&s, "new_tool", text == NEXT).await;
+    }
+    drop(s);
+
+    // ConfigMap style: toolgate.toml -> ..data/toolgate.toml, ..data -> ..<version>.
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let version = |n: u32, text: &str| {
+        let d = root.join(format!("..v{n}"));
+        std::fs::create_dir(&d).unwrap();
+        std::fs::write(d.join("toolgate.toml"), text).unwrap();
+    };
+    version(0, BASE);
+    symlink("..v0", root.join("..data")).unwrap();
+    symlink("..data/toolgate.toml", root.join("toolgate.toml")).unwrap();
+    let s = TestServer::spawn_file(&root.join("toolgate.toml"))
+        .await
+        .unwrap();
+    for (n, text) in [(1, NEXT), (2, BASE), (3, NEXT)] {
+        version(n, text);
+        symlink(format!("..v{n}"), root.join("..tmp")).unwrap();
+        std::fs::rename(root.join("..tmp"), root.join("..data")).unwrap();
+        std::fs::remove_dir_all(root.join(format!("..v{}", n - 1))).unwrap();
+        wait_for(&s, "new_tool", text == NEXT).await;
+    }
+
+    // Busy neighbours are not the config.
+    let reloads = || *s.state.registry.subscribe().borrow();
+    let before = reloads();
+    for i in 0..50 {
+        std::fs::write(root.join("audit.db-wal"), format!("{i}")).unwrap();
+    }
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert_eq!(reloads(), before, "a write beside the config reloaded it");
+}
