@@ -12,6 +12,24 @@ use toolgate_registry::Registry;
 
 use crate::AppState;
 
+/// Connections the kernel queues for `accept` (it caps this at `net.core.somaxconn`).
+/// The usual 1,024 overflows when thousands of clients connect at once, and a dropped
+/// SYN costs its client a retransmission second.
+const BACKLOG: u32 = 8192;
+
+/// Bind `addr` with [`BACKLOG`] and address reuse (a restart need not wait for the
+/// old socket's TIME_WAIT).
+fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(BACKLOG)
+}
+
 /// A server bound to its address.
 pub struct Application {
     listener: TcpListener,
@@ -38,7 +56,7 @@ impl Application {
                 .map_err(std::io::Error::other)?;
             state.audit = Some(std::sync::Arc::new(auditor));
         }
-        let listener = TcpListener::bind(listen).await?;
+        let listener = bind(listen)?;
         let admin = match &loaded.config.server.admin_listen {
             Some(addr) => {
                 let addr: SocketAddr = addr.get_ref().parse().map_err(|_| {
@@ -47,7 +65,7 @@ impl Application {
                         format!("admin_listen {:?} is not IP:PORT", addr.get_ref()),
                     )
                 })?;
-                let admin = TcpListener::bind(addr).await.map_err(|e| {
+                let admin = bind(addr).map_err(|e| {
                     std::io::Error::new(e.kind(), format!("admin listener {addr}: {e}"))
                 })?;
                 Some(admin)

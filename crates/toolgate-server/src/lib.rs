@@ -41,6 +41,7 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::routing::{get, post};
+use axum::serve::ListenerExt as _;
 use tokio::net::TcpListener;
 
 pub use app::Application;
@@ -91,6 +92,15 @@ pub fn admin_router(state: AppState) -> Router {
         .with_state(state)
 }
 
+/// Responses go out as soon as they are written. With Nagle's algorithm on, the
+/// last small write of a streamed response waits for the client's delayed ACK, and
+/// an SSE stream on a kept-alive connection took 40 ms instead of a tenth of one.
+fn no_delay(tcp: &mut tokio::net::TcpStream) {
+    if let Err(e) = tcp.set_nodelay(true) {
+        tracing::debug!(error = %e, "TCP_NODELAY not set");
+    }
+}
+
 /// Serve `state` on `listener` until `shutdown` resolves, then drain:
 ///
 /// 1. `/readyz` turns 503 at once and new calls are refused (`503 overloaded`), while
@@ -125,7 +135,7 @@ pub async fn serve(
     // The server runs as its own task: it must keep accepting (readiness probes,
     // clear refusals) while this function waits for the drain.
     let mut server = tokio::spawn(
-        axum::serve(listener, app)
+        axum::serve(listener.tap_io(no_delay), app)
             .with_graceful_shutdown(stop_accepting.clone().cancelled_owned())
             .into_future(),
     );

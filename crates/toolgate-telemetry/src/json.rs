@@ -306,10 +306,33 @@ fn push_json_str(out: &mut String, s: &str) {
     out.push('"');
 }
 
+/// Bytes that a JSON string cannot hold as they are.
+static NEEDS_ESCAPE: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut i = 0;
+    while i < 0x20 {
+        t[i] = true;
+        i += 1;
+    }
+    t[b'"' as usize] = true;
+    t[b'\\' as usize] = true;
+    t[0x7f] = true;
+    t
+};
+
 /// Append `s` escaped for the inside of a JSON string literal.
 fn escape_into(out: &mut String, s: &str) {
+    let bytes = s.as_bytes();
+    // Most values need no escaping at all: find out with one table lookup a byte.
+    let Some(first) = bytes.iter().position(|&b| NEEDS_ESCAPE[usize::from(b)]) else {
+        out.push_str(s);
+        return;
+    };
     let mut start = 0;
-    for (i, b) in s.bytes().enumerate() {
+    for (i, &b) in bytes.iter().enumerate().skip(first) {
+        if !NEEDS_ESCAPE[usize::from(b)] {
+            continue;
+        }
         let esc: &str = match b {
             b'"' => "\\\"",
             b'\\' => "\\\\",

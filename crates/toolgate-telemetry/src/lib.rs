@@ -77,12 +77,19 @@ pub fn init(format: LogFormat, filter: &str) -> Result<Guard, FilterError> {
     };
     let otel_layer = provider.as_ref().map(|p| {
         use opentelemetry::trace::TracerProvider as _;
+        use tracing_subscriber::Layer as _;
         // Thread attributes and busy/idle timings are not semantic conventions and
         // cost on every span; code locations are kept (they point at the source).
         tracing_opentelemetry::layer()
             .with_tracer(p.tracer("toolgate"))
             .with_threads(false)
             .with_tracked_inactivity(false)
+            // Log events reach traces as span events only from `warn` up: every
+            // request's info lines are in the logs already, under the same trace id,
+            // and turning each into a span event costs as much as the span itself.
+            .with_filter(tracing_subscriber::filter::filter_fn(|meta| {
+                meta.is_span() || *meta.level() <= tracing::Level::WARN
+            }))
     });
     let registry = tracing_subscriber::registry()
         .with(filter_layer)
