@@ -2,7 +2,7 @@
 
 CARGO ?= cargo
 
-.PHONY: test fmt-check lint unit doc-test openapi-check mcp-interop clients-test run build release fmt
+.PHONY: test fmt-check lint unit doc-test openapi-check mcp-interop clients-test run build release fmt bench
 
 ## Everything CI checks: formatting, lints, all tests, OpenAPI validity, MCP interop.
 ## `unit` stays last so that the nextest summary is the last thing printed.
@@ -46,6 +46,13 @@ build:
 
 release:
 	$(CARGO) build --release --locked -p toolgate
+
+## toolgate against a FastAPI peer and a bare axum handler, printed as one table, with
+## target/bench/results.json and docs/performance.svg (bench/compare/README.md). About
+## 12 minutes; not part of `test`. BENCH_DURATION=N seconds per scenario,
+## BENCH_NO_BUILD=1 to skip the cargo builds.
+bench:
+	bench/compare/run.sh
 
 fmt:
 	$(CARGO) fmt --all
