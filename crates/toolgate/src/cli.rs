@@ -13,12 +13,13 @@ pub struct Cli {
     #[arg(long, global = true, value_enum, default_value_t = LogFormatArg::Json)]
     pub log_format: LogFormatArg,
     /// Log filter (`info`, `debug`, `toolgate_server=debug,info`). The default quiets
-    /// the MCP library's per-request lines, which cost more than the call itself.
+    /// the MCP library's per-request lines, which cost more than the call itself, and
+    /// the file watcher's chatter when a watched config file is replaced.
     #[arg(
         long,
         global = true,
         env = "TOOLGATE_LOG",
-        default_value = "info,rmcp=warn"
+        default_value = "info,rmcp=warn,notify=warn"
     )]
     pub log_level: String,
     /// What to do.
@@ -97,6 +98,20 @@ pub enum Command {
         /// Configuration.
         #[command(flatten)]
         config: ConfigArg,
+    },
+    /// GET a health URL; exit 0 on `200`, 1 otherwise (for container health checks in
+    /// images without a shell or curl).
+    Healthcheck {
+        /// The URL (plain `http://`).
+        #[arg(
+            long,
+            env = "TOOLGATE_HEALTHCHECK_URL",
+            default_value = "http://127.0.0.1:8080/healthz"
+        )]
+        url: String,
+        /// Give up after this many milliseconds.
+        #[arg(long, default_value_t = 2000)]
+        timeout_ms: u64,
     },
 }
 

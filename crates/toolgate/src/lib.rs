@@ -4,7 +4,8 @@
 //! library holds the commands so tests and embedders share them.
 //!
 //! - [`cli`]: the command line (clap).
-//! - [`commands`]: `serve`, `check`, `tools`, `call`, `keys new`, `openapi`.
+//! - [`commands`]: `serve`, `check`, `tools`, `call`, `keys new`, `openapi`, `audit`,
+//!   `healthcheck`.
 //! - [`native`]: writing tools in Rust: an input struct deriving `JsonSchema` plus an
 //!   async fn become a [`toolgate_core::Tool`] with a derived input schema.
 //!

@@ -2,6 +2,7 @@
 //! operation (a tool failed, a check found problems), 2 bad usage or configuration.
 
 mod audit;
+mod healthcheck;
 mod inspect;
 mod keys;
 mod serve;
@@ -42,6 +43,9 @@ pub async fn dispatch(cli: Cli) -> i32 {
         Command::Tools { config, json } => inspect::tools(&config, json),
         Command::Call { tool, args, config } => inspect::call(&config, &tool, &args).await,
         Command::Openapi { config } => inspect::openapi(&config),
+        Command::Healthcheck { url, timeout_ms } => {
+            healthcheck::healthcheck(&url, std::time::Duration::from_millis(timeout_ms)).await
+        }
         Command::Keys {
             command: KeysCommand::New { name, scopes },
         } => keys::new_key(&name, &scopes),

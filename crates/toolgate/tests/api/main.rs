@@ -13,6 +13,7 @@ mod auth;
 mod batch;
 mod cli;
 mod errors;
+mod healthcheck;
 mod http_tool;
 mod lifecycle;
 mod mcp;
