@@ -25,12 +25,14 @@ cargo=(cargo)
 if command -v flock >/dev/null; then
   cargo=(flock "${TOOLGATE_CARGO_LOCK:-/tmp/toolgate-cargo.lock}" cargo)
 fi
+# CARGO_TARGET_DIR is honoured (a fresh clone can share another checkout's builds).
+target=${CARGO_TARGET_DIR:-$root/target}
 if [ "${BENCH_NO_BUILD:-0}" != 1 ]; then
   "${cargo[@]}" build --release --locked -p toolgate
-  (cd bench/mcp/bare && CARGO_TARGET_DIR="$root/target/bench-bare" "${cargo[@]}" build --release --locked)
+  (cd bench/mcp/bare && CARGO_TARGET_DIR="$target/bench-bare" "${cargo[@]}" build --release --locked)
 fi
-export BENCH_TOOLGATE=${BENCH_TOOLGATE:-$root/target/release/toolgate}
-export BENCH_BARE=${BENCH_BARE:-$root/target/bench-bare/release/bare-rmcp}
+export BENCH_TOOLGATE=${BENCH_TOOLGATE:-$target/release/toolgate}
+export BENCH_BARE=${BENCH_BARE:-$target/bench-bare/release/bare-rmcp}
 
 # The peer's virtual environment, rebuilt whenever the lock file changes.
 venv=$out/peer-venv
