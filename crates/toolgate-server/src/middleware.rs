@@ -102,7 +102,7 @@ async fn request_span(req: Request, next: Next) -> Response {
     span.record("http.response.status_code", status);
     let duration_ms = u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX);
     span.in_scope(|| tracing::info!(status, duration_ms, "request"));
-    record_request(&method, template, status, start.elapsed());
+    record_request(&method, template, response.status(), start.elapsed());
     if let Some(v) = header_value {
         response.headers_mut().insert(TRACE_ID_HEADER, v);
     }
@@ -168,7 +168,12 @@ thread_local! {
     > = std::cell::RefCell::default();
 }
 
-fn record_request(method: &Method, template: &str, status: u16, elapsed: std::time::Duration) {
+fn record_request(
+    method: &Method,
+    template: &str,
+    status: axum::http::StatusCode,
+    elapsed: std::time::Duration,
+) {
     use toolgate_telemetry::metrics as m;
     // Methods outside the standard ones are one label value, not one each.
     let method = match *method {
@@ -181,8 +186,7 @@ fn record_request(method: &Method, template: &str, status: u16, elapsed: std::ti
         | Method::PATCH => method.as_str(),
         _ => "_other",
     };
-    let mut code = [0u8; 3];
-    let status_label = status_str(status, &mut code);
+    let status_label = status.as_str();
     REQUEST_METRICS.with(|cache| {
         let mut cache = cache.borrow_mut();
         let (requests, duration) = cache.get(&[method, template, status_label], || {
@@ -195,7 +199,7 @@ fn record_request(method: &Method, template: &str, status: u16, elapsed: std::ti
                     &[
                         ("method", method.to_owned()),
                         ("route", route.clone()),
-                        ("status", status.to_string()),
+                        ("status", status_label.to_owned()),
                     ]
                 ),
                 metrics::histogram!(m::HTTP_DURATION, "route" => route),
@@ -204,15 +208,6 @@ fn record_request(method: &Method, template: &str, status: u16, elapsed: std::ti
         requests.increment(1);
         duration.record(elapsed.as_secs_f64());
     });
-}
-
-/// A three-digit status as text, without allocating.
-fn status_str(status: u16, buf: &mut [u8; 3]) -> &str {
-    let s = status.min(999);
-    buf[0] = b'0' + u8::try_from(s / 100).unwrap_or(0);
-    buf[1] = b'0' + u8::try_from(s / 10 % 10).unwrap_or(0);
-    buf[2] = b'0' + u8::try_from(s % 10).unwrap_or(0);
-    std::str::from_utf8(buf).unwrap_or("000")
 }
 
 fn on_panic(panic: Box<dyn Any + Send + 'static>) -> Response {
