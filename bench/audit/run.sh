@@ -1,50 +1,118 @@
 #!/usr/bin/env bash
-# What the audit log costs: the same echo load with the audit log off, on (async,
-# the default) and on with durability = "sync", measured side by side in one run.
-# Bounded (DURATION seconds per case), 127.0.0.1 only; needs wrk (Debian package).
+# What the audit log costs on the benchmark scenario of `make bench`: a batch of two
+# zero-latency echo calls (two audit records per request) at 64 connections, with
+# every other feature on (bench/compare/toolgate.toml: key and scope check, JSON logs,
+# metrics, OpenTelemetry spans with OTEL_TRACES_EXPORTER=none).
+#
+# Two servers run side by side, identical except that one has the [audit] section
+# (SQLite, durability = "async") and the other has none. They are loaded in
+# alternating rounds (off, on, off, on, ...) so that drifting background load hits
+# both alike, and the medians are compared. With SYNC=1 a third server with
+# durability = "sync" joins the rotation.
+#
+# Bounded: ROUNDS x (WARMUP + DURATION) seconds per server, 127.0.0.1 only; every
+# server is stopped on exit. Needs wrk and curl (Debian packages).
+#
+#   ROUNDS=5 DURATION=8 WARMUP=2 CONNS=64 THREADS=2 SYNC=0 BIN=target/release/toolgate
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-BIN=target/release/toolgate
+BIN=${BIN:-${CARGO_TARGET_DIR:-target}/release/toolgate}
+ROUNDS=${ROUNDS:-5}
 DURATION=${DURATION:-8}
-CONNS=${CONNS:-32}
+WARMUP=${WARMUP:-2}
+CONNS=${CONNS:-64}
+THREADS=${THREADS:-2}
+SYNC=${SYNC:-0}
 [ -x "$BIN" ] || cargo build --release --locked -p toolgate
 command -v wrk >/dev/null || { echo "wrk is needed: apt-get install wrk" >&2; exit 2; }
 work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
-demo=crates/toolgate-config/src/demo.toml
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -rf "$work"
+}
+trap cleanup EXIT INT TERM
+
+base=bench/compare/toolgate.toml
+# The config without its [audit] section (it ends at the next table header).
+awk '/^\[audit\]/ { skip = 1; next } /^\[/ { skip = 0 } !skip' "$base" > "$work/off.toml"
+cp "$base" "$work/on.toml"
+{ cat "$base"; } | sed 's/^durability = "async"/durability = "sync"/' > "$work/sync.toml"
+
+cases=(off on)
+[ "$SYNC" = 1 ] && cases+=(sync)
+declare -A port
+n=0
+for c in "${cases[@]}"; do
+  port[$c]=$((18190 + n)); n=$((n + 1))
+  BENCH_AUDIT_DB="$work/$c.db" OTEL_TRACES_EXPORTER=none \
+    "$BIN" serve --config "$work/$c.toml" --listen "127.0.0.1:${port[$c]}" \
+    >"$work/$c.log" 2>&1 &
+  pids+=($!)
+  eval "pid_$c=$!"
+done
+for c in "${cases[@]}"; do
+  for _ in $(seq 1 200); do
+    curl -sf "http://127.0.0.1:${port[$c]}/readyz" >/dev/null && continue 2
+    sleep 0.05
+  done
+  echo "the $c server did not become ready; its log:" >&2
+  cat "$work/$c.log" >&2
+  exit 1
+done
 
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
-
-run_case() { # name, extra config
-  local name=$1 extra=$2 port=18095
-  { cat "$demo"; printf '\n%s\n' "$extra"; } | sed "s/127.0.0.1:8080/127.0.0.1:$port/" > "$work/$name.toml"
-  TOOLGATE_API_KEY=bench-key "$BIN" serve --config "$work/$name.toml" 2>/dev/null &
-  local pid=$!
-  for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$port/healthz" >/dev/null && break; sleep 0.05; done
-  wrk -t1 -c"$CONNS" -d2s -s bench/audit/post.lua "http://127.0.0.1:$port/api/v1/tools/echo" >/dev/null # warm up
-  local t0; t0=$(cpu_ticks "$pid")
-  local out; out=$(wrk -t1 -c"$CONNS" -d"${DURATION}s" --latency -s bench/audit/post.lua "http://127.0.0.1:$port/api/v1/tools/echo")
-  local t1; t1=$(cpu_ticks "$pid")
-  kill -TERM "$pid"; wait "$pid" || true
-  local rps reqs p50 p99
-  rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
-  reqs=$(awk '/requests in/ {print $1}' <<<"$out")
-  p50=$(awk '$1 == "50%" {print $2}' <<<"$out")
-  p99=$(awk '$1 == "99%" {print $2}' <<<"$out")
-  local hz; hz=$(getconf CLK_TCK)
-  local us; us=$(awk -v t=$((t1 - t0)) -v hz="$hz" -v n="$reqs" 'BEGIN { printf "%.1f", t / hz * 1e6 / n }')
-  printf '%-14s %10s %10s %10s %14s\n' "$name" "$rps" "$p50" "$p99" "$us"
-  echo "$rps" > "$work/$name.rps"
+hz=$(getconf CLK_TCK)
+body='{"calls":[{"tool":"echo","arguments":{"n":1}},{"tool":"echo","arguments":{"n":2}}]}'
+load() { # port seconds
+  BENCH_METHOD=POST BENCH_BODY="$body" BENCH_KEY=bench-key BENCH_EXPECT_BODY='"success":true' \
+    wrk -t"$THREADS" -c"$CONNS" -d"$2s" -s bench/compare/request.lua \
+    "http://127.0.0.1:$1/api/v1/tools/execute"
 }
 
-printf '%-14s %10s %10s %10s %14s\n' case req/s p50 p99 "server CPU µs/req"
-run_case audit-off ""
-run_case audit-async "[audit]
-path = \"$work/async.db\""
-run_case audit-sync "[audit]
-path = \"$work/sync.db\"
-durability = \"sync\""
-off=$(cat "$work/audit-off.rps"); on=$(cat "$work/audit-async.rps"); sync=$(cat "$work/audit-sync.rps")
-awk -v off="$off" -v on="$on" -v s="$sync" 'BEGIN {
-  printf "\nthroughput cost of the audit log: async %.1f%%, sync %.1f%%\n", (1 - on / off) * 100, (1 - s / off) * 100 }'
-"$BIN" audit verify --db "$work/async.db"
+printf '%-6s %-5s %10s %12s %8s\n' round case req/s "CPU µs/req" failed
+for r in $(seq 1 "$ROUNDS"); do
+  for c in "${cases[@]}"; do
+    pid_var="pid_$c"; pid=${!pid_var}
+    [ "$WARMUP" -gt 0 ] && load "${port[$c]}" "$WARMUP" >/dev/null
+    t0=$(cpu_ticks "$pid")
+    out=$(load "${port[$c]}" "$DURATION")
+    t1=$(cpu_ticks "$pid")
+    result=$(grep '^RESULT ' <<<"$out" | sed 's/^RESULT //')
+    read -r reqs secs failed < <(python3 -c 'import json, sys
+r = json.loads(sys.argv[1])
+print(r["requests"], r["duration_us"] / 1e6, r["failed"] + r["connect_errors"] + r["read_errors"] + r["timeouts"])' "$result")
+    rps=$(awk -v n="$reqs" -v d="$secs" 'BEGIN { printf "%.0f", n / d }')
+    us=$(awk -v t=$((t1 - t0)) -v hz="$hz" -v n="$reqs" 'BEGIN { printf "%.1f", t / hz * 1e6 / n }')
+    printf '%-6s %-5s %10s %12s %8s\n' "$r" "$c" "$rps" "$us" "$failed"
+    echo "$rps $us $failed" >> "$work/$c.rounds"
+  done
+done
+
+median() { sort -n | awk '{ a[NR] = $1 } END { if (NR % 2) print a[(NR + 1) / 2]; else print (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
+echo
+printf '%-5s %14s %18s\n' case "median req/s" "median CPU µs/req"
+for c in "${cases[@]}"; do
+  rps=$(cut -d' ' -f1 "$work/$c.rounds" | median)
+  us=$(cut -d' ' -f2 "$work/$c.rounds" | median)
+  printf '%-5s %14s %18s\n' "$c" "$rps" "$us"
+  echo "$rps" > "$work/$c.rps"; echo "$us" > "$work/$c.us"
+  bad=$(awk '{ s += $3 } END { print s + 0 }' "$work/$c.rounds")
+  [ "$bad" = 0 ] || { echo "the $c server failed $bad requests" >&2; exit 1; }
+done
+for c in "${cases[@]}"; do
+  [ "$c" = off ] && continue
+  awk -v off="$(cat "$work/off.rps")" -v on="$(cat "$work/$c.rps")" \
+      -v uoff="$(cat "$work/off.us")" -v uon="$(cat "$work/$c.us")" -v c="$c" 'BEGIN {
+    printf "audit %-5s throughput cost %.1f%% (medians), CPU +%.1f µs per request (+%.1f%%)\n",
+      c, (1 - on / off) * 100, uon - uoff, (uon / uoff - 1) * 100 }'
+done
+kill -TERM "${pids[@]}" 2>/dev/null || true
+wait 2>/dev/null || true
+pids=()
+for c in "${cases[@]}"; do
+  [ "$c" = off ] && continue
+  printf '%s: ' "$c"
+  "$BIN" audit verify --db "$work/$c.db"
+done

@@ -1,6 +1,6 @@
 //! # toolgate-audit: what every agent did, tamper-evident
 //!
-//! One [`Record`] per call on every transport: time, key name, tool, transport,
+//! One [`Record`] per call on every transport (handed over as an [`Entry`]): time, key name, tool, transport,
 //! outcome code, duration, trace id, and the SHA-256 of the arguments (the arguments
 //! themselves only for tools that opt in, with fields redacted).
 //!
@@ -20,6 +20,6 @@ pub mod sqlite;
 pub mod store;
 pub mod writer;
 
-pub use record::{Record, StoredRecord};
+pub use record::{Entry, Record, StoredRecord};
 pub use store::{Filter, Location, Store, StoreError, Verified};
 pub use writer::{AuditLog, Durability};

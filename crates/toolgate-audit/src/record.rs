@@ -1,5 +1,7 @@
 //! The audit record and its hash chain.
 
+use std::time::{SystemTime, UNIX_EPOCH};
+
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
@@ -10,7 +12,7 @@ pub const GENESIS: &str = "00000000000000000000000000000000000000000000000000000
 /// One call, as the audit log keeps it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Record {
-    /// When the call ended, RFC 3339 UTC with milliseconds.
+    /// When the call ended, RFC 3339 UTC with milliseconds ([`Timestamps`]).
     pub ts: String,
     /// The key's name (never the key).
     pub key: String,
@@ -28,6 +30,94 @@ pub struct Record {
     pub args_sha256: String,
     /// The arguments, for tools that opt in, with configured fields redacted.
     pub arguments: Option<Value>,
+}
+
+/// A finished call as the hot path hands it over: nothing formatted yet (no
+/// timestamp text, no hex), so that building it costs a few moves. The writer thread
+/// turns it into a [`Record`] with [`Entry::into_record`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct Entry {
+    /// When the call ended.
+    pub ended: SystemTime,
+    /// The key's name (never the key).
+    pub key: String,
+    /// Tool name.
+    pub tool: String,
+    /// `rest`, `batch`, `sse`, `ws`, `mcp` or `cli`.
+    pub transport: &'static str,
+    /// `ok` or the error code.
+    pub outcome: &'static str,
+    /// Duration in milliseconds.
+    pub duration_ms: u64,
+    /// The request's trace id.
+    pub trace_id: String,
+    /// SHA-256 of the arguments as received (compact JSON), see [`args_digest`].
+    pub args_sha256: [u8; 32],
+    /// The arguments, for tools that opt in, with configured fields redacted.
+    pub arguments: Option<Value>,
+}
+
+impl Entry {
+    /// The record as stored, its time formatted by `stamps`.
+    #[must_use]
+    pub fn into_record(self, stamps: &mut Timestamps) -> Record {
+        Record {
+            ts: stamps.format(self.ended),
+            key: self.key,
+            tool: self.tool,
+            transport: self.transport.to_owned(),
+            outcome: self.outcome.to_owned(),
+            duration_ms: self.duration_ms,
+            trace_id: self.trace_id,
+            args_sha256: hex32(&self.args_sha256),
+            arguments: self.arguments,
+        }
+    }
+}
+
+/// RFC 3339 UTC timestamps with milliseconds (`2026-11-26T08:30:00.125Z`: fixed
+/// width, so that they sort as text), the date and time of day formatted once a
+/// second. Written by hand because no formatting crate caches across calls, and this
+/// runs once per record.
+#[derive(Debug, Default)]
+pub struct Timestamps {
+    /// The unix second `prefix` is for.
+    second: u64,
+    /// `YYYY-MM-DDTHH:MM:SS`, empty before the first call.
+    prefix: String,
+}
+
+impl Timestamps {
+    /// `t` as text; a time before 1970 is written as the epoch.
+    pub fn format(&mut self, t: SystemTime) -> String {
+        let since = t.duration_since(UNIX_EPOCH).unwrap_or_default();
+        let secs = since.as_secs();
+        if secs != self.second || self.prefix.is_empty() {
+            let at = i64::try_from(secs)
+                .ok()
+                .and_then(|s| time::OffsetDateTime::from_unix_timestamp(s).ok())
+                .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+            self.prefix = format!(
+                "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}",
+                at.year(),
+                u8::from(at.month()),
+                at.day(),
+                at.hour(),
+                at.minute(),
+                at.second()
+            );
+            self.second = secs;
+        }
+        let mut out = String::with_capacity(self.prefix.len() + 5);
+        out.push_str(&self.prefix);
+        let ms = since.subsec_millis();
+        out.push('.');
+        for d in [ms / 100, ms / 10 % 10, ms % 10] {
+            out.push(char::from_digit(d, 10).unwrap_or('0'));
+        }
+        out.push('Z');
+        out
+    }
 }
 
 /// A record as stored: with its sequence number and chain hashes.
@@ -49,50 +139,103 @@ impl Record {
     /// compact JSON.
     #[must_use]
     pub fn canonical(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(256);
+        self.write_canonical(&mut out);
+        out
+    }
+
+    /// [`Record::canonical`] appended to `out` (the writer reuses one buffer).
+    pub fn write_canonical(&self, out: &mut Vec<u8>) {
         // Written field by field (each string JSON-escaped) rather than through a
         // `Value`: this runs once per call and allocation shows in throughput.
-        let mut out = Vec::with_capacity(256);
         out.push(b'[');
-        for (i, field) in [
+        for field in [
             &self.ts,
             &self.key,
             &self.tool,
             &self.transport,
             &self.outcome,
-        ]
-        .into_iter()
-        .enumerate()
-        {
-            if i > 0 {
-                out.push(b',');
-            }
-            let _ = serde_json::to_writer(&mut out, field);
+        ] {
+            let _ = serde_json::to_writer(&mut *out, field);
+            out.push(b',');
         }
-        out.extend_from_slice(format!(",{},", self.duration_ms).as_bytes());
-        let _ = serde_json::to_writer(&mut out, &self.trace_id);
+        out.extend_from_slice(itoa_u64(self.duration_ms, &mut [0; 20]));
         out.push(b',');
-        let _ = serde_json::to_writer(&mut out, &self.args_sha256);
+        let _ = serde_json::to_writer(&mut *out, &self.trace_id);
         out.push(b',');
-        let _ = serde_json::to_writer(&mut out, &self.arguments);
+        let _ = serde_json::to_writer(&mut *out, &self.args_sha256);
+        out.push(b',');
+        let _ = serde_json::to_writer(&mut *out, &self.arguments);
         out.push(b']');
-        out
     }
 
     /// This record's hash after `prev_hash`.
     #[must_use]
     pub fn chain_hash(&self, prev_hash: &str) -> String {
-        let mut h = Sha256::new();
-        h.update(prev_hash.as_bytes());
-        h.update(b"\n");
-        h.update(self.canonical());
-        hex::encode(h.finalize())
+        let mut buf = Vec::with_capacity(256);
+        hex::encode(self.chain_digest(prev_hash, &mut buf))
+    }
+
+    /// This record's hash after `prev_hash`, as bytes; `buf` is scratch space.
+    pub fn chain_digest(&self, prev_hash: &str, buf: &mut Vec<u8>) -> [u8; 32] {
+        buf.clear();
+        buf.extend_from_slice(prev_hash.as_bytes());
+        buf.push(b'\n');
+        self.write_canonical(buf);
+        Sha256::digest(&buf[..]).into()
+    }
+}
+
+/// 32 bytes as lowercase hex (what [`hex::encode`] returns, without its per-char
+/// string building).
+#[must_use]
+pub fn hex32(bytes: &[u8; 32]) -> String {
+    let mut buf = [0u8; 64];
+    // 64 bytes is exactly the room 32 bytes need, and hex digits are ASCII.
+    let _ = hex::encode_to_slice(bytes, &mut buf);
+    String::from_utf8_lossy(&buf).into_owned()
+}
+
+/// `n` in decimal, written into `buf`.
+fn itoa_u64(mut n: u64, buf: &mut [u8; 20]) -> &[u8] {
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        // A digit is always below 10, so the cast cannot truncate.
+        #[allow(clippy::cast_possible_truncation)]
+        let digit = (n % 10) as u8;
+        buf[i] = b'0' + digit;
+        n /= 10;
+        if n == 0 {
+            return &buf[i..];
+        }
     }
 }
 
 /// SHA-256 (hex) of a JSON value in compact form.
 #[must_use]
 pub fn args_sha256(arguments: &Value) -> String {
-    hex::encode(Sha256::digest(arguments.to_string().as_bytes()))
+    hex::encode(args_digest(arguments))
+}
+
+/// SHA-256 of a JSON value in compact form, serialized straight into the hash (no
+/// intermediate string: this runs on every call's hot path).
+#[must_use]
+pub fn args_digest(arguments: &Value) -> [u8; 32] {
+    struct Hashing(Sha256);
+    impl std::io::Write for Hashing {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0.update(bytes);
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut h = Hashing(Sha256::new());
+    // Writing a `Value` into an infallible writer cannot fail.
+    let _ = serde_json::to_writer(&mut h, arguments);
+    h.0.finalize().into()
 }
 
 /// `arguments` with each named top-level field replaced by `"[redacted]"`.
@@ -110,6 +253,7 @@ pub fn redact(arguments: &Value, fields: &[String]) -> Value {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use serde_json::json;
 
@@ -156,6 +300,48 @@ mod tests {
         assert_eq!(h.len(), 64);
         assert_ne!(h, rec("fail").chain_hash(GENESIS));
         assert_ne!(h, a.chain_hash(&h));
+    }
+
+    #[test]
+    fn the_streamed_digest_is_the_hash_of_the_compact_text() {
+        let v = json!({"b": [1, 2.5, "x\u{1}"], "a": {"k": null}});
+        let text = v.to_string();
+        assert_eq!(args_sha256(&v), hex::encode(Sha256::digest(text.as_bytes())));
+        let r = rec("echo");
+        assert_eq!(
+            r.chain_hash(GENESIS),
+            hex::encode(Sha256::digest(
+                [GENESIS.as_bytes(), b"\n", &r.canonical()].concat()
+            ))
+        );
+    }
+
+    #[test]
+    fn hex32_is_hex_encode() {
+        let bytes: [u8; 32] = Sha256::digest(b"x").into();
+        assert_eq!(hex32(&bytes), hex::encode(bytes));
+    }
+
+    #[test]
+    fn timestamps_are_fixed_width_rfc3339_with_milliseconds() {
+        let mut stamps = Timestamps::default();
+        let at = |secs: u64, ms: u64| UNIX_EPOCH + std::time::Duration::from_millis(secs * 1000 + ms);
+        assert_eq!(stamps.format(at(0, 0)), "1970-01-01T00:00:00.000Z");
+        assert_eq!(stamps.format(at(1_795_681_800, 5)), "2026-11-26T08:30:00.005Z");
+        assert_eq!(stamps.format(at(1_795_681_800, 999)), "2026-11-26T08:30:00.999Z");
+        assert_eq!(stamps.format(at(1_795_681_861, 120)), "2026-11-26T08:31:01.120Z");
+        for (secs, ms) in [(1_700_000_000, 1), (1_800_000_000, 250), (951_782_400, 7)] {
+            let ours = stamps.format(at(secs, ms));
+            // The same instant as the time crate writes it for the whole second.
+            let whole = time::OffsetDateTime::from_unix_timestamp(i64::try_from(secs).unwrap())
+                .unwrap()
+                .format(&time::format_description::well_known::Rfc3339)
+                .unwrap();
+            let expected = format!("{}.{ms:03}Z", whole.trim_end_matches('Z'));
+            assert_eq!(ours, expected);
+            assert_eq!(ours.len(), 24);
+        }
+        assert_eq!(stamps.format(UNIX_EPOCH - std::time::Duration::from_secs(5)), "1970-01-01T00:00:00.000Z");
     }
 
     #[test]

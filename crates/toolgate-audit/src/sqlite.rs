@@ -7,6 +7,7 @@
 
 use std::path::Path;
 
+use rusqlite::types::ValueRef;
 use rusqlite::{Connection, OpenFlags, params};
 
 use crate::record::{GENESIS, Record, StoredRecord};
@@ -34,10 +35,16 @@ CREATE TABLE IF NOT EXISTS audit (
     prev_hash TEXT NOT NULL,
     hash TEXT NOT NULL
 );
-CREATE INDEX IF NOT EXISTS audit_ts ON audit (ts);
+DROP INDEX IF EXISTS audit_ts;
 ";
-// One index only: every index is paid for on the write path of every call, while
-// listings by key or tool are occasional and a scan of the time range serves them.
+// No index besides the sequence number: every index is paid for on the write path of
+// every call (an index on `ts` cost about 15% of the writer's CPU), while listings are
+// occasional, and a listing scans from the newest record back.
+//
+// The three hashes are stored as 32-byte blobs (SQLite keeps a blob as it is in a
+// column of any type): half the bytes of hex text, so fewer pages to write and to
+// checkpoint per record. Databases written before that hold hex text in the same
+// columns; readers accept both, and the chain is computed over hex either way.
 
 impl SqliteStore {
     /// Open (or create) the log for writing. `full_sync` makes every commit durable
@@ -60,7 +67,7 @@ impl SqliteStore {
             .query_row(
                 "SELECT hash FROM audit ORDER BY seq DESC LIMIT 1",
                 [],
-                |r| r.get(0),
+                |r| hash_column(r, 0),
             )
             .or_else(|e| match e {
                 rusqlite::Error::QueryReturnedNoRows => Ok(GENESIS.to_owned()),
@@ -89,15 +96,28 @@ impl SqliteStore {
     pub fn append(&mut self, records: &[Record]) -> Result<(), StoreError> {
         let tx = self.conn.transaction()?;
         let mut prev = self.last_hash.clone();
+        let mut prev_raw = [0u8; 32];
+        // The stored last hash is ours, so it is hex; a damaged one restarts from zeros
+        // here and fails verification, which is what it should do.
+        let _ = hex::decode_to_slice(&prev, &mut prev_raw);
+        let mut scratch = Vec::with_capacity(512);
+        let mut hex_buf = [0u8; 64];
         {
             let mut stmt = tx.prepare_cached(
                 "INSERT INTO audit (ts, key, tool, transport, outcome, duration_ms, trace_id, args_sha256, arguments, prev_hash, hash)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
             )?;
             for r in records {
-                let hash = r.chain_hash(&prev);
+                let hash = r.chain_digest(&prev, &mut scratch);
                 let arguments = r.arguments.as_ref().map(ToString::to_string);
                 let duration = i64::try_from(r.duration_ms).unwrap_or(i64::MAX);
+                let mut args_raw = [0u8; 32];
+                let args: &dyn rusqlite::ToSql =
+                    if hex::decode_to_slice(&r.args_sha256, &mut args_raw).is_ok() {
+                        &args_raw
+                    } else {
+                        &r.args_sha256
+                    };
                 stmt.execute(params![
                     r.ts,
                     r.key,
@@ -106,12 +126,18 @@ impl SqliteStore {
                     r.outcome,
                     duration,
                     r.trace_id,
-                    r.args_sha256,
+                    args,
                     arguments,
-                    prev,
+                    prev_raw,
                     hash
                 ])?;
-                prev = hash;
+                prev_raw = hash;
+                if hex::encode_to_slice(hash, &mut hex_buf).is_ok()
+                    && let Ok(text) = std::str::from_utf8(&hex_buf)
+                {
+                    prev.clear();
+                    prev.push_str(text);
+                }
             }
         }
         tx.commit()?;
@@ -187,6 +213,20 @@ impl SqliteStore {
     }
 }
 
+/// A hash column as hex: a 32-byte blob, or hex text (databases written before the
+/// blobs).
+fn hash_column(row: &rusqlite::Row<'_>, i: usize) -> rusqlite::Result<String> {
+    match row.get_ref(i)? {
+        ValueRef::Blob(b) => Ok(hex::encode(b)),
+        ValueRef::Text(t) => Ok(String::from_utf8_lossy(t).into_owned()),
+        other => Err(rusqlite::Error::InvalidColumnType(
+            i,
+            "hash".to_owned(),
+            other.data_type(),
+        )),
+    }
+}
+
 fn row_to_record(row: &rusqlite::Row<'_>) -> rusqlite::Result<StoredRecord> {
     let arguments: Option<String> = row.get(9)?;
     let duration: i64 = row.get(6)?;
@@ -200,11 +240,11 @@ fn row_to_record(row: &rusqlite::Row<'_>) -> rusqlite::Result<StoredRecord> {
             outcome: row.get(5)?,
             duration_ms: u64::try_from(duration).unwrap_or(0),
             trace_id: row.get(7)?,
-            args_sha256: row.get(8)?,
+            args_sha256: hash_column(row, 8)?,
             arguments: arguments.and_then(|a| serde_json::from_str(&a).ok()),
         },
-        prev_hash: row.get(10)?,
-        hash: row.get(11)?,
+        prev_hash: hash_column(row, 10)?,
+        hash: hash_column(row, 11)?,
     })
 }
 
@@ -258,6 +298,57 @@ mod tests {
             last_two.iter().map(|r| r.seq).collect::<Vec<_>>(),
             vec![2, 3]
         );
+    }
+
+    #[test]
+    fn a_log_written_with_hex_text_hashes_continues_with_blobs() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.db");
+        // Two records as earlier versions stored them: hex text in the hash columns,
+        // and the index on ts they created.
+        {
+            let conn = Connection::open(&path).unwrap();
+            conn.execute_batch(SCHEMA).unwrap();
+            conn.execute_batch("CREATE INDEX audit_ts ON audit (ts)").unwrap();
+            let mut prev = GENESIS.to_owned();
+            for i in 1..=2 {
+                let r = rec(i);
+                let hash = r.chain_hash(&prev);
+                conn.execute(
+                    "INSERT INTO audit (ts, key, tool, transport, outcome, duration_ms, trace_id, args_sha256, arguments, prev_hash, hash)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+                    params![r.ts, r.key, r.tool, r.transport, r.outcome, i64::try_from(r.duration_ms).unwrap(), r.trace_id, r.args_sha256,
+                        r.arguments.as_ref().map(ToString::to_string), prev, hash],
+                )
+                .unwrap();
+                prev = hash;
+            }
+        }
+        let mut s = SqliteStore::open(&path, false).unwrap();
+        s.append(&[rec(3), rec(4)]).unwrap();
+        let verified = s.verify().unwrap();
+        assert_eq!(verified.count, 4);
+        let all = s.list(&Filter::default()).unwrap();
+        assert_eq!(all[2].prev_hash, all[1].hash);
+        assert_eq!(all[3].hash, verified.last_hash);
+        for r in &all {
+            assert_eq!(r.hash.len(), 64);
+            assert_eq!(r.record.args_sha256, args_sha256(&json!({"i": r.record.duration_ms})));
+        }
+        let kinds: Vec<String> = s
+            .conn
+            .prepare("SELECT typeof(hash) FROM audit ORDER BY seq")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(kinds, ["text", "text", "blob", "blob"]);
+        let indexes: i64 = s
+            .conn
+            .query_row("SELECT count(*) FROM sqlite_master WHERE type = 'index'", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(indexes, 0, "the ts index is dropped on open");
     }
 
     #[test]

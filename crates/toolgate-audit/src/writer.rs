@@ -10,13 +10,18 @@ use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot};
 
-use crate::record::Record;
+use crate::record::{Entry, Record, Timestamps};
 use crate::store::{Location, Store, StoreError};
 
 /// Records committed in one transaction at most.
 const MAX_BATCH: usize = 1024;
-/// How long the writer lets an async batch fill before committing it.
-const BATCH_PAUSE: Duration = Duration::from_millis(2);
+/// How long the writer lets an async batch fill before committing it. Measured with
+/// `cargo bench -p toolgate-audit --bench append` at 40,000 records/s: 5 ms costs
+/// about 2.2 µs of CPU per record against about 2.6 µs for 2 ms (each pause is a
+/// sleep and a wake-up of this thread, which a virtual machine makes expensive), and
+/// longer pauses gain nothing more. A crash loses at most the records of one pause
+/// (`durability = "sync"` is for when that matters).
+const BATCH_PAUSE: Duration = Duration::from_millis(5);
 /// Commit attempts before a batch is given up (and logged as lost).
 const COMMIT_ATTEMPTS: u32 = 5;
 
@@ -31,7 +36,7 @@ pub enum Durability {
 }
 
 enum Job {
-    Record(Box<Record>, Option<oneshot::Sender<()>>),
+    Record(Box<Entry>, Option<oneshot::Sender<()>>),
     Flush(oneshot::Sender<()>),
 }
 
@@ -90,8 +95,8 @@ impl AuditLog {
         self.durability
     }
 
-    /// Log a record; with [`Durability::Sync`], return once it is committed.
-    pub async fn append(&self, record: Record) {
+    /// Log a call; with [`Durability::Sync`], return once it is committed.
+    pub async fn append(&self, record: Entry) {
         let (ack, done) = match self.durability {
             Durability::Sync => {
                 let (tx, rx) = oneshot::channel();
@@ -134,9 +139,11 @@ impl AuditLog {
 }
 
 fn write_loop(mut store: Store, mut rx: mpsc::Receiver<Job>) {
+    let mut stamps = Timestamps::default();
+    let mut records: Vec<Record> = Vec::new();
+    let mut acks = Vec::new();
     while let Some(first) = rx.blocking_recv() {
-        let mut records = Vec::new();
-        let mut acks = Vec::new();
+        records.clear();
         // Under load, let a batch fill for a moment: one transaction per few hundred
         // records instead of per few. Nobody waits on an async record, and a sync
         // caller's record is committed without this pause.
@@ -146,8 +153,8 @@ fn write_loop(mut store: Store, mut rx: mpsc::Receiver<Job>) {
         let mut next = Some(first);
         while let Some(job) = next.take() {
             match job {
-                Job::Record(r, ack) => {
-                    records.push(*r);
+                Job::Record(entry, ack) => {
+                    records.push(entry.into_record(&mut stamps));
                     acks.extend(ack);
                 }
                 Job::Flush(ack) => acks.push(ack),
@@ -158,12 +165,13 @@ fn write_loop(mut store: Store, mut rx: mpsc::Receiver<Job>) {
         }
         if !records.is_empty() && !commit(&mut store, &records) {
             // The acks are dropped, so waiting callers learn the record is not stored.
+            acks.clear();
             continue;
         }
         #[allow(clippy::cast_possible_truncation)] // a batch is at most MAX_BATCH
         metrics::counter!(toolgate_telemetry::metrics::AUDIT_WRITTEN)
             .increment(records.len() as u64);
-        for ack in acks {
+        for ack in acks.drain(..) {
             let _ = ack.send(());
         }
     }
@@ -192,18 +200,18 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::record::args_sha256;
+    use crate::record::args_digest;
 
-    fn rec(i: u64) -> Record {
-        Record {
-            ts: "2026-11-26T00:00:00.000Z".into(),
+    fn rec(i: u64) -> Entry {
+        Entry {
+            ended: std::time::SystemTime::now(),
             key: "k".into(),
             tool: "echo".into(),
-            transport: "rest".into(),
-            outcome: "ok".into(),
+            transport: "rest",
+            outcome: "ok",
             duration_ms: i,
             trace_id: format!("t{i}"),
-            args_sha256: args_sha256(&json!({})),
+            args_sha256: args_digest(&json!({})),
             arguments: None,
         }
     }

@@ -6,9 +6,7 @@ use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 use serde_json::Value;
-use time::OffsetDateTime;
-use time::format_description::well_known::Rfc3339;
-use toolgate_audit::{AuditLog, Durability, Location, Record};
+use toolgate_audit::{AuditLog, Durability, Entry, Location};
 use toolgate_config::{AuditConfig, ToolConfig};
 
 /// Argument handling of one tool.
@@ -25,6 +23,14 @@ pub struct Auditor {
     policies: ArcSwap<HashMap<String, ArgPolicy>>,
 }
 
+/// What [`Auditor::capture`] keeps of a call's arguments: their SHA-256, and the
+/// redacted arguments for tools that opt in.
+#[derive(Debug)]
+pub struct CapturedArgs {
+    sha256: [u8; 32],
+    kept: Option<Value>,
+}
+
 /// What `run_call` hands over about a finished call.
 #[derive(Debug)]
 pub struct CallFacts<'a> {
@@ -33,9 +39,9 @@ pub struct CallFacts<'a> {
     /// Tool name.
     pub tool: &'a str,
     /// Transport label.
-    pub transport: &'a str,
+    pub transport: &'static str,
     /// `ok` or the error code.
-    pub outcome: &'a str,
+    pub outcome: &'static str,
     /// Duration in ms.
     pub duration_ms: u64,
     /// Trace id.
@@ -88,34 +94,34 @@ impl Auditor {
     /// What to keep of `arguments` before the call consumes them: their hash, and
     /// the redacted arguments for tools that opt in.
     #[must_use]
-    pub fn capture(&self, tool: &str, arguments: &Value) -> (String, Option<Value>) {
-        let sha = toolgate_audit::record::args_sha256(arguments);
-        let kept = self
-            .policies
-            .load()
-            .get(tool)
-            .filter(|p| p.keep)
-            .map(|p| toolgate_audit::record::redact(arguments, &p.redact));
-        (sha, kept)
+    pub fn capture(&self, tool: &str, arguments: &Value) -> CapturedArgs {
+        let sha256 = toolgate_audit::record::args_digest(arguments);
+        let policies = self.policies.load();
+        let kept = if policies.is_empty() {
+            None
+        } else {
+            policies
+                .get(tool)
+                .filter(|p| p.keep)
+                .map(|p| toolgate_audit::record::redact(arguments, &p.redact))
+        };
+        CapturedArgs { sha256, kept }
     }
 
     /// Log a finished call (waiting for the commit under `durability = "sync"`).
-    pub async fn record(&self, facts: CallFacts<'_>, args: (String, Option<Value>)) {
-        let ts = OffsetDateTime::now_utc()
-            .format(&Rfc3339)
-            .unwrap_or_default();
-        let record = Record {
-            ts,
+    pub async fn record(&self, facts: CallFacts<'_>, args: CapturedArgs) {
+        let entry = Entry {
+            ended: std::time::SystemTime::now(),
             key: facts.key.to_owned(),
             tool: facts.tool.to_owned(),
-            transport: facts.transport.to_owned(),
-            outcome: facts.outcome.to_owned(),
+            transport: facts.transport,
+            outcome: facts.outcome,
             duration_ms: facts.duration_ms,
             trace_id: facts.trace_id,
-            args_sha256: args.0,
-            arguments: args.1,
+            args_sha256: args.sha256,
+            arguments: args.kept,
         };
-        self.log.append(record).await;
+        self.log.append(entry).await;
     }
 
     /// Wait until everything queued is committed (at shutdown).

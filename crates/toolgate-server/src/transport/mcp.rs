@@ -15,6 +15,8 @@
 //!
 //! - [`guard`]: origin, key (401), session owner (404), body limit (413), scope of a
 //!   `tools/call` (403), session limit (503); then the caller goes into the request.
+//! - [`direct`]: a 2026-07-28 `tools/call` answered in one JSON body (no progress
+//!   token) is served here, skipping rmcp's per-request service (see there why).
 //! - rmcp's `StreamableHttpService`: `Host` check, protocol, sessions ([`sessions`]).
 //! - [`handler`]: `tools/list` ([`catalog`]), `tools/call` ([`call`], through
 //!   [`crate::exec::run_call`] like every transport), list-change notifications.
@@ -26,6 +28,7 @@
 
 mod call;
 mod catalog;
+mod direct;
 mod guard;
 mod handler;
 mod origin;

@@ -130,7 +130,11 @@ impl Call {
 
 /// The MCP result of `outcome`: the output as JSON text, plus `structuredContent`
 /// when the tool declares an (object) output schema.
-fn reply(state: &AppState, tool: &str, outcome: Outcome) -> Result<CallToolResult, ErrorData> {
+pub(super) fn reply(
+    state: &AppState,
+    tool: &str,
+    outcome: Outcome,
+) -> Result<CallToolResult, ErrorData> {
     let output = match outcome.result {
         Ok(output) => output,
         Err(err) => return tool_failure(err, tool),

@@ -14,6 +14,8 @@
 //!    (`insufficient_scope`); `initialize` past `mcp_max_sessions` gets `503`.
 //! 5. The caller, trace id and span go into the request's extensions, where the
 //!    handler finds them (rmcp hands the request head to it).
+//! 6. A 2026-07-28 `tools/call` that needs no stream is answered by [`direct`];
+//!    everything else goes on to rmcp.
 //!
 //! On the way out, a response that opened a session binds it to the key, a `GET`
 //! notification stream is ended when the server starts to drain, and a `DELETE`
@@ -33,6 +35,7 @@ use sha2::{Digest, Sha256};
 use toolgate_core::{ErrorKind, ToolError};
 
 use super::RequestScope;
+use super::direct;
 use super::origin::Origins;
 use super::reply::{
     self, BAD_KEY, BUSY, FORBIDDEN, NO_KEY, NO_SCOPE, SESSION_NOT_FOUND, UNAUTHORIZED, refusal,
@@ -83,10 +86,17 @@ struct PeekParams {
 
 /// The middleware (see the module docs for the order of checks).
 pub(super) async fn guard(State(g): State<Guard>, req: Request, next: Next) -> Response {
-    let (req, admitted) = match check(&g, req).await {
+    let (mut req, admitted) = match check(&g, req).await {
         Ok(passed) => passed,
         Err(refused) => return *refused,
     };
+    if let Some(direct) = direct::qualifies(&req, &g.state.limits.mcp_allowed_hosts) {
+        match direct::parse(direct, req, g.state.limits.body_limit_bytes).await {
+            Ok(Ok((req, call))) => return direct::serve(&g.state, req, call).await,
+            Ok(Err(not_direct)) => req = not_direct,
+            Err(refused) => return refused,
+        }
+    }
     let response = next.run(req).await;
     if admitted.session.is_none()
         && let Some(id) = response
@@ -255,19 +265,24 @@ fn routed(headers: &HeaderMap) -> Option<Peek> {
 async fn buffer(req: Request, limit: usize) -> Result<(Request, Peek), Refused> {
     let (parts, body) = req.into_parts();
     let Ok(bytes) = axum::body::to_bytes(body, limit).await else {
-        let detail = format!("the body is larger than the limit of {limit} bytes");
-        let problem = ApiError::new(ErrorKind::PayloadTooLarge, detail);
-        return Err(Box::new(refusal(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            None,
-            rmcp::model::ErrorCode::INVALID_REQUEST,
-            problem.to_problem(),
-            None,
-        )));
+        return Err(Box::new(too_large(limit)));
     };
     // A body that is not a JSON-RPC object is rmcp's to refuse, with its own error.
     let peek = serde_json::from_slice::<Peek>(&bytes).unwrap_or_default();
     Ok((Request::from_parts(parts, Body::from(bytes)), peek))
+}
+
+/// `413` for a body over `limit` bytes.
+pub(super) fn too_large(limit: usize) -> Response {
+    let detail = format!("the body is larger than the limit of {limit} bytes");
+    let problem = ApiError::new(ErrorKind::PayloadTooLarge, detail);
+    refusal(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        None,
+        rmcp::model::ErrorCode::INVALID_REQUEST,
+        problem.to_problem(),
+        None,
+    )
 }
 
 /// Refusals that depend on the message: scope (403) and the session limit (503).

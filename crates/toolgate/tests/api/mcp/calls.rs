@@ -235,3 +235,95 @@ async fn overload_is_a_fast_json_rpc_error() {
     holder.abort();
     c.service.cancel().await.unwrap();
 }
+
+/// `value` without its `trace_id` fields (which differ per request), looking inside
+/// strings that hold JSON too (tool failures carry their problem document as text).
+fn without_trace_ids(value: serde_json::Value) -> serde_json::Value {
+    use serde_json::Value;
+    match value {
+        Value::Object(map) => Value::Object(
+            map.into_iter()
+                .filter(|(k, _)| k != "trace_id")
+                .map(|(k, v)| (k, without_trace_ids(v)))
+                .collect(),
+        ),
+        Value::Array(items) => Value::Array(items.into_iter().map(without_trace_ids).collect()),
+        Value::String(s) => match serde_json::from_str::<Value>(&s) {
+            Ok(inner @ Value::Object(_)) => Value::String(without_trace_ids(inner).to_string()),
+            _ => Value::String(s),
+        },
+        other => other,
+    }
+}
+
+#[tokio::test]
+async fn the_direct_path_answers_exactly_as_rmcp_does() {
+    // A 2026-07-28 call without a progress token is answered by toolgate's direct
+    // path; the same call with a progress token goes through rmcp (echo, fail and an
+    // unknown tool report no progress, so rmcp answers with one JSON body as well).
+    let s = TestServer::demo().await.unwrap();
+    let cases = [
+        ("echo", json!({"a": [1, "two", {"three": null}]})),
+        ("fail", json!({"message": "on purpose"})),
+        ("no_such_tool", json!({})),
+        ("echo", json!({})),
+    ];
+    for (tool, arguments) in cases {
+        let mut answers = Vec::new();
+        for progress in [false, true] {
+            let mut meta = super::modern_meta();
+            if progress {
+                meta["progressToken"] = json!("p1");
+            }
+            let params = json!({"name": tool, "arguments": arguments, "_meta": meta});
+            let resp = modern_post(&s, Some(OPERATOR_KEY), "tools/call", Some(tool), params)
+                .send()
+                .await
+                .unwrap();
+            let status = resp.status();
+            let content_type = resp.headers()["content-type"].to_str().unwrap().to_owned();
+            let body: serde_json::Value = resp.json().await.unwrap();
+            answers.push((status, content_type, without_trace_ids(body)));
+        }
+        assert_eq!(answers[0], answers[1], "{tool}: direct vs rmcp");
+        assert_eq!(answers[0].1, "application/json");
+    }
+    // Nothing is left running on either path.
+    assert_eq!(s.state.registry.in_flight(), 0);
+}
+
+#[tokio::test]
+async fn requests_the_direct_path_does_not_take_still_get_rmcp_answers() {
+    let s = TestServer::demo().await.unwrap();
+    let args = json!({"name": "echo", "arguments": {"x": 1}});
+    // The routing header names another tool than the body: rmcp's header check
+    // refuses it (the direct path must not serve it).
+    let mismatched = modern_post(&s, Some(OPERATOR_KEY), "tools/call", Some("sleep"), args.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(mismatched.status(), 400);
+    let body: serde_json::Value = mismatched.json().await.unwrap();
+    assert!(body["error"]["code"].is_i64(), "{body}");
+    // No protocol version in _meta: rmcp's invalid-params refusal.
+    let no_meta = json!({"name": "echo", "arguments": {}, "_meta": {}});
+    let resp = modern_post(&s, Some(OPERATOR_KEY), "tools/call", Some("echo"), no_meta)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 400);
+    // Not JSON at all: refused, never served.
+    let resp = modern_post(&s, Some(OPERATOR_KEY), "tools/call", Some("echo"), json!({}))
+        .body("{not json")
+        .send()
+        .await
+        .unwrap();
+    assert!(resp.status().is_client_error(), "{}", resp.status());
+    // A Host that is not allowed: rmcp's 403, as for every other request.
+    let resp = modern_post(&s, Some(OPERATOR_KEY), "tools/call", Some("echo"), args)
+        .header("Host", "evil.example")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 403);
+}
