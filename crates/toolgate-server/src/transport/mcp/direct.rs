@@ -36,7 +36,7 @@ use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use rmcp::ErrorData;
 use rmcp::model::{
-    CallToolRequestParams, ClientJsonRpcMessage, ClientRequest, ErrorCode, JsonRpcError,
+    CallToolRequestParams, ClientJsonRpcMessage, ClientRequest, ErrorCode, GetMeta, JsonRpcError,
     JsonRpcResponse, JsonRpcVersion2_0, ProtocolVersion, RequestId, ServerJsonRpcMessage,
     ServerResult,
 };
@@ -176,16 +176,16 @@ fn parse_call(direct: &Direct, bytes: &Bytes) -> Option<Parsed> {
     let ClientJsonRpcMessage::Request(request) = serde_json::from_slice(bytes).ok()? else {
         return None;
     };
+    // rmcp keeps a request's `_meta` in its extensions.
+    let meta = request.request.get_meta();
+    let revision = ProtocolVersion::V_2026_07_28;
+    let meta_qualifies = meta.protocol_version().as_ref() == Some(&revision)
+        && meta.missing_required_keys(&revision).is_empty()
+        && meta.get_progress_token().is_none();
     let ClientRequest::CallToolRequest(call) = request.request else {
         return None;
     };
-    let meta = call.params.meta.as_ref()?;
-    let revision = ProtocolVersion::V_2026_07_28;
-    let qualifies = call.params.name == direct.tool
-        && meta.protocol_version().as_ref() == Some(&revision)
-        && meta.missing_required_keys(&revision).is_empty()
-        && meta.get_progress_token().is_none();
-    qualifies.then_some(Parsed {
+    (meta_qualifies && call.params.name == direct.tool).then_some(Parsed {
         id: request.id,
         params: call.params,
     })
@@ -321,5 +321,94 @@ impl<F: Future<Output = Outcome> + Send + 'static> Drop for Finish<F> {
                 });
             }
         }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    const BODY: &str = r#"{"jsonrpc":"2.0","id":1000000001,"method":"tools/call","params":{"name":"echo","arguments":{"n":1},"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientInfo":{"name":"wrk","version":"1"},"io.modelcontextprotocol/clientCapabilities":{}}}}"#;
+
+    fn request(body: &'static str) -> Request {
+        Request::builder()
+            .method("POST")
+            .uri("/mcp")
+            .header("Host", "127.0.0.1:8080")
+            .header("Accept", "application/json, text/event-stream")
+            .header("Content-Type", "application/json")
+            .header("MCP-Protocol-Version", "2026-07-28")
+            .header("Mcp-Method", "tools/call")
+            .header("Mcp-Name", "echo")
+            .body(Body::from(body))
+            .unwrap()
+    }
+
+    fn hosts() -> Vec<String> {
+        vec!["localhost".into(), "127.0.0.1".into(), "::1".into()]
+    }
+
+    #[tokio::test]
+    async fn a_stateless_call_without_progress_qualifies() {
+        let req = request(BODY);
+        let direct = qualifies(&req, &hosts()).unwrap();
+        let Ok(Ok((_, parsed))) = parse(direct, req, 1 << 20).await else {
+            panic!("the call should qualify");
+        };
+        assert_eq!(parsed.params.name, "echo");
+    }
+
+    #[tokio::test]
+    async fn anything_else_goes_to_rmcp() {
+        // Headers: each of these changes disqualifies the request before its body is read.
+        let changes: [(&str, &str); 6] = [
+            ("MCP-Protocol-Version", "2025-11-25"),
+            ("Mcp-Method", "tools/list"),
+            ("Accept", "application/json"),
+            ("Content-Type", "text/plain"),
+            ("Host", "rebound.example"),
+            ("Mcp-Param-N", "1"),
+        ];
+        for (name, value) in changes {
+            let mut req = request(BODY);
+            req.headers_mut().insert(name, value.parse().unwrap());
+            assert!(qualifies(&req, &hosts()).is_none(), "{name}: {value}");
+        }
+        let mut req = request(BODY);
+        req.headers_mut().insert("Mcp-Session-Id", "abc".parse().unwrap());
+        assert!(qualifies(&req, &hosts()).is_none());
+        let mut req = request(BODY);
+        req.headers_mut().append("Mcp-Name", "sleep".parse().unwrap());
+        assert!(qualifies(&req, &hosts()).is_none(), "two Mcp-Name values");
+        // Any host goes with `*`, and a port in an entry must match.
+        let mut req = request(BODY);
+        req.headers_mut().insert("Host", "rebound.example".parse().unwrap());
+        assert!(qualifies(&req, &["*".to_owned()]).is_some());
+        assert!(qualifies(&request(BODY), &["127.0.0.1:8080".to_owned()]).is_some());
+        assert!(qualifies(&request(BODY), &["127.0.0.1:9".to_owned()]).is_none());
+        // Bodies: given back intact, for rmcp to answer.
+        for body in [
+            "{not json",
+            r#"{"jsonrpc":"2.0","id":1,"method":"tools/list","params":{}}"#,
+            r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"sleep","arguments":{}}}"#,
+            r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","arguments":{},"_meta":{}}}"#,
+            r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","arguments":{},"_meta":{"progressToken":"p","io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientInfo":{"name":"t","version":"1"},"io.modelcontextprotocol/clientCapabilities":{}}}}"#,
+        ] {
+            let req = request(body);
+            let direct = qualifies(&req, &hosts()).unwrap();
+            let Ok(Err(back)) = parse(direct, req, 1 << 20).await else {
+                panic!("{body} should go to rmcp");
+            };
+            let bytes = axum::body::to_bytes(back.into_body(), 1 << 20).await.unwrap();
+            assert_eq!(bytes, body.as_bytes());
+        }
+        // Too large: refused here, as the guard refuses it.
+        let req = request(BODY);
+        let direct = qualifies(&req, &hosts()).unwrap();
+        let Err(refused) = parse(direct, req, 16).await else {
+            panic!("over the limit");
+        };
+        assert_eq!(refused.status(), StatusCode::PAYLOAD_TOO_LARGE);
     }
 }
