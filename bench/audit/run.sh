@@ -7,18 +7,18 @@
 # Two servers run side by side, identical except that one has the [audit] section
 # (SQLite, durability = "async") and the other has none. They are loaded in
 # alternating rounds (off, on, off, on, ...) so that drifting background load hits
-# both alike, and the medians are compared. With SYNC=1 a third server with
+# both alike; the cost is the median over rounds of each round's on/off ratio. With SYNC=1 a third server with
 # durability = "sync" joins the rotation.
 #
 # Bounded: ROUNDS x (WARMUP + DURATION) seconds per server, 127.0.0.1 only; every
 # server is stopped on exit. Needs wrk and curl (Debian packages).
 #
-#   ROUNDS=5 DURATION=8 WARMUP=2 CONNS=64 THREADS=2 SYNC=0 BIN=target/release/toolgate
+#   ROUNDS=9 DURATION=5 WARMUP=2 CONNS=64 THREADS=2 SYNC=0 BIN=target/release/toolgate
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 BIN=${BIN:-${CARGO_TARGET_DIR:-target}/release/toolgate}
-ROUNDS=${ROUNDS:-5}
-DURATION=${DURATION:-8}
+ROUNDS=${ROUNDS:-9}
+DURATION=${DURATION:-5}
 WARMUP=${WARMUP:-2}
 CONNS=${CONNS:-64}
 THREADS=${THREADS:-2}
@@ -90,24 +90,29 @@ print(r["requests"], r["duration_us"] / 1e6, r["failed"] + r["connect_errors"] +
   done
 done
 
-median() { sort -n | awk '{ a[NR] = $1 } END { if (NR % 2) print a[(NR + 1) / 2]; else print (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
-echo
-printf '%-5s %14s %18s\n' case "median req/s" "median CPU µs/req"
-for c in "${cases[@]}"; do
-  rps=$(cut -d' ' -f1 "$work/$c.rounds" | median)
-  us=$(cut -d' ' -f2 "$work/$c.rounds" | median)
-  printf '%-5s %14s %18s\n' "$c" "$rps" "$us"
-  echo "$rps" > "$work/$c.rps"; echo "$us" > "$work/$c.us"
-  bad=$(awk '{ s += $3 } END { print s + 0 }' "$work/$c.rounds")
-  [ "$bad" = 0 ] || { echo "the $c server failed $bad requests" >&2; exit 1; }
-done
-for c in "${cases[@]}"; do
-  [ "$c" = off ] && continue
-  awk -v off="$(cat "$work/off.rps")" -v on="$(cat "$work/$c.rps")" \
-      -v uoff="$(cat "$work/off.us")" -v uon="$(cat "$work/$c.us")" -v c="$c" 'BEGIN {
-    printf "audit %-5s throughput cost %.1f%% (medians), CPU +%.1f µs per request (+%.1f%%)\n",
-      c, (1 - on / off) * 100, uon - uoff, (uon / uoff - 1) * 100 }'
-done
+# Each round's cost compares the two servers measured back to back; the machine's
+# speed drifts (other tenants, frequency), and a ratio within one round is steadier
+# than a ratio of medians taken over rounds at different speeds.
+python3 - "$work" "${cases[@]}" <<'PY'
+import statistics, sys
+work, cases = sys.argv[1], sys.argv[2:]
+rounds = {c: [tuple(map(float, l.split())) for l in open(f"{work}/{c}.rounds")] for c in cases}
+bad = {c: int(sum(r[2] for r in rows)) for c, rows in rounds.items()}
+print()
+print(f"{'case':<5} {'median req/s':>14} {'median CPU µs/req':>18}")
+for c in cases:
+    print(f"{c:<5} {statistics.median(r[0] for r in rounds[c]):>14.0f} {statistics.median(r[1] for r in rounds[c]):>18.1f}")
+for c in cases:
+    if c == "off":
+        continue
+    costs = [1 - on[0] / off[0] for on, off in zip(rounds[c], rounds["off"])]
+    extra = [on[1] - off[1] for on, off in zip(rounds[c], rounds["off"])]
+    print(f"audit {c}: throughput cost {statistics.median(costs) * 100:.1f}% (median of {len(costs)} "
+          f"rounds; each round: {', '.join(f'{x * 100:.1f}' for x in costs)}), "
+          f"CPU +{statistics.median(extra):.1f} µs per request")
+if any(bad.values()):
+    sys.exit(f"failed requests: {bad}")
+PY
 kill -TERM "${pids[@]}" 2>/dev/null || true
 wait 2>/dev/null || true
 pids=()

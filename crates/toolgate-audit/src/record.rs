@@ -193,7 +193,9 @@ pub fn hex32(bytes: &[u8; 32]) -> String {
     let mut buf = [0u8; 64];
     // 64 bytes is exactly the room 32 bytes need, and hex digits are ASCII.
     let _ = hex::encode_to_slice(bytes, &mut buf);
-    String::from_utf8_lossy(&buf).into_owned()
+    std::str::from_utf8(&buf)
+        .map(str::to_owned)
+        .unwrap_or_default()
 }
 
 /// `n` in decimal, written into `buf`.
@@ -306,7 +308,10 @@ mod tests {
     fn the_streamed_digest_is_the_hash_of_the_compact_text() {
         let v = json!({"b": [1, 2.5, "x\u{1}"], "a": {"k": null}});
         let text = v.to_string();
-        assert_eq!(args_sha256(&v), hex::encode(Sha256::digest(text.as_bytes())));
+        assert_eq!(
+            args_sha256(&v),
+            hex::encode(Sha256::digest(text.as_bytes()))
+        );
         let r = rec("echo");
         assert_eq!(
             r.chain_hash(GENESIS),
@@ -325,11 +330,21 @@ mod tests {
     #[test]
     fn timestamps_are_fixed_width_rfc3339_with_milliseconds() {
         let mut stamps = Timestamps::default();
-        let at = |secs: u64, ms: u64| UNIX_EPOCH + std::time::Duration::from_millis(secs * 1000 + ms);
+        let at =
+            |secs: u64, ms: u64| UNIX_EPOCH + std::time::Duration::from_millis(secs * 1000 + ms);
         assert_eq!(stamps.format(at(0, 0)), "1970-01-01T00:00:00.000Z");
-        assert_eq!(stamps.format(at(1_795_681_800, 5)), "2026-11-26T08:30:00.005Z");
-        assert_eq!(stamps.format(at(1_795_681_800, 999)), "2026-11-26T08:30:00.999Z");
-        assert_eq!(stamps.format(at(1_795_681_861, 120)), "2026-11-26T08:31:01.120Z");
+        assert_eq!(
+            stamps.format(at(1_795_681_800, 5)),
+            "2026-11-26T08:30:00.005Z"
+        );
+        assert_eq!(
+            stamps.format(at(1_795_681_800, 999)),
+            "2026-11-26T08:30:00.999Z"
+        );
+        assert_eq!(
+            stamps.format(at(1_795_681_861, 120)),
+            "2026-11-26T08:31:01.120Z"
+        );
         for (secs, ms) in [(1_700_000_000, 1), (1_800_000_000, 250), (951_782_400, 7)] {
             let ours = stamps.format(at(secs, ms));
             // The same instant as the time crate writes it for the whole second.
@@ -341,7 +356,10 @@ mod tests {
             assert_eq!(ours, expected);
             assert_eq!(ours.len(), 24);
         }
-        assert_eq!(stamps.format(UNIX_EPOCH - std::time::Duration::from_secs(5)), "1970-01-01T00:00:00.000Z");
+        assert_eq!(
+            stamps.format(UNIX_EPOCH - std::time::Duration::from_secs(5)),
+            "1970-01-01T00:00:00.000Z"
+        );
     }
 
     #[test]

@@ -309,7 +309,8 @@ mod tests {
         {
             let conn = Connection::open(&path).unwrap();
             conn.execute_batch(SCHEMA).unwrap();
-            conn.execute_batch("CREATE INDEX audit_ts ON audit (ts)").unwrap();
+            conn.execute_batch("CREATE INDEX audit_ts ON audit (ts)")
+                .unwrap();
             let mut prev = GENESIS.to_owned();
             for i in 1..=2 {
                 let r = rec(i);
@@ -333,7 +334,10 @@ mod tests {
         assert_eq!(all[3].hash, verified.last_hash);
         for r in &all {
             assert_eq!(r.hash.len(), 64);
-            assert_eq!(r.record.args_sha256, args_sha256(&json!({"i": r.record.duration_ms})));
+            assert_eq!(
+                r.record.args_sha256,
+                args_sha256(&json!({"i": r.record.duration_ms}))
+            );
         }
         let kinds: Vec<String> = s
             .conn
@@ -346,7 +350,11 @@ mod tests {
         assert_eq!(kinds, ["text", "text", "blob", "blob"]);
         let indexes: i64 = s
             .conn
-            .query_row("SELECT count(*) FROM sqlite_master WHERE type = 'index'", [], |r| r.get(0))
+            .query_row(
+                "SELECT count(*) FROM sqlite_master WHERE type = 'index'",
+                [],
+                |r| r.get(0),
+            )
             .unwrap();
         assert_eq!(indexes, 0, "the ts index is dropped on open");
     }

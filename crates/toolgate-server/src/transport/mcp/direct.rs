@@ -140,7 +140,10 @@ fn host_allowed(headers: &HeaderMap, allowed: &[String]) -> bool {
     allowed.iter().any(|entry| {
         let entry = entry.trim();
         match entry.parse::<axum::http::uri::Authority>() {
-            Ok(a) => normalize(a.host()) == name && a.port_u16().is_none_or(|p| host.port_u16() == Some(p)),
+            Ok(a) => {
+                normalize(a.host()) == name
+                    && a.port_u16().is_none_or(|p| host.port_u16() == Some(p))
+            }
             Err(_) => normalize(entry) == name,
         }
     })
@@ -296,10 +299,7 @@ impl<F: Future<Output = Outcome> + Send + 'static> Finish<F> {
 impl<F: Future<Output = Outcome> + Send + 'static> Future for Finish<F> {
     type Output = Outcome;
 
-    fn poll(
-        mut self: Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Outcome> {
+    fn poll(mut self: Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<Outcome> {
         let Some(call) = self.call.as_mut() else {
             // Polled after completion: a caller bug; never ready again.
             return std::task::Poll::Pending;
@@ -376,14 +376,17 @@ mod tests {
             assert!(qualifies(&req, &hosts()).is_none(), "{name}: {value}");
         }
         let mut req = request(BODY);
-        req.headers_mut().insert("Mcp-Session-Id", "abc".parse().unwrap());
+        req.headers_mut()
+            .insert("Mcp-Session-Id", "abc".parse().unwrap());
         assert!(qualifies(&req, &hosts()).is_none());
         let mut req = request(BODY);
-        req.headers_mut().append("Mcp-Name", "sleep".parse().unwrap());
+        req.headers_mut()
+            .append("Mcp-Name", "sleep".parse().unwrap());
         assert!(qualifies(&req, &hosts()).is_none(), "two Mcp-Name values");
         // Any host goes with `*`, and a port in an entry must match.
         let mut req = request(BODY);
-        req.headers_mut().insert("Host", "rebound.example".parse().unwrap());
+        req.headers_mut()
+            .insert("Host", "rebound.example".parse().unwrap());
         assert!(qualifies(&req, &["*".to_owned()]).is_some());
         assert!(qualifies(&request(BODY), &["127.0.0.1:8080".to_owned()]).is_some());
         assert!(qualifies(&request(BODY), &["127.0.0.1:9".to_owned()]).is_none());
@@ -400,7 +403,9 @@ mod tests {
             let Ok(Err(back)) = parse(direct, req, 1 << 20).await else {
                 panic!("{body} should go to rmcp");
             };
-            let bytes = axum::body::to_bytes(back.into_body(), 1 << 20).await.unwrap();
+            let bytes = axum::body::to_bytes(back.into_body(), 1 << 20)
+                .await
+                .unwrap();
             assert_eq!(bytes, body.as_bytes());
         }
         // Too large: refused here, as the guard refuses it.

@@ -298,10 +298,16 @@ async fn requests_the_direct_path_does_not_take_still_get_rmcp_answers() {
     let args = json!({"name": "echo", "arguments": {"x": 1}});
     // The routing header names another tool than the body: rmcp's header check
     // refuses it (the direct path must not serve it).
-    let mismatched = modern_post(&s, Some(OPERATOR_KEY), "tools/call", Some("sleep"), args.clone())
-        .send()
-        .await
-        .unwrap();
+    let mismatched = modern_post(
+        &s,
+        Some(OPERATOR_KEY),
+        "tools/call",
+        Some("sleep"),
+        args.clone(),
+    )
+    .send()
+    .await
+    .unwrap();
     assert_eq!(mismatched.status(), 400);
     let body: serde_json::Value = mismatched.json().await.unwrap();
     assert!(body["error"]["code"].is_i64(), "{body}");
@@ -313,11 +319,17 @@ async fn requests_the_direct_path_does_not_take_still_get_rmcp_answers() {
         .unwrap();
     assert_eq!(resp.status(), 400);
     // Not JSON at all: refused, never served.
-    let resp = modern_post(&s, Some(OPERATOR_KEY), "tools/call", Some("echo"), json!({}))
-        .body("{not json")
-        .send()
-        .await
-        .unwrap();
+    let resp = modern_post(
+        &s,
+        Some(OPERATOR_KEY),
+        "tools/call",
+        Some("echo"),
+        json!({}),
+    )
+    .body("{not json")
+    .send()
+    .await
+    .unwrap();
     assert!(resp.status().is_client_error(), "{}", resp.status());
     // A Host that is not allowed: rmcp's 403, as for every other request.
     let resp = modern_post(&s, Some(OPERATOR_KEY), "tools/call", Some("echo"), args)
