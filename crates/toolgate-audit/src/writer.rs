@@ -114,6 +114,38 @@ impl AuditLog {
         }
     }
 
+    /// Log a call without waiting, for callers that cannot (a destructor): the record
+    /// is queued now, or when the queue is full by a task that waits for room (counted
+    /// and logged like any full queue). Not acknowledged, whatever the durability.
+    pub fn append_detached(&self, record: Entry) {
+        let job = match self.tx.try_send(Job::Record(Box::new(record), None)) {
+            Ok(()) => return,
+            Err(mpsc::error::TrySendError::Full(job)) => job,
+            Err(mpsc::error::TrySendError::Closed(_)) => {
+                tracing::error!("the audit writer has stopped; a record is lost");
+                return;
+            }
+        };
+        metrics::counter!(toolgate_telemetry::metrics::AUDIT_QUEUE_FULL).increment(1);
+        tracing::warn!("the audit queue is full; a record waits for room");
+        let tx = self.tx.clone();
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => {
+                runtime.spawn(async move {
+                    if tx.send(job).await.is_err() {
+                        tracing::error!("the audit writer has stopped; a record is lost");
+                    }
+                });
+            }
+            // No runtime to wait on: wait here (the writer thread drains the queue).
+            Err(_) => {
+                if tx.blocking_send(job).is_err() {
+                    tracing::error!("the audit writer has stopped; a record is lost");
+                }
+            }
+        }
+    }
+
     /// Wait until everything queued so far is committed.
     pub async fn flush(&self) {
         let (tx, rx) = oneshot::channel();

@@ -110,7 +110,17 @@ impl Auditor {
 
     /// Log a finished call (waiting for the commit under `durability = "sync"`).
     pub async fn record(&self, facts: CallFacts<'_>, args: CapturedArgs) {
-        let entry = Entry {
+        self.log.append(Self::entry(facts, args)).await;
+    }
+
+    /// Log a call from where nothing can wait (a dropped call's destructor): queued
+    /// now, or by a task of its own when the queue is full; never dropped.
+    pub fn record_detached(&self, facts: CallFacts<'_>, args: CapturedArgs) {
+        self.log.append_detached(Self::entry(facts, args));
+    }
+
+    fn entry(facts: CallFacts<'_>, args: CapturedArgs) -> Entry {
+        Entry {
             ended: std::time::SystemTime::now(),
             key: facts.key.to_owned(),
             tool: facts.tool.to_owned(),
@@ -120,8 +130,7 @@ impl Auditor {
             trace_id: facts.trace_id,
             args_sha256: args.sha256,
             arguments: args.kept,
-        };
-        self.log.append(entry).await;
+        }
     }
 
     /// Wait until everything queued is committed (at shutdown).

@@ -36,6 +36,11 @@ impl Outcome {
 }
 
 /// Call `tool` with `arguments` as `caller`, and log the outcome.
+///
+/// Every call ends in exactly one call log line, one call metric and one audit
+/// record, including a call whose future is dropped before it ends (the client hung
+/// up, and its transport dropped the call): the registry's drop guard stops the tool,
+/// and the call is recorded as `cancelled` with the time it ran.
 pub async fn run_call(
     state: &AppState,
     caller: &Principal,
@@ -48,6 +53,15 @@ pub async fn run_call(
     let trace_id = inv.trace_id.clone().unwrap_or_default();
     // The audit record needs the arguments' hash before the call consumes them.
     let audit_args = state.audit.as_ref().map(|a| a.capture(tool, &arguments));
+    let mut pending = Pending {
+        state,
+        caller,
+        tool,
+        transport,
+        start,
+        trace_id,
+        audit_args,
+    };
     // One span per tool call, named as OpenTelemetry's GenAI conventions name it.
     let span = tracing::info_span!(
         "execute_tool",
@@ -80,21 +94,69 @@ pub async fn run_call(
         duration: start.elapsed(),
     };
     record_call(state, caller, tool, transport, &outcome);
-    if let (Some(audit), Some(args)) = (&state.audit, audit_args) {
-        let facts = CallFacts {
+    // From here the call is recorded, even if the wait below is cut short.
+    if let (Some(audit), Some((facts, args))) = (&state.audit, pending.finish(&outcome)) {
+        audit.record(facts, args).await;
+    }
+    outcome
+}
+
+/// A call not yet recorded; dropped before [`run_call`] records it (the call's
+/// future was dropped), it records the call as cancelled.
+struct Pending<'a> {
+    state: &'a AppState,
+    caller: &'a Principal,
+    /// Empty once recorded.
+    tool: &'a str,
+    transport: Transport,
+    start: Instant,
+    trace_id: String,
+    audit_args: Option<crate::audit::CapturedArgs>,
+}
+
+impl<'a> Pending<'a> {
+    /// Mark the call recorded; its audit facts, if the log is on.
+    fn finish(&mut self, outcome: &Outcome) -> Option<(CallFacts<'a>, crate::audit::CapturedArgs)> {
+        let args = self.audit_args.take();
+        let facts = self.facts(outcome);
+        self.tool = "";
+        args.map(|args| (facts, args))
+    }
+
+    fn facts(&mut self, outcome: &Outcome) -> CallFacts<'a> {
+        let caller: &'a Principal = self.caller;
+        CallFacts {
             key: &caller.name,
-            tool,
-            transport: transport.label(),
+            tool: self.tool,
+            transport: self.transport.label(),
             outcome: outcome
                 .result
                 .as_ref()
                 .map_or_else(|e| e.kind.code(), |_| "ok"),
             duration_ms: outcome.duration_ms(),
-            trace_id,
-        };
-        audit.record(facts, args).await;
+            trace_id: std::mem::take(&mut self.trace_id),
+        }
     }
-    outcome
+}
+
+impl Drop for Pending<'_> {
+    fn drop(&mut self) {
+        if self.tool.is_empty() {
+            return;
+        }
+        let outcome = Outcome {
+            result: Err(ToolError::new(
+                ErrorKind::Cancelled,
+                "the client went away before the call ended",
+            )),
+            duration: self.start.elapsed(),
+        };
+        record_call(self.state, self.caller, self.tool, self.transport, &outcome);
+        let state = self.state;
+        if let (Some(audit), Some((facts, args))) = (&state.audit, self.finish(&outcome)) {
+            audit.record_detached(facts, args);
+        }
+    }
 }
 
 /// The checks before a call reaches the registry: scope, rate limit, drain.

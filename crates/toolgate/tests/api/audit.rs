@@ -130,6 +130,83 @@ async fn after_sigterm_every_answered_call_is_in_the_log() {
     assert_eq!(out.lines().count(), 10);
 }
 
+#[tokio::test]
+async fn a_call_the_client_hangs_up_on_is_recorded_as_cancelled_on_every_transport() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("audit.db");
+    let f = write_config(&config(&db, "async"));
+    let (mut child, addr, _logs) = serve(f.path(), Some("k"));
+    let client = reqwest::Client::new();
+    let long = json!({"ms": 60_000});
+    let meta = json!({
+        "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+        "io.modelcontextprotocol/clientInfo": {"name": "t", "version": "1"},
+        "io.modelcontextprotocol/clientCapabilities": {}
+    });
+    let mcp = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call",
+        "params": {"name": "sleep", "arguments": long, "_meta": meta}});
+    let requests = [
+        (
+            "rest",
+            client
+                .post(format!("http://{addr}/api/v1/tools/sleep"))
+                .json(&long),
+        ),
+        (
+            "batch",
+            client
+                .post(format!("http://{addr}/api/v1/tools/execute"))
+                .json(&json!({"calls": [{"tool": "sleep", "arguments": long}]})),
+        ),
+        (
+            "sse",
+            client
+                .post(format!("http://{addr}/api/v1/tools/sleep/stream"))
+                .json(&long),
+        ),
+        (
+            "mcp",
+            client
+                .post(format!("http://{addr}/mcp"))
+                .header("Accept", "application/json, text/event-stream")
+                .header("MCP-Protocol-Version", "2026-07-28")
+                .header("Mcp-Method", "tools/call")
+                .header("Mcp-Name", "sleep")
+                .json(&mcp),
+        ),
+    ];
+    for (transport, request) in requests {
+        let pending = tokio::spawn(request.header("X-Tool-API-Key", "k").send());
+        // Long enough for the call to start; the tool would run for a minute.
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        pending.abort();
+        let _ = pending.await;
+        eprintln!("hung up on a {transport} call");
+    }
+    // Give the server a moment to notice the closed connections, then stop it.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let pid = child.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    assert_eq!(child.wait().unwrap().code(), Some(0));
+    let recs = records(&db);
+    for transport in ["rest", "batch", "sse", "mcp"] {
+        let found: Vec<&Value> = recs
+            .iter()
+            .filter(|r| r["tool"] == "sleep" && r["transport"] == transport)
+            .collect();
+        assert_eq!(found.len(), 1, "{transport}: {found:?}");
+        assert_eq!(found[0]["outcome"], "cancelled", "{transport}: {found:?}");
+        assert!(found[0]["duration_ms"].as_u64().unwrap() < 30_000);
+    }
+    verify(&db);
+}
+
 /// Load the server with concurrent calls until `stop`; returns answered trace ids.
 async fn load(addr: String, stop: Arc<AtomicBool>) -> Vec<String> {
     let client = reqwest::Client::new();

@@ -23,11 +23,9 @@
 //!   the 2026-07-28 keys in `_meta` and no `progressToken` (progress needs a stream).
 //!
 //! Cancellation is the same as rmcp's: the client hanging up drops the response
-//! future, which cancels the call. The rest of the call is then finished on a task of
-//! its own, so that it is still logged, counted and audited like any other.
+//! future, which drops the call: the registry stops the tool, and [`run_call`]
+//! records the call as cancelled (log line, metric, audit record).
 
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 
 use axum::body::{Body, Bytes};
@@ -41,7 +39,6 @@ use rmcp::model::{
     ServerResult,
 };
 use serde_json::Value;
-use tokio_util::sync::CancellationToken;
 use toolgate_core::ProgressSink;
 use toolgate_registry::{Invocation, Transport};
 use tracing::Instrument;
@@ -49,7 +46,7 @@ use tracing::Instrument;
 use super::RequestScope;
 use super::call::reply;
 use crate::AppState;
-use crate::exec::{Outcome, run_call};
+use crate::exec::run_call;
 use crate::transport::requested_timeout;
 
 /// The revision served directly: stateless, per-request `_meta`.
@@ -214,10 +211,9 @@ pub(super) async fn serve(state: &AppState, req: Request, parsed: Parsed) -> Res
     };
     let tool = params.name.into_owned();
     let arguments = Value::Object(params.arguments.unwrap_or_default());
-    let cancel = state.calls.child_token();
     let inv = Invocation {
         timeouts: vec![timeout],
-        cancel: cancel.clone(),
+        cancel: state.calls.child_token(),
         progress: ProgressSink::none(),
         trace_id: Some(scope.trace_id.clone()),
         transport: Transport::Mcp,
@@ -231,7 +227,7 @@ pub(super) async fn serve(state: &AppState, req: Request, parsed: Parsed) -> Res
             .scope(scope.trace_id.clone(), run)
             .instrument(scope.span.clone())
     };
-    let outcome = Finish::new(call, cancel).await;
+    let outcome = call.await;
     let message = match reply(state, &tool, outcome) {
         Ok(result) => ServerJsonRpcMessage::Response(JsonRpcResponse {
             jsonrpc: JsonRpcVersion2_0,
@@ -275,51 +271,6 @@ fn answer(message: ServerJsonRpcMessage) -> Response {
         Err(e) => {
             tracing::error!(error = %e, "an MCP response could not be serialized");
             StatusCode::INTERNAL_SERVER_ERROR.into_response()
-        }
-    }
-}
-
-/// A call polled in place; if the future is dropped before the call ends (the client
-/// hung up), the call is cancelled and the rest of it runs on a task of its own, so
-/// that it still ends the way every call ends: logged, counted and audited.
-struct Finish<F: Future<Output = Outcome> + Send + 'static> {
-    call: Option<Pin<Box<F>>>,
-    cancel: CancellationToken,
-}
-
-impl<F: Future<Output = Outcome> + Send + 'static> Finish<F> {
-    fn new(call: F, cancel: CancellationToken) -> Self {
-        Self {
-            call: Some(Box::pin(call)),
-            cancel,
-        }
-    }
-}
-
-impl<F: Future<Output = Outcome> + Send + 'static> Future for Finish<F> {
-    type Output = Outcome;
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<Outcome> {
-        let Some(call) = self.call.as_mut() else {
-            // Polled after completion: a caller bug; never ready again.
-            return std::task::Poll::Pending;
-        };
-        let outcome = std::task::ready!(call.as_mut().poll(cx));
-        self.call = None;
-        std::task::Poll::Ready(outcome)
-    }
-}
-
-impl<F: Future<Output = Outcome> + Send + 'static> Drop for Finish<F> {
-    fn drop(&mut self) {
-        if let Some(call) = self.call.take() {
-            self.cancel.cancel();
-            // Outside a runtime (it is shutting down) the call is simply dropped.
-            if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-                runtime.spawn(async move {
-                    call.await;
-                });
-            }
         }
     }
 }
