@@ -26,8 +26,6 @@
 //! future, which drops the call: the registry stops the tool, and [`run_call`]
 //! records the call as cancelled (log line, metric, audit record).
 
-use std::sync::Arc;
-
 use axum::body::{Body, Bytes};
 use axum::extract::Request;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
@@ -41,7 +39,6 @@ use rmcp::model::{
 use serde_json::Value;
 use toolgate_core::ProgressSink;
 use toolgate_registry::{Invocation, Transport};
-use tracing::Instrument;
 
 use super::RequestScope;
 use super::call::reply;
@@ -218,16 +215,9 @@ pub(super) async fn serve(state: &AppState, req: Request, parsed: Parsed) -> Res
         trace_id: Some(scope.trace_id.clone()),
         transport: Transport::Mcp,
     };
-    let call = {
-        let state = state.clone();
-        let caller = Arc::clone(&scope.caller);
-        let tool = tool.clone();
-        let run = async move { run_call(&state, &caller, &tool, arguments, inv).await };
-        crate::trace::TRACE_ID
-            .scope(scope.trace_id.clone(), run)
-            .instrument(scope.span.clone())
-    };
-    let outcome = call.await;
+    // Still on the request's own task, inside its span and trace-id scope (rmcp's
+    // path has to re-enter both on its handler task).
+    let outcome = run_call(state, &scope.caller, &tool, arguments, inv).await;
     let message = match reply(state, &tool, outcome) {
         Ok(result) => ServerJsonRpcMessage::Response(JsonRpcResponse {
             jsonrpc: JsonRpcVersion2_0,
