@@ -77,46 +77,18 @@ impl Entry {
 
 /// RFC 3339 UTC timestamps with milliseconds (`2026-11-26T08:30:00.125Z`: fixed
 /// width, so that they sort as text), the date and time of day formatted once a
-/// second. Written by hand because no formatting crate caches across calls, and this
-/// runs once per record.
+/// second.
 #[derive(Debug, Default)]
 pub struct Timestamps {
-    /// The unix second `prefix` is for.
-    second: u64,
-    /// `YYYY-MM-DDTHH:MM:SS`, empty before the first call.
-    prefix: String,
+    stamp: toolgate_telemetry::clock::SecondStamp,
 }
 
 impl Timestamps {
     /// `t` as text; a time before 1970 is written as the epoch.
     pub fn format(&mut self, t: SystemTime) -> String {
         let since = t.duration_since(UNIX_EPOCH).unwrap_or_default();
-        let secs = since.as_secs();
-        if secs != self.second || self.prefix.is_empty() {
-            let at = i64::try_from(secs)
-                .ok()
-                .and_then(|s| time::OffsetDateTime::from_unix_timestamp(s).ok())
-                .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
-            self.prefix = format!(
-                "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}",
-                at.year(),
-                u8::from(at.month()),
-                at.day(),
-                at.hour(),
-                at.minute(),
-                at.second()
-            );
-            self.second = secs;
-        }
-        let mut out = String::with_capacity(self.prefix.len() + 5);
-        out.push_str(&self.prefix);
         let ms = since.subsec_millis();
-        out.push('.');
-        for d in [ms / 100, ms / 10 % 10, ms % 10] {
-            out.push(char::from_digit(d, 10).unwrap_or('0'));
-        }
-        out.push('Z');
-        out
+        format!("{}.{ms:03}Z", self.stamp.get(since.as_secs()))
     }
 }
 

@@ -118,16 +118,9 @@ impl AuditLog {
     /// is queued now, or when the queue is full by a task that waits for room (counted
     /// and logged like any full queue). Not acknowledged, whatever the durability.
     pub fn append_detached(&self, record: Entry) {
-        let job = match self.tx.try_send(Job::Record(Box::new(record), None)) {
-            Ok(()) => return,
-            Err(mpsc::error::TrySendError::Full(job)) => job,
-            Err(mpsc::error::TrySendError::Closed(_)) => {
-                tracing::error!("the audit writer has stopped; a record is lost");
-                return;
-            }
+        let Some(job) = self.try_enqueue(Job::Record(Box::new(record), None)) else {
+            return;
         };
-        metrics::counter!(toolgate_telemetry::metrics::AUDIT_QUEUE_FULL).increment(1);
-        tracing::warn!("the audit queue is full; a record waits for room");
         let tx = self.tx.clone();
         match tokio::runtime::Handle::try_current() {
             Ok(runtime) => {
@@ -154,18 +147,28 @@ impl AuditLog {
     }
 
     async fn enqueue(&self, job: Job) {
-        let job = match self.tx.try_send(job) {
-            Ok(()) => return,
-            Err(mpsc::error::TrySendError::Full(job)) => job,
-            Err(mpsc::error::TrySendError::Closed(_)) => {
-                tracing::error!("the audit writer has stopped; a record is lost");
-                return;
-            }
+        let Some(job) = self.try_enqueue(job) else {
+            return;
         };
-        metrics::counter!(toolgate_telemetry::metrics::AUDIT_QUEUE_FULL).increment(1);
-        tracing::warn!("the audit queue is full; the call waits for room");
         if self.tx.send(job).await.is_err() {
             tracing::error!("the audit writer has stopped; a record is lost");
+        }
+    }
+
+    /// Queue `job` if there is room; a full queue is counted and logged, and the job
+    /// comes back for the caller to wait with.
+    fn try_enqueue(&self, job: Job) -> Option<Job> {
+        match self.tx.try_send(job) {
+            Ok(()) => None,
+            Err(mpsc::error::TrySendError::Full(job)) => {
+                metrics::counter!(toolgate_telemetry::metrics::AUDIT_QUEUE_FULL).increment(1);
+                tracing::warn!("the audit queue is full; the record waits for room");
+                Some(job)
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => {
+                tracing::error!("the audit writer has stopped; a record is lost");
+                None
+            }
         }
     }
 }

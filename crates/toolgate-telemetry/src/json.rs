@@ -19,7 +19,6 @@ use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use time::OffsetDateTime;
 use tracing::field::{Field, Visit};
 use tracing::span::{Attributes, Id, Record};
 use tracing::{Event, Level, Subscriber};
@@ -359,9 +358,8 @@ struct Scratch {
     line: String,
     fields: Fields,
     names: Vec<&'static str>,
-    /// The unix second `stamp` was formatted for, and `YYYY-MM-DDTHH:MM:SS`.
-    second: u64,
-    stamp: String,
+    /// The date and time of day, formatted once a second.
+    stamp: crate::clock::SecondStamp,
 }
 
 thread_local! {
@@ -373,29 +371,11 @@ impl Scratch {
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .unwrap_or(Duration::ZERO);
-        let secs = now.as_secs();
-        if secs != self.second || self.stamp.is_empty() {
-            self.stamp.clear();
-            let t = i64::try_from(secs)
-                .ok()
-                .and_then(|s| OffsetDateTime::from_unix_timestamp(s).ok())
-                .unwrap_or(OffsetDateTime::UNIX_EPOCH);
-            let _ = write!(
-                self.stamp,
-                "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}",
-                t.year(),
-                u8::from(t.month()),
-                t.day(),
-                t.hour(),
-                t.minute(),
-                t.second()
-            );
-            self.second = secs;
-        }
+        let stamp = self.stamp.get(now.as_secs());
         let _ = write!(
             self.line,
             "{{\"ts\":\"{}.{:06}Z\"",
-            self.stamp,
+            stamp,
             now.subsec_micros()
         );
     }
@@ -558,7 +538,7 @@ mod tests {
         assert_eq!(v["duration_ms"], 3);
         let ts = v["ts"].as_str().unwrap();
         assert!(
-            OffsetDateTime::parse(ts, &time::format_description::well_known::Rfc3339).is_ok(),
+            time::OffsetDateTime::parse(ts, &time::format_description::well_known::Rfc3339).is_ok(),
             "{ts}"
         );
     }

@@ -9,6 +9,7 @@
 //! - [`init`]: installs the global subscriber for a [`LogFormat`] and a filter, and
 //!   returns a [`Guard`] to hold until exit.
 
+pub mod clock;
 pub mod json;
 pub mod metrics;
 pub mod otel;

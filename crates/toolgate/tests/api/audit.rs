@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::cli::{BIN, serve, write_config};
+use crate::cli::{BIN, serve, sigterm, write_config};
 
 fn config(db: &std::path::Path, durability: &str) -> String {
     format!(
@@ -80,14 +80,7 @@ async fn after_sigterm_every_answered_call_is_in_the_log() {
         };
         answered.push(call(&client, &addr, tool, args).await.unwrap());
     }
-    let pid = child.id().to_string();
-    assert!(
-        Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
+    sigterm(&child);
     assert_eq!(child.wait().unwrap().code(), Some(0));
 
     let recs = records(&db);
@@ -185,14 +178,7 @@ async fn a_call_the_client_hangs_up_on_is_recorded_as_cancelled_on_every_transpo
     }
     // Give the server a moment to notice the closed connections, then stop it.
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let pid = child.id().to_string();
-    assert!(
-        Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
+    sigterm(&child);
     assert_eq!(child.wait().unwrap().code(), Some(0));
     let recs = records(&db);
     for transport in ["rest", "batch", "sse", "mcp"] {
@@ -323,13 +309,7 @@ async fn the_log_can_live_in_postgresql_shared_by_two_replicas() {
         );
     }
     for c in [&mut a, &mut b] {
-        assert!(
-            Command::new("kill")
-                .args(["-TERM", &c.id().to_string()])
-                .status()
-                .unwrap()
-                .success()
-        );
+        sigterm(c);
         assert_eq!(c.wait().unwrap().code(), Some(0));
     }
     let config_path = f.path().to_str().unwrap();

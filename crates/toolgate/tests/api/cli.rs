@@ -160,6 +160,18 @@ pub(crate) type Logs = std::sync::Arc<std::sync::Mutex<Vec<String>>>;
 /// Start `toolgate serve` on a free port; returns the child, its address and its
 /// log lines so far (still growing). The caller waits for the child.
 #[allow(clippy::zombie_processes)]
+/// Send SIGTERM to `child`.
+pub(crate) fn sigterm(child: &std::process::Child) {
+    let pid = child.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+}
+
 pub(crate) fn serve(
     config: &std::path::Path,
     key: Option<&str>,
@@ -233,14 +245,7 @@ async fn keys_new_makes_a_key_the_server_accepts_and_never_logs() {
     assert_eq!(call("echo", "wrong-key").await.unwrap().status(), 403);
 
     // SIGTERM drains and exits 0.
-    let pid = child.id().to_string();
-    assert!(
-        Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
+    sigterm(&child);
     let status = child.wait().unwrap();
     assert_eq!(status.code(), Some(0));
     // The log thread sees end of file once the child exited.
@@ -372,14 +377,7 @@ async fn sigterm_with_fifty_calls_in_flight_completes_them_all_and_exits_zero() 
         .collect();
     // Let every call reach the server before the signal.
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let pid = child.id().to_string();
-    assert!(
-        Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
+    sigterm(&child);
     // While draining, readiness is 503 and the listener still answers.
     tokio::time::sleep(Duration::from_millis(100)).await;
     let ready = client

@@ -164,13 +164,7 @@ async fn spans_are_exported_with_their_structure_and_the_callers_trace() {
     );
 
     // SIGTERM flushes the batch exporter before exit.
-    assert!(
-        Command::new("kill")
-            .args(["-TERM", &child.id().to_string()])
-            .status()
-            .unwrap()
-            .success()
-    );
+    crate::cli::sigterm(&child);
     assert_eq!(child.wait().unwrap().code(), Some(0));
     let start = Instant::now();
     let all = loop {
