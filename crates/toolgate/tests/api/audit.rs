@@ -125,6 +125,9 @@ async fn after_sigterm_every_answered_call_is_in_the_log() {
 
 #[tokio::test]
 async fn a_call_the_client_hangs_up_on_is_recorded_as_cancelled_on_every_transport() {
+    // REST, batch, SSE and MCP: the HTTP request is dropped mid-call; WebSocket: the
+    // socket is dropped with a call in flight. Each call must end in one record,
+    // `cancelled`, not vanish.
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("audit.db");
     let f = write_config(&config(&db, "async"));
@@ -176,12 +179,32 @@ async fn a_call_the_client_hangs_up_on_is_recorded_as_cancelled_on_every_transpo
         let _ = pending.await;
         eprintln!("hung up on a {transport} call");
     }
+    // WebSocket: a call in flight when the socket drops (no close frame).
+    {
+        use futures::SinkExt;
+        use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+        let mut req = format!("ws://{addr}/api/v1/ws")
+            .into_client_request()
+            .unwrap();
+        req.headers_mut()
+            .insert("X-Tool-API-Key", "k".parse().unwrap());
+        let (mut ws, _) = tokio_tungstenite::connect_async(req).await.unwrap();
+        let call = json!({"type": "call", "id": "a", "tool": "sleep", "arguments": long});
+        ws.send(tokio_tungstenite::tungstenite::Message::text(
+            call.to_string(),
+        ))
+        .await
+        .unwrap();
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        drop(ws);
+        eprintln!("hung up on a ws call");
+    }
     // Give the server a moment to notice the closed connections, then stop it.
     tokio::time::sleep(Duration::from_millis(500)).await;
     sigterm(&child);
     assert_eq!(child.wait().unwrap().code(), Some(0));
     let recs = records(&db);
-    for transport in ["rest", "batch", "sse", "mcp"] {
+    for transport in ["rest", "batch", "sse", "mcp", "ws"] {
         let found: Vec<&Value> = recs
             .iter()
             .filter(|r| r["tool"] == "sleep" && r["transport"] == transport)
