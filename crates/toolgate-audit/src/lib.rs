@@ -1,8 +1,9 @@
 //! # toolgate-audit: what every agent did, tamper-evident
 //!
-//! One [`Record`] per call on every transport (handed over as an [`Entry`]): time, key name, tool, transport,
-//! outcome code, duration, trace id, and the SHA-256 of the arguments (the arguments
-//! themselves only for tools that opt in, with fields redacted).
+//! One [`Record`] per call on every transport (handed over as an [`Entry`]): time,
+//! key name, tool, transport, outcome code, duration, trace id, and the SHA-256 of
+//! the arguments (the arguments themselves only for tools that opt in, with fields
+//! redacted).
 //!
 //! - [`record`]: the record and its hash chain: each record's `hash` is
 //!   `SHA-256(prev_hash ‖ canonical record)`, so changing, removing or reordering a

@@ -131,7 +131,7 @@ impl Record {
             let _ = serde_json::to_writer(&mut *out, field);
             out.push(b',');
         }
-        out.extend_from_slice(itoa_u64(self.duration_ms, &mut [0; 20]));
+        out.extend_from_slice(itoa::Buffer::new().format(self.duration_ms).as_bytes());
         out.push(b',');
         let _ = serde_json::to_writer(&mut *out, &self.trace_id);
         out.push(b',');
@@ -168,22 +168,6 @@ pub fn hex32(bytes: &[u8; 32]) -> String {
     std::str::from_utf8(&buf)
         .map(str::to_owned)
         .unwrap_or_default()
-}
-
-/// `n` in decimal, written into `buf`.
-fn itoa_u64(mut n: u64, buf: &mut [u8; 20]) -> &[u8] {
-    let mut i = buf.len();
-    loop {
-        i -= 1;
-        // A digit is always below 10, so the cast cannot truncate.
-        #[allow(clippy::cast_possible_truncation)]
-        let digit = (n % 10) as u8;
-        buf[i] = b'0' + digit;
-        n /= 10;
-        if n == 0 {
-            return &buf[i..];
-        }
-    }
 }
 
 /// SHA-256 (hex) of a JSON value in compact form.

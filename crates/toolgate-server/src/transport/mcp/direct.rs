@@ -4,8 +4,9 @@
 //! Why: a stateless request through rmcp's `StreamableHttpService` builds a service
 //! for that one request, spawns its serve loop and a task for the handler, and
 //! passes the request and reply through channels; measured with a bare rmcp server
-//! (bench/mcp), that costs about 34 µs of CPU per call above a bare axum handler,
-//! half of the 70 µs budget for a whole call with every toolgate feature on. The
+//! (bench/mcp), that costs 18 to 34 µs of CPU per call above a bare axum handler
+//! (depending on the machine), a large part of the 70 µs budget for a whole call
+//! with every toolgate feature on. The
 //! request that dominates agent traffic, a stateless call whose answer is one JSON
 //! body, needs none of that machinery: it is parsed with rmcp's own message types,
 //! run through [`run_call`] like every transport, and answered with rmcp's own

@@ -105,7 +105,12 @@ pub(super) async fn guard(State(g): State<Guard>, req: Request, next: Next) -> R
             .and_then(|v| v.to_str().ok())
     {
         // This response opened a session: from now on only this key may use it.
-        g.sessions.bind(id, admitted.owner);
+        match admitted.owner {
+            Some(owner) => g.sessions.bind(id, owner),
+            // Only a routed 2026-07-28 `tools/call` skips the owner, and it never
+            // opens a session; should it ever, the session is unusable (404 for all).
+            None => tracing::error!("a stateless MCP request opened a session"),
+        }
     }
     match admitted.method {
         Method::GET => end_on_shutdown(response, &g.state),
@@ -122,7 +127,9 @@ pub(super) async fn guard(State(g): State<Guard>, req: Request, next: Next) -> R
 
 /// What the response side needs to know about a request that passed.
 struct Admitted {
-    owner: Owner,
+    /// The session owner this key would be; not worked out (a SHA-256 of the key) for
+    /// a routed 2026-07-28 `tools/call`, which neither uses nor opens a session.
+    owner: Option<Owner>,
     session: Option<String>,
     method: Method,
 }
@@ -130,18 +137,29 @@ struct Admitted {
 /// Every check, in order; the request comes back with its scope in its extensions.
 async fn check(g: &Guard, req: Request) -> Result<(Request, Admitted), Refused> {
     check_origin(&g.origins, req.headers())?;
-    let (caller, owner) = authenticate(&g.state, req.headers())?;
-    tracing::Span::current().record("key", caller.name.as_str());
     let session = req
         .headers()
         .get(SESSION_HEADER)
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
+    let routing = routed(req.headers());
+    // A routed 2026-07-28 `tools/call` neither uses nor opens a session (rmcp refuses
+    // an `initialize` body behind that header), so it skips hashing the key again.
+    let stateless_call = routing
+        .as_ref()
+        .is_some_and(|p| p.method.as_deref() == Some("tools/call"));
+    let needs_owner = session.is_some() || !stateless_call;
+    let (caller, owner) = authenticate(&g.state, req.headers(), needs_owner)?;
+    tracing::Span::current().record("key", caller.name.as_str());
     if let Some(id) = &session {
-        check_session(&g.sessions, id, &owner)?;
+        // `needs_owner` holds with a session, so the owner is there.
+        let owner = owner
+            .as_ref()
+            .ok_or_else(|| Box::new(session_not_found()))?;
+        check_session(&g.sessions, id, owner)?;
     }
     let method = req.method().clone();
-    let mut req = match (req.method() == Method::POST, routed(req.headers())) {
+    let mut req = match (req.method() == Method::POST, routing) {
         // The headers name the method and tool, and rmcp refuses a body that says
         // otherwise: no need to read the body twice, unless to refuse it.
         (true, Some(peek)) if admit(g, &caller, &peek, session.is_none()).is_ok() => req,
@@ -197,6 +215,10 @@ fn check_session(sessions: &KeyedSessions, id: &str, owner: &Owner) -> Result<()
         ),
         None => {}
     }
+    Err(Box::new(session_not_found()))
+}
+
+fn session_not_found() -> Response {
     let detail = "no such session for this key; send initialize to open one";
     let doc = reply::problem(
         "session_not_found",
@@ -204,17 +226,15 @@ fn check_session(sessions: &KeyedSessions, id: &str, owner: &Owner) -> Result<()
         StatusCode::NOT_FOUND,
         detail,
     );
-    Err(Box::new(refusal(
-        StatusCode::NOT_FOUND,
-        None,
-        SESSION_NOT_FOUND,
-        doc,
-        None,
-    )))
+    refusal(StatusCode::NOT_FOUND, None, SESSION_NOT_FOUND, doc, None)
 }
 
-/// The key's principal and the session owner it would be.
-fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<(Arc<Principal>, Owner), Refused> {
+/// The key's principal, and the session owner it would be when `with_owner`.
+fn authenticate(
+    state: &AppState,
+    headers: &HeaderMap,
+    with_owner: bool,
+) -> Result<(Arc<Principal>, Option<Owner>), Refused> {
     let unauthorized = |detail: &str, challenge| {
         let problem = ApiError::new(ErrorKind::Unauthorized, detail);
         refusal(
@@ -234,10 +254,10 @@ fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<(Arc<Principal>
     let Some(caller) = state.keys.verify(key) else {
         return Err(Box::new(unauthorized("the API key is not valid", BAD_KEY)));
     };
-    let owner = Owner {
+    let owner = with_owner.then(|| Owner {
         name: caller.name.clone(),
         digest: Sha256::digest(key.as_bytes()).into(),
-    };
+    });
     Ok((caller, owner))
 }
 
