@@ -126,7 +126,7 @@ fi
 if [[ $RUN -eq 1 ]]; then
     PORT="${PORT:-18080}"
     NAME="toolgate-smoke-$$"
-    KEY="smoke-$RANDOM$RANDOM"
+    KEY="smoke-$(head -c 24 /dev/urandom | od -An -tx1 | tr -d " \n")"
     echo "==> podman run $TAG on 127.0.0.1:$PORT"
     # Removed on any exit, also when `podman run` itself fails (it may leave the
     # container created).

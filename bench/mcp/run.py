@@ -39,7 +39,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
-KEY = "bench-key"
+KEY = "bench-operator-key-0123456789abcdef"
 HOST = "127.0.0.1"
 TICKS = os.sysconf("SC_CLK_TCK")
 

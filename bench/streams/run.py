@@ -37,7 +37,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
-KEY = "bench-key"
+KEY = "bench-operator-key-0123456789abcdef"
 HOST = "127.0.0.1"
 SSE_SOURCE = "127.0.0.2"
 WS_SOURCE = "127.0.0.3"

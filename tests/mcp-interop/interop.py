@@ -32,7 +32,7 @@ from mcp.client.streamable_http import streamable_http_client
 from mcp.shared._httpx_utils import create_mcp_http_client
 
 ROOT = Path(__file__).resolve().parents[2]
-KEY = "interop-operator-key"
+KEY = "interop-operator-key-0123456789abcdef"
 SCOPED_KEY = "interop-scoped-key"
 DEMO_TOOLS = {"echo", "sleep", "fail", "run_database_query", "run_system_audit"}
 

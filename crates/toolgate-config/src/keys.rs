@@ -35,6 +35,18 @@ impl KeyHash {
         Ok(Self(arr))
     }
 
+    /// The hash whose SHA-256 digest is `digest`.
+    #[must_use]
+    pub fn from_digest(digest: [u8; 32]) -> Self {
+        Self(digest)
+    }
+
+    /// The SHA-256 digest.
+    #[must_use]
+    pub fn digest(&self) -> [u8; 32] {
+        self.0
+    }
+
     /// Constant-time equality.
     #[must_use]
     pub fn ct_eq(&self, other: &KeyHash) -> bool {

@@ -123,6 +123,12 @@ impl LoadedConfig {
         &self.file
     }
 
+    /// The configuration's text.
+    #[must_use]
+    pub fn source(&self) -> &str {
+        &self.source
+    }
+
     /// A problem located at byte `span` of the source.
     #[must_use]
     pub fn problem(&self, span: Range<usize>, message: String) -> Problem {

@@ -167,6 +167,37 @@ pub struct ServerConfig {
     pub mcp_max_sessions: usize,
     /// Tools in one page of an MCP `tools/list`. Default 100.
     pub mcp_tools_page_size: usize,
+    /// Time a connection has for a request's headers, in ms, from the moment it is
+    /// ready for one (just accepted, or its previous response sent): bounds slowloris
+    /// headers and idle kept-alive connections alike. 100..=600000, default 10000.
+    pub header_read_timeout_ms: u64,
+    /// Time a request's body has to arrive whole after its headers, in ms; past it the
+    /// request is answered `408 request_timeout` and its slots are released.
+    /// 100..=3600000, default 15000.
+    pub body_read_timeout_ms: u64,
+    /// Largest request head (request line plus headers) in bytes; larger gets `431`.
+    /// 4096..=1048576, default 65536.
+    pub max_header_bytes: usize,
+    /// Default of `[[keys]] max_in_flight`. 1..=1000000, default 256.
+    pub key_max_in_flight: usize,
+    /// Default of `[[keys]] max_websockets`. 0..=1000000, default 64.
+    pub key_max_websockets: usize,
+    /// Default of `[[keys]] max_mcp_sessions`. 0..=1000000, default 100.
+    pub key_max_mcp_sessions: usize,
+    /// Percentage of `max_in_flight_requests` and `mcp_max_sessions` kept for the
+    /// operator key and keys with `operator = true` (at least one of each is kept
+    /// when the percentage is above 0). 0..=90, default 10.
+    pub operator_reserve_percent: u8,
+    /// Failed authentications (a missing or unknown key) a client address may make
+    /// per second, as a token bucket; past it requests from that address get `429`
+    /// before their key is looked at. 0.01..=100000, default 5.
+    pub auth_failures_per_second: f64,
+    /// Burst of that bucket. 1..=1000000, default 50.
+    pub auth_failures_burst: f64,
+    /// Connections open at once on the main listener; past it new connections wait in
+    /// the kernel's backlog. Default: the descriptor limit less a reserve (an eighth,
+    /// 64..=4096) for the admin listener, databases, upstreams and the audit log.
+    pub max_connections: Option<usize>,
 }
 
 impl Default for ServerConfig {
@@ -193,6 +224,16 @@ impl Default for ServerConfig {
             mcp_session_idle_timeout_ms: 300_000,
             mcp_max_sessions: 10_000,
             mcp_tools_page_size: 100,
+            header_read_timeout_ms: 10_000,
+            body_read_timeout_ms: 15_000,
+            max_header_bytes: 64 * 1024,
+            max_connections: None,
+            key_max_in_flight: 256,
+            key_max_websockets: 64,
+            key_max_mcp_sessions: 100,
+            operator_reserve_percent: 10,
+            auth_failures_per_second: 5.0,
+            auth_failures_burst: 50.0,
         }
     }
 }
@@ -232,6 +273,23 @@ pub struct KeyConfig {
     /// Calls per second this key may make (a token bucket). Default: unlimited.
     #[serde(default)]
     pub rate_limit: Option<Spanned<RateLimitConfig>>,
+    /// Requests and calls this key may have in flight at once (each counted on its
+    /// own: a request still sending its body holds one request, each batch entry,
+    /// stream, WebSocket or MCP call holds one call). Default `[server]
+    /// key_max_in_flight`.
+    #[serde(default)]
+    pub max_in_flight: Option<Spanned<usize>>,
+    /// WebSockets this key may have open. Default `[server] key_max_websockets`.
+    #[serde(default)]
+    pub max_websockets: Option<Spanned<usize>>,
+    /// 2025-11-25 MCP sessions this key may have open. Default `[server]
+    /// key_max_mcp_sessions`.
+    #[serde(default)]
+    pub max_mcp_sessions: Option<Spanned<usize>>,
+    /// An operator's key: it may use the share of the global budgets (requests in
+    /// flight, MCP sessions) kept back from other keys. Default false.
+    #[serde(default)]
+    pub operator: bool,
 }
 
 /// `rate_limit = { per_second = 10, burst = 20 }`: a token bucket per key. Each call
@@ -490,6 +548,11 @@ pub struct ToolConfig {
     /// `sql` and `sql_query`: most rows returned; more set `truncated`. Default 1000.
     #[serde(default)]
     pub max_rows: Option<Spanned<usize>>,
+    /// `sql` and `sql_query`: most bytes of rows (as JSON) returned, counted while
+    /// the rows are read; past it the result is cut (`truncated: true`,
+    /// `truncated_reason: "max_result_bytes"`). Default 8 MiB.
+    #[serde(default)]
+    pub max_result_bytes: Option<Spanned<usize>>,
     /// Retries (idempotent tools only). Default: none.
     #[serde(default)]
     pub retry: Option<Spanned<RetryConfig>>,

@@ -95,22 +95,117 @@ fn check_server(c: &mut Checker<'_>, cfg: &Config) {
             Ok(_) => {}
         }
     }
-    for (value, what) in [
-        (s.body_limit_bytes, "body_limit_bytes"),
-        (s.json_max_depth, "json_max_depth"),
-        (s.max_batch_calls, "max_batch_calls"),
-    ] {
-        if value == 0 {
-            c.report(0..0, format!("[server] {what} must be at least 1"));
+    let hour = 3_600_000;
+    let day = 86_400_000;
+    let ms_fields: [(u64, &str, u64, u64); 7] = [
+        (s.drain_timeout_ms, "drain_timeout_ms", 0, hour),
+        (s.sse_heartbeat_ms, "sse_heartbeat_ms", 0, hour),
+        (s.ws_ping_interval_ms, "ws_ping_interval_ms", 0, hour),
+        (
+            s.mcp_session_idle_timeout_ms,
+            "mcp_session_idle_timeout_ms",
+            1_000,
+            day,
+        ),
+        (
+            s.header_read_timeout_ms,
+            "header_read_timeout_ms",
+            100,
+            hour,
+        ),
+        (s.body_read_timeout_ms, "body_read_timeout_ms", 100, hour),
+        (
+            u64::from(s.operator_reserve_percent),
+            "operator_reserve_percent",
+            0,
+            90,
+        ),
+    ];
+    for (value, what, min, max) in ms_fields {
+        if !(min..=max).contains(&value) {
+            let at = field_span(c, "server", what);
+            c.report(at, format!("[server] {what} must be {min}..={max}"));
         }
     }
-    let d = &cfg.defaults;
-    if d.timeout_ms == 0 || d.max_concurrency == 0 {
+    let million = 1_000_000;
+    let gib = 1 << 30;
+    let counts: [(usize, &str, usize, usize); 13] = [
+        (s.body_limit_bytes, "body_limit_bytes", 1, gib),
+        (s.json_max_depth, "json_max_depth", 1, 1_024),
+        (s.max_batch_calls, "max_batch_calls", 1, 10_000),
+        (
+            s.max_in_flight_requests,
+            "max_in_flight_requests",
+            1,
+            million,
+        ),
+        (s.ws_max_in_flight, "ws_max_in_flight", 1, 10_000),
+        (s.ws_max_message_bytes, "ws_max_message_bytes", 1, 64 << 20),
+        (s.mcp_max_sessions, "mcp_max_sessions", 1, million),
+        (s.mcp_tools_page_size, "mcp_tools_page_size", 1, 10_000),
+        (s.max_header_bytes, "max_header_bytes", 1_024, 1 << 20),
+        (
+            s.max_connections.unwrap_or(1),
+            "max_connections",
+            1,
+            million,
+        ),
+        (s.key_max_in_flight, "key_max_in_flight", 1, million),
+        (s.key_max_websockets, "key_max_websockets", 0, million),
+        (s.key_max_mcp_sessions, "key_max_mcp_sessions", 0, million),
+    ];
+    for (value, what, min, max) in counts {
+        if !(min..=max).contains(&value) {
+            let at = field_span(c, "server", what);
+            c.report(at, format!("[server] {what} must be {min}..={max}"));
+        }
+    }
+    let rate_ok = s.auth_failures_per_second.is_finite()
+        && (0.0..=1e6).contains(&s.auth_failures_per_second)
+        && s.auth_failures_burst.is_finite()
+        && (1.0..=1e6).contains(&s.auth_failures_burst);
+    if !rate_ok {
+        let at = field_span(c, "server", "auth_failures_per_second");
         c.report(
-            0..0,
-            "[defaults] timeout_ms and max_concurrency must be at least 1",
+            at,
+            "[server] auth_failures_per_second must be 0..=1000000 (0: off) and auth_failures_burst 1..=1000000",
         );
     }
+    let d = &cfg.defaults;
+    if !(1..=day).contains(&d.timeout_ms) {
+        let at = field_span(c, "defaults", "timeout_ms");
+        c.report(at, "[defaults] timeout_ms must be 1..=86400000 (24 h)");
+    }
+    if !(1..=million).contains(&d.max_concurrency) || d.max_queue > million {
+        let at = field_span(c, "defaults", "max_concurrency");
+        c.report(
+            at,
+            "[defaults] max_concurrency must be 1..=1000000 and max_queue 0..=1000000",
+        );
+    }
+}
+
+/// Where `field` is set in the `[table]` table, for fields that carry no span of
+/// their own (whole-line search; the file's start when it is not set there).
+fn field_span(c: &Checker<'_>, table: &str, field: &str) -> Range<usize> {
+    let text = c.loaded.source();
+    let header = format!("[{table}]");
+    let mut in_table = false;
+    let mut offset = 0;
+    for line in text.split_inclusive('\n') {
+        let trimmed = line.trim();
+        if trimmed.starts_with('[') {
+            in_table = trimmed == header;
+        } else if in_table
+            && let Some(rest) = trimmed.strip_prefix(field)
+            && rest.trim_start().starts_with('=')
+        {
+            let start = offset + (line.len() - line.trim_start().len());
+            return start..start + field.len();
+        }
+        offset += line.len();
+    }
+    0..0
 }
 
 fn check_keys(c: &mut Checker<'_>, cfg: &Config) {
@@ -138,9 +233,26 @@ fn check_keys(c: &mut Checker<'_>, cfg: &Config) {
         }
         if let Some(rl) = &key.rate_limit {
             let r = rl.get_ref();
-            let burst_ok = r.burst.is_none_or(|b| b.is_finite() && b >= 1.0);
-            if !(r.per_second.is_finite() && r.per_second > 0.0 && burst_ok) {
-                c.report(rl.span(), "rate_limit needs per_second > 0 and burst >= 1");
+            let burst_ok = r
+                .burst
+                .is_none_or(|b| b.is_finite() && (1.0..=1e9).contains(&b));
+            let rate_ok = r.per_second.is_finite() && (0.001..=1e9).contains(&r.per_second);
+            if !(rate_ok && burst_ok) {
+                c.report(
+                    rl.span(),
+                    "rate_limit needs per_second 0.001..=1e9 and burst 1..=1e9",
+                );
+            }
+        }
+        for (value, what, min) in [
+            (&key.max_in_flight, "max_in_flight", 1),
+            (&key.max_websockets, "max_websockets", 0),
+            (&key.max_mcp_sessions, "max_mcp_sessions", 0),
+        ] {
+            if let Some(v) = value
+                && !(min..=1_000_000).contains(v.get_ref())
+            {
+                c.report(v.span(), format!("{what} must be {min}..=1000000"));
             }
         }
     }
@@ -167,9 +279,9 @@ fn check_tool(c: &mut Checker<'_>, cfg: &Config, t: &ToolConfig, seen: &mut Hash
         c.report(ms.span(), "timeout_ms must be 1..=86400000 (24 h)");
     }
     if let Some(n) = &t.max_concurrency
-        && *n.get_ref() == 0
+        && !(1..=1_000_000).contains(n.get_ref())
     {
-        c.report(n.span(), "max_concurrency must be at least 1");
+        c.report(n.span(), "max_concurrency must be 1..=1000000");
     }
     if let Some(schema) = &t.output_schema
         && !schema.is_object()
@@ -191,14 +303,16 @@ fn check_policies(c: &mut Checker<'_>, t: &ToolConfig) {
         if !(1..=10).contains(&v.max_attempts) {
             c.report(r.span(), "retry.max_attempts must be 1..=10");
         }
-        if v.base_delay_ms == 0 || v.max_delay_ms < v.base_delay_ms {
+        if v.base_delay_ms == 0 || v.max_delay_ms < v.base_delay_ms || v.max_delay_ms > 3_600_000 {
             c.report(
                 r.span(),
-                "retry needs base_delay_ms >= 1 and max_delay_ms >= base_delay_ms",
+                "retry needs 1 <= base_delay_ms <= max_delay_ms <= 3600000",
             );
         }
-        if v.attempt_timeout_ms == Some(0) {
-            c.report(r.span(), "retry.attempt_timeout_ms must be at least 1");
+        if v.attempt_timeout_ms
+            .is_some_and(|ms| !(1..=86_400_000).contains(&ms))
+        {
+            c.report(r.span(), "retry.attempt_timeout_ms must be 1..=86400000");
         }
         let floor_ok = v.budget_min_per_second.is_finite() && v.budget_min_per_second >= 0.0;
         if !percent(v.budget_percent) || !floor_ok {
@@ -210,16 +324,20 @@ fn check_policies(c: &mut Checker<'_>, t: &ToolConfig) {
     }
     if let Some(b) = &t.breaker {
         let v = b.get_ref();
-        if v.window == 0 || v.min_calls == 0 || v.min_calls > v.window {
-            c.report(b.span(), "breaker needs 1 <= min_calls <= window");
+        if v.window == 0 || v.min_calls == 0 || v.min_calls > v.window || v.window > 100_000 {
+            c.report(b.span(), "breaker needs 1 <= min_calls <= window <= 100000");
         }
         if !percent(v.failure_rate_percent) || !percent(v.slow_call_rate_percent) {
             c.report(b.span(), "breaker rates are percentages (0..=100)");
         }
-        if v.open_ms == 0 || v.half_open_probes == 0 || v.slow_call_ms == 0 {
+        let day = 86_400_000;
+        if !(1..=day).contains(&v.open_ms)
+            || !(1..=day).contains(&v.slow_call_ms)
+            || !(1..=10_000).contains(&v.half_open_probes)
+        {
             c.report(
                 b.span(),
-                "breaker.open_ms, slow_call_ms and half_open_probes must be at least 1",
+                "breaker.open_ms and slow_call_ms must be 1..=86400000, half_open_probes 1..=10000",
             );
         }
     }
@@ -244,6 +362,7 @@ fn check_kind_fields(c: &mut Checker<'_>, cfg: &Config, t: &ToolConfig) {
         for (present, field) in [
             (t.source.is_some(), "source"),
             (t.max_rows.is_some(), "max_rows"),
+            (t.max_result_bytes.is_some(), "max_result_bytes"),
         ] {
             if present {
                 c.report(kind_at.clone(), misplaced(field, "sql and sql_query"));
@@ -277,6 +396,14 @@ fn check_kind_fields(c: &mut Checker<'_>, cfg: &Config, t: &ToolConfig) {
             && (*rows.get_ref() == 0 || *rows.get_ref() > 100_000)
         {
             c.report(rows.span(), "max_rows must be 1..=100000");
+        }
+        if let Some(bytes) = &t.max_result_bytes
+            && !(1024..=1 << 30).contains(bytes.get_ref())
+        {
+            c.report(
+                bytes.span(),
+                "max_result_bytes must be 1024..=1073741824 (1 GiB)",
+            );
         }
     }
     let http_fields = t.method.is_some()

@@ -5,6 +5,10 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+/// Most field errors one problem lists (argument validation and the batch
+/// validator alike): a huge invalid body must not make a huger answer.
+pub const MAX_FIELD_ERRORS: usize = 20;
+
 /// The class of a failure. Each kind is one `code` of the HTTP contract.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ErrorKind {
@@ -34,11 +38,16 @@ pub enum ErrorKind {
     ToolError,
     /// `cancelled` (499): cancelled by a sibling's failure or by the client.
     Cancelled,
+    /// `quota_exceeded` (429): the key's quota (calls in flight, WebSockets, MCP
+    /// sessions) is used up.
+    QuotaExceeded,
+    /// `request_timeout` (408): the request's body did not arrive in time.
+    RequestTimeout,
 }
 
 impl ErrorKind {
     /// Every kind, for exhaustive documentation and tests.
-    pub const ALL: [ErrorKind; 13] = [
+    pub const ALL: [ErrorKind; 15] = [
         ErrorKind::InvalidJson,
         ErrorKind::InvalidArguments,
         ErrorKind::Unauthorized,
@@ -52,6 +61,8 @@ impl ErrorKind {
         ErrorKind::UpstreamError,
         ErrorKind::ToolError,
         ErrorKind::Cancelled,
+        ErrorKind::QuotaExceeded,
+        ErrorKind::RequestTimeout,
     ];
 
     /// The contract's `code` string.
@@ -71,6 +82,8 @@ impl ErrorKind {
             ErrorKind::UpstreamError => "upstream_error",
             ErrorKind::ToolError => "tool_error",
             ErrorKind::Cancelled => "cancelled",
+            ErrorKind::QuotaExceeded => "quota_exceeded",
+            ErrorKind::RequestTimeout => "request_timeout",
         }
     }
 
@@ -85,7 +98,8 @@ impl ErrorKind {
             ErrorKind::Forbidden => 403,
             ErrorKind::ToolNotFound => 404,
             ErrorKind::PayloadTooLarge => 413,
-            ErrorKind::RateLimited | ErrorKind::Overloaded => 429,
+            ErrorKind::RateLimited | ErrorKind::Overloaded | ErrorKind::QuotaExceeded => 429,
+            ErrorKind::RequestTimeout => 408,
             ErrorKind::Timeout => 504,
             ErrorKind::CircuitOpen => 503,
             ErrorKind::UpstreamError => 502,
@@ -111,6 +125,8 @@ impl ErrorKind {
             ErrorKind::UpstreamError => "Upstream error",
             ErrorKind::ToolError => "Tool error",
             ErrorKind::Cancelled => "Cancelled",
+            ErrorKind::QuotaExceeded => "Quota exceeded",
+            ErrorKind::RequestTimeout => "Request timeout",
         }
     }
 }

@@ -130,10 +130,18 @@ fn build_tool(
     sources: &BTreeMap<String, Source>,
     base_dir: &Path,
 ) -> Result<Built, Located> {
-    let max_rows = t
-        .max_rows
-        .as_ref()
-        .map_or(DEFAULT_MAX_ROWS, |r| *r.get_ref());
+    let max_rows = toolgate_tool_sql::Caps {
+        rows: t
+            .max_rows
+            .as_ref()
+            .map_or(DEFAULT_MAX_ROWS, |r| *r.get_ref()),
+        bytes: t
+            .max_result_bytes
+            .as_ref()
+            .map_or(toolgate_tool_sql::DEFAULT_MAX_RESULT_BYTES, |b| {
+                *b.get_ref()
+            }),
+    };
     match *t.kind.get_ref() {
         ToolKind::Builtin => {
             let name = t

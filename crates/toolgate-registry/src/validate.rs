@@ -28,7 +28,8 @@ impl ArgumentSchema {
     /// Check `arguments`; every violation becomes a [`FieldError`].
     ///
     /// # Errors
-    /// `invalid_arguments` listing each violation, at most 20.
+    /// `invalid_arguments` listing each violation, at most
+    /// [`toolgate_core::MAX_FIELD_ERRORS`].
     pub fn check(&self, arguments: &Value) -> Result<(), ToolError> {
         if self.validator.is_valid(arguments) {
             return Ok(());
@@ -36,7 +37,7 @@ impl ArgumentSchema {
         let errors: Vec<FieldError> = self
             .validator
             .iter_errors(arguments)
-            .take(20)
+            .take(toolgate_core::MAX_FIELD_ERRORS)
             .map(|e| FieldError {
                 pointer: e.instance_path().as_str().to_owned(),
                 // Masked: the message names the rule, not the (possibly secret or huge) value.

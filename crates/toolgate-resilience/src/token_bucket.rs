@@ -57,7 +57,29 @@ impl TokenBucket {
             return Err(Duration::MAX);
         }
         let missing = n - self.tokens;
-        Err(Duration::from_secs_f64(missing / self.limit.per_second))
+        // A tiny rate makes the wait too long for a Duration: that is "never".
+        Err(Duration::try_from_secs_f64(missing / self.limit.per_second).unwrap_or(Duration::MAX))
+    }
+
+    /// How long until `n` tokens are there, without taking any (`None`: they are).
+    pub fn wait_for(&mut self, n: f64, now: Instant) -> Option<Duration> {
+        self.refill(now);
+        if self.tokens >= n {
+            return None;
+        }
+        if self.limit.per_second <= 0.0 {
+            return Some(Duration::MAX);
+        }
+        Some(
+            Duration::try_from_secs_f64((n - self.tokens) / self.limit.per_second)
+                .unwrap_or(Duration::MAX),
+        )
+    }
+
+    /// Whether the bucket is full again (an idle bucket that can be forgotten).
+    pub fn is_full(&mut self, now: Instant) -> bool {
+        self.refill(now);
+        self.tokens >= self.limit.burst
     }
 }
 

@@ -9,6 +9,9 @@ use serde_json::Value;
 use toolgate_audit::{AuditLog, Durability, Entry, Location};
 use toolgate_config::{AuditConfig, ToolConfig};
 
+/// The key name of audit records for a key no entry has.
+pub const UNKNOWN_KEY: &str = "_unknown";
+
 /// Argument handling of one tool.
 #[derive(Debug, Clone, Default)]
 struct ArgPolicy {
@@ -131,6 +134,30 @@ impl Auditor {
             args_sha256: args.sha256,
             arguments: args.kept,
         }
+    }
+
+    /// Log a request refused before any call ran (an unknown key, a throttled
+    /// address, a missing scope at the MCP guard): `key` is the key's name, or
+    /// [`UNKNOWN_KEY`]; `tool` the tool asked for, or empty. Queued without waiting.
+    pub fn record_refusal(
+        &self,
+        key: &str,
+        tool: &str,
+        transport: &'static str,
+        outcome: &'static str,
+        trace_id: String,
+    ) {
+        self.log.append_detached(Entry {
+            ended: std::time::SystemTime::now(),
+            key: key.to_owned(),
+            tool: tool.to_owned(),
+            transport,
+            outcome,
+            duration_ms: 0,
+            trace_id,
+            args_sha256: toolgate_audit::record::args_digest(&Value::Null),
+            arguments: None,
+        });
     }
 
     /// Wait until everything queued is committed (at shutdown).

@@ -16,9 +16,10 @@ use axum::http::request::Parts;
 use secrecy::{ExposeSecret, SecretString};
 use tokio::time::Instant;
 use toolgate_config::{KeyConfig, KeyHash, ScopePattern};
-use toolgate_core::ErrorKind;
+use toolgate_core::{ErrorKind, ToolError};
 use toolgate_resilience::{RateLimit, TokenBucket};
 
+use crate::quota::{KeyQuotas, QuotaDefaults, QuotaKind, QuotaSlot};
 use crate::{ApiError, AppState};
 
 /// Header that carries a key.
@@ -44,17 +45,28 @@ pub struct Principal {
     pub limit: Option<RateLimit>,
     /// Its in-memory bucket (used unless the limits are shared through Redis).
     pub rate: Option<Mutex<TokenBucket>>,
+    /// The key's digest (never the key): sessions are bound to it, and a socket
+    /// finds its key again after a reload by it.
+    pub hash: KeyHash,
+    /// May use the share of the global budgets kept for operators.
+    pub privileged: bool,
+    /// What the key holds now, against its limits.
+    pub quotas: Arc<KeyQuotas>,
 }
 
 impl Principal {
-    /// A principal without a rate limit.
+    /// A principal without a rate limit or quotas, for the key with digest `hash`.
     #[must_use]
-    pub fn new(name: impl Into<String>, scopes: Scopes) -> Self {
+    pub fn new(name: impl Into<String>, scopes: Scopes, hash: KeyHash) -> Self {
+        let name = name.into();
         Self {
-            name: name.into(),
+            quotas: Arc::new(KeyQuotas::new(&name, QuotaDefaults::unlimited())),
+            name,
             scopes,
             limit: None,
             rate: None,
+            hash,
+            privileged: false,
         }
     }
 
@@ -73,6 +85,35 @@ impl Principal {
         bucket.try_take(1.0, Instant::now())
     }
 
+    /// Take a slot of the key's quota `kind`.
+    ///
+    /// # Errors
+    /// `quota_exceeded` naming the quota, with `Retry-After`; counted in the metrics.
+    pub fn take_slot(&self, kind: QuotaKind) -> Result<QuotaSlot, ToolError> {
+        let quota = self.quotas.get(kind);
+        quota.try_take().ok_or_else(|| {
+            crate::quota::count_refusal(&self.name, kind);
+            tracing::info!(key = %self.name, quota = kind.label(), limit = quota.limit(), "quota exceeded");
+            ToolError::new(
+                ErrorKind::QuotaExceeded,
+                format!(
+                    "the key {:?} has {} of its {} {} in use (`{}`)",
+                    self.name,
+                    quota.used(),
+                    quota.limit(),
+                    match kind {
+                        QuotaKind::Requests => "requests in flight",
+                        QuotaKind::Calls => "calls in flight",
+                        QuotaKind::WebSockets => "WebSockets",
+                        QuotaKind::McpSessions => "MCP sessions",
+                    },
+                    kind.setting()
+                ),
+            )
+            .with_retry_after(QUOTA_RETRY_AFTER)
+        })
+    }
+
     /// Whether this principal may call (and see) `tool`.
     #[must_use]
     pub fn allows(&self, tool: &str) -> bool {
@@ -83,65 +124,66 @@ impl Principal {
     }
 }
 
+/// How long a caller refused by a quota should wait.
+const QUOTA_RETRY_AFTER: Duration = Duration::from_secs(1);
+
 type Entries = Vec<(KeyHash, Arc<Principal>)>;
 
 /// Every accepted key, by hash; replaced whole on reload.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Keys {
     entries: ArcSwap<Entries>,
+    /// Bumped on every reload, so long-lived connections re-check their key.
+    generation: tokio::sync::watch::Sender<u64>,
+}
+
+impl Default for Keys {
+    fn default() -> Self {
+        Self {
+            entries: ArcSwap::default(),
+            generation: tokio::sync::watch::Sender::new(0),
+        }
+    }
 }
 
 /// The name the operator key is logged under.
 pub const OPERATOR: &str = "operator";
 
 impl Keys {
-    /// The operator key (all scopes) plus the configured keys. Configured keys were
-    /// validated at load; one that still fails to parse is skipped, never accepted.
+    /// The operator key (all scopes, no quotas, privileged) plus the configured keys
+    /// with `defaults` for the quotas they do not set. Configured keys were validated
+    /// at load; one that still fails to parse is skipped, never accepted.
     #[must_use]
-    pub fn new(operator: Option<&SecretString>, configured: &[KeyConfig]) -> Self {
-        let mut entries = Vec::new();
-        if let Some(key) = operator {
-            entries.push((
-                KeyHash::of(key.expose_secret()),
-                Arc::new(Principal::new(OPERATOR, Scopes::All)),
-            ));
-        }
-        for k in configured {
-            let Ok(hash) = KeyHash::parse(k.hash.get_ref().as_str()) else {
-                continue;
-            };
-            let patterns = k
-                .scopes
-                .get_ref()
-                .iter()
-                .filter_map(|s| ScopePattern::parse(s).ok())
-                .collect();
-            let limit = k.rate_limit.as_ref().map(|r| {
-                let r = r.get_ref();
-                RateLimit {
-                    per_second: r.per_second,
-                    burst: r.burst.unwrap_or(r.per_second.max(1.0)),
-                }
-            });
-            let rate = limit.map(|l| Mutex::new(TokenBucket::new(l, Instant::now())));
-            entries.push((
-                hash,
-                Arc::new(Principal {
-                    name: k.name.get_ref().clone(),
-                    scopes: Scopes::Patterns(patterns),
-                    limit,
-                    rate,
-                }),
-            ));
-        }
-        Self {
-            entries: ArcSwap::from_pointee(entries),
-        }
+    pub fn new(
+        operator: Option<&SecretString>,
+        configured: &[KeyConfig],
+        defaults: QuotaDefaults,
+    ) -> Self {
+        let keys = Self::default();
+        keys.entries
+            .store(Arc::new(build(operator, configured, defaults, &[])));
+        keys
     }
 
-    /// Take the keys of `next` (a reload).
-    pub fn replace_with(&self, next: Keys) {
-        self.entries.store(next.entries.into_inner());
+    /// Take the keys of a new configuration (a reload). A key kept under the same
+    /// name and hash keeps its counters, so what it holds still counts; every
+    /// long-lived connection is told to re-check its key.
+    pub fn reload(
+        &self,
+        operator: Option<&SecretString>,
+        configured: &[KeyConfig],
+        defaults: QuotaDefaults,
+    ) {
+        let old = self.entries.load_full();
+        self.entries
+            .store(Arc::new(build(operator, configured, defaults, &old)));
+        self.generation.send_modify(|g| *g += 1);
+    }
+
+    /// A receiver that changes whenever the keys are reloaded.
+    #[must_use]
+    pub fn subscribe(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.generation.subscribe()
     }
 
     /// Whether no key at all is configured.
@@ -153,11 +195,17 @@ impl Keys {
     /// The principal of `presented`, if it is a known key.
     #[must_use]
     pub fn verify(&self, presented: &str) -> Option<Arc<Principal>> {
-        let hash = KeyHash::of(presented);
+        self.find(&KeyHash::of(presented))
+    }
+
+    /// The current principal of the key with digest `hash` (after a reload, the new
+    /// one, with the new scopes); `None` once the key is gone.
+    #[must_use]
+    pub fn find(&self, hash: &KeyHash) -> Option<Arc<Principal>> {
         let mut found = None;
         for (h, principal) in self.entries.load().iter() {
             // No early exit: every hash is compared whatever matched before.
-            if h.ct_eq(&hash) && found.is_none() {
+            if h.ct_eq(hash) && found.is_none() {
                 found = Some(Arc::clone(principal));
             }
         }
@@ -165,11 +213,84 @@ impl Keys {
     }
 }
 
+fn build(
+    operator: Option<&SecretString>,
+    configured: &[KeyConfig],
+    defaults: QuotaDefaults,
+    old: &[(KeyHash, Arc<Principal>)],
+) -> Entries {
+    // Counters carry over for a key with the same name and hash.
+    let quotas_for = |name: &str, hash: &KeyHash, limits: QuotaDefaults| match old
+        .iter()
+        .find(|(h, p)| h == hash && p.name == name)
+        .map(|(_, p)| Arc::clone(&p.quotas))
+    {
+        Some(q) => {
+            q.set_limits(limits);
+            q
+        }
+        None => Arc::new(KeyQuotas::new(name, limits)),
+    };
+    let mut entries = Vec::new();
+    if let Some(key) = operator {
+        let hash = KeyHash::of(key.expose_secret());
+        let quotas = quotas_for(OPERATOR, &hash, QuotaDefaults::unlimited());
+        entries.push((
+            hash.clone(),
+            Arc::new(Principal {
+                quotas,
+                privileged: true,
+                ..Principal::new(OPERATOR, Scopes::All, hash)
+            }),
+        ));
+    }
+    for k in configured {
+        let Ok(hash) = KeyHash::parse(k.hash.get_ref().as_str()) else {
+            continue;
+        };
+        let patterns = k
+            .scopes
+            .get_ref()
+            .iter()
+            .filter_map(|s| ScopePattern::parse(s).ok())
+            .collect();
+        let limit = k.rate_limit.as_ref().map(|r| {
+            let r = r.get_ref();
+            RateLimit {
+                per_second: r.per_second,
+                burst: r.burst.unwrap_or(r.per_second.max(1.0)),
+            }
+        });
+        let rate = limit.map(|l| Mutex::new(TokenBucket::new(l, Instant::now())));
+        let name = k.name.get_ref().clone();
+        let quotas = quotas_for(&name, &hash, defaults.for_key(k));
+        entries.push((
+            hash.clone(),
+            Arc::new(Principal {
+                name,
+                scopes: Scopes::Patterns(patterns),
+                limit,
+                rate,
+                hash,
+                privileged: k.operator,
+                quotas,
+            }),
+        ));
+    }
+    entries
+}
+
 /// The key presented in `headers`, if any.
 #[must_use]
 pub fn presented_key(headers: &HeaderMap) -> Option<&str> {
-    if let Some(v) = headers.get(KEY_HEADER).and_then(|v| v.to_str().ok()) {
-        return Some(v.trim()).filter(|v| !v.is_empty());
+    // An empty `X-Tool-API-Key:` is no key: `Authorization` is still looked at.
+    if let Some(v) = headers
+        .get(KEY_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+    {
+        return Some(v);
     }
     let auth = headers
         .get(axum::http::header::AUTHORIZATION)?
@@ -182,6 +303,10 @@ pub fn presented_key(headers: &HeaderMap) -> Option<&str> {
         .filter(|t| !t.is_empty())
 }
 
+/// The principal the edge found for a request's key, in its extensions.
+#[derive(Debug, Clone)]
+pub struct Authenticated(pub Arc<Principal>);
+
 /// The authenticated caller of a request. Extracting it rejects the request with
 /// 401 (no key) or 403 (unknown key).
 #[derive(Debug, Clone)]
@@ -191,7 +316,16 @@ impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        // The edge (crate::gate) already looked the key up.
+        if let Some(Authenticated(principal)) = parts.extensions.get::<Authenticated>() {
+            return Ok(Caller(Arc::clone(principal)));
+        }
         let key = presented_key(&parts.headers).ok_or_else(|| {
+            crate::gate::audit_refusal(
+                state,
+                crate::gate::transport_of(parts.uri.path()),
+                "unauthorized",
+            );
             ApiError::new(
                 ErrorKind::Unauthorized,
                 "send an API key as `X-Tool-API-Key: KEY` or `Authorization: Bearer KEY`",
@@ -207,14 +341,28 @@ impl FromRequestParts<AppState> for Caller {
 }
 
 impl Caller {
-    /// 403 unless the caller may use `tool`.
+    /// 403 unless the caller may use `tool`; a refusal is audited (as `transport`).
     ///
     /// # Errors
     /// `forbidden` naming the tool.
-    pub fn require(&self, tool: &str) -> Result<(), ApiError> {
+    pub fn require(
+        &self,
+        state: &AppState,
+        tool: &str,
+        transport: &'static str,
+    ) -> Result<(), ApiError> {
         if self.0.allows(tool) {
             Ok(())
         } else {
+            if let Some(audit) = &state.audit {
+                audit.record_refusal(
+                    &self.0.name,
+                    tool,
+                    transport,
+                    "forbidden",
+                    crate::trace::current().unwrap_or_default(),
+                );
+            }
             Err(ApiError::new(
                 ErrorKind::Forbidden,
                 format!("the key {:?} has no scope for tool {tool:?}", self.0.name),

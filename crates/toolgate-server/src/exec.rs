@@ -75,7 +75,7 @@ pub async fn run_call(
         error.type = tracing::field::Empty,
     );
     let result = async {
-        admit(state, caller, tool).await?;
+        let _slot = admit(state, caller, tool).await?;
         state
             .registry
             .invoke(ToolCall::new(tool, arguments), inv)
@@ -159,8 +159,13 @@ impl Drop for Pending<'_> {
     }
 }
 
-/// The checks before a call reaches the registry: scope, rate limit, drain.
-async fn admit(state: &AppState, caller: &Principal, tool: &str) -> Result<(), ToolError> {
+/// The checks before a call reaches the registry: scope, rate limit, drain, and the
+/// key's calls-in-flight quota, whose slot the call holds until it ends.
+async fn admit(
+    state: &AppState,
+    caller: &Principal,
+    tool: &str,
+) -> Result<crate::quota::QuotaSlot, ToolError> {
     if !caller.allows(tool) {
         return Err(ToolError::new(
             ErrorKind::Forbidden,
@@ -190,7 +195,7 @@ async fn admit(state: &AppState, caller: &Principal, tool: &str) -> Result<(), T
         .with_retry_after(DRAINING_RETRY_AFTER)
         .server_wide());
     }
-    Ok(())
+    caller.take_slot(crate::quota::QuotaKind::Calls)
 }
 
 /// The `tool` label of a name no tool has: callers choose the names they ask for, and

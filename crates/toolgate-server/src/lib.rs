@@ -10,6 +10,10 @@
 //! - [`error`]: [`ApiError`], the one place errors become problem+json responses.
 //! - [`body`]: the JSON body extractor (size limit, depth limit, object check).
 //! - [`middleware`]: the middleware stack, built in one function.
+//! - [`gate`]: the edge: key lookup, failed-auth throttling, global and per-key budgets.
+//! - [`quota`]: per-key quotas (calls, WebSockets, MCP sessions in flight).
+//! - [`listener`]: the accept loop: connection cap, header timeout, header bytes.
+//! - [`body_deadline`]: the request-body deadline (408).
 //! - [`exec`]: running one call for a caller (scope check, invoke, call log line).
 //! - [`transport`]: `rest` (list, describe, call) and `batch` (`/tools/execute`).
 //! - [`health`]: `/healthz`, `/readyz` and the [`health::Readiness`] state.
@@ -24,11 +28,15 @@ pub mod app;
 pub mod audit;
 pub mod auth;
 pub mod body;
+pub mod body_deadline;
 pub mod error;
 pub mod exec;
+pub mod gate;
 pub mod health;
+pub mod listener;
 pub mod middleware;
 pub mod openapi;
+pub mod quota;
 pub mod ratelimit;
 pub mod reload;
 pub mod state;
@@ -36,12 +44,10 @@ pub mod trace;
 pub mod transport;
 
 use std::future::Future;
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use axum::Router;
 use axum::routing::{get, post};
-use axum::serve::ListenerExt as _;
 use tokio::net::TcpListener;
 
 pub use app::Application;
@@ -92,14 +98,8 @@ pub fn admin_router(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// Responses go out as soon as they are written. With Nagle's algorithm on, the
-/// last small write of a streamed response waits for the client's delayed ACK, and
-/// an SSE stream on a kept-alive connection took 40 ms instead of a tenth of one.
-fn no_delay(tcp: &mut tokio::net::TcpStream) {
-    if let Err(e) = tcp.set_nodelay(true) {
-        tracing::debug!(error = %e, "TCP_NODELAY not set");
-    }
-}
+/// Connections the admin listener takes at once (probes and scrapes need few).
+const ADMIN_MAX_CONNECTIONS: usize = 256;
 
 /// Serve `state` on `listener` until `shutdown` resolves, then drain:
 ///
@@ -121,27 +121,24 @@ pub async fn serve(
     let stop_accepting = tokio_util::sync::CancellationToken::new();
     if let Some(admin) = admin {
         let app = admin_router(state.clone());
-        let stop = stop_accepting.clone();
-        tokio::spawn(async move {
-            let served = axum::serve(admin, app)
-                .with_graceful_shutdown(stop.cancelled_owned())
-                .await;
-            if let Err(e) = served {
-                tracing::error!(error = %e, "the admin listener failed");
-            }
-        });
+        let limits = listener::ListenerLimits {
+            max_connections: ADMIN_MAX_CONNECTIONS,
+            ..state.limits.listener
+        };
+        tokio::spawn(listener::serve(admin, app, limits, stop_accepting.clone()));
     }
-    let app = router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
+    let app = router(state.clone());
     // The server runs as its own task: it must keep accepting (readiness probes,
     // clear refusals) while this function waits for the drain.
-    let mut server = tokio::spawn(
-        axum::serve(listener.tap_io(no_delay), app)
-            .with_graceful_shutdown(stop_accepting.clone().cancelled_owned())
-            .into_future(),
-    );
+    let mut server = tokio::spawn(listener::serve(
+        listener,
+        app,
+        state.limits.listener,
+        stop_accepting.clone(),
+    ));
     state.readiness.set_ready();
     tokio::select! {
-        r = &mut server => return r.unwrap_or_else(|e| Err(std::io::Error::other(e))),
+        r = &mut server => return r.map_err(std::io::Error::other),
         () = shutdown => {}
     }
     state.readiness.set_draining();
@@ -170,7 +167,7 @@ pub async fn serve(
         audit.flush().await;
     }
     match result {
-        Ok(r) => r.unwrap_or_else(|e| Err(std::io::Error::other(e))),
+        Ok(r) => r.map_err(std::io::Error::other),
         Err(_) => {
             server.abort();
             tracing::warn!("connections still open after the drain; closing them");

@@ -1,23 +1,18 @@
 //! The middleware stack, built in one function, outermost first.
 
 use std::any::Any;
-use std::sync::Arc;
 use std::time::Instant;
 
 use axum::Router;
-use axum::extract::State;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
 use axum::http::{HeaderName, HeaderValue, Method, header};
 use axum::middleware::{Next, from_fn, from_fn_with_state};
 use axum::response::{IntoResponse, Response};
-use toolgate_core::ErrorKind;
-use toolgate_resilience::Shedder;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tracing::Instrument;
 
 use crate::AppState;
-use crate::health::Readiness;
 
 /// Response header naming the request's trace id.
 pub const TRACE_ID_HEADER: &str = "x-trace-id";
@@ -26,21 +21,25 @@ pub const TRACE_ID_HEADER: &str = "x-trace-id";
 ///
 /// 1. panics become a logged 500 problem, never a dropped connection;
 /// 2. the request gets a trace id, a span and one log line when it ends;
-/// 3. load shedding: while draining, or past the global in-flight limit,
-///    `503 overloaded` before any other work (the body is never read); health
+/// 3. the edge ([`crate::gate`]): drain, the key looked up once, failed-auth
+///    throttling, the global in-flight budget with its operator reserve and the
+///    key's own share, before any other work (the body is never read); health
 ///    probes are exempt;
 /// 4. CORS answers preflights;
-/// 5. bodies over the limit are refused (413) as they are read.
+/// 5. a body that does not arrive whole in time ends the request with 408;
+/// 6. bodies over the limit are refused (413) as they are read.
 pub fn stack(router: Router<AppState>, state: &AppState) -> Router<AppState> {
-    let mut router = router.layer(DefaultBodyLimit::max(state.limits.body_limit_bytes));
+    let mut router = router
+        .layer(DefaultBodyLimit::max(state.limits.body_limit_bytes))
+        .layer(from_fn_with_state(
+            state.limits.body_read_timeout,
+            crate::body_deadline::enforce,
+        ));
     if let Some(cors) = cors(&state.limits.cors_allowed_origins) {
         router = router.layer(cors);
     }
     router
-        .layer(from_fn_with_state(
-            (Arc::clone(&state.shedder), state.readiness.clone()),
-            shed,
-        ))
+        .layer(from_fn_with_state(state.clone(), crate::gate::gate))
         .layer(from_fn(request_span))
         .layer(CatchPanicLayer::custom(on_panic))
 }
@@ -116,50 +115,6 @@ fn adopt_trace(span: &tracing::Span, headers: &axum::http::HeaderMap) -> String 
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
     toolgate_telemetry::otel::set_remote_parent(span, header("traceparent"), header("tracestate"));
     toolgate_telemetry::otel::trace_id(span).unwrap_or_else(|| crate::trace::from_headers(headers))
-}
-
-/// How long a shed client should wait.
-const SHED_RETRY_AFTER: std::time::Duration = std::time::Duration::from_secs(1);
-
-/// Paths that are never shed: probes must answer however busy the server is.
-fn exempt(path: &str) -> bool {
-    matches!(path, "/healthz" | "/readyz" | "/metrics")
-}
-
-/// How long a client refused by a draining server should wait (for another replica).
-const DRAINING_RETRY_AFTER: std::time::Duration = std::time::Duration::from_secs(5);
-
-async fn shed(
-    State((shedder, readiness)): State<(Arc<Shedder>, Readiness)>,
-    req: Request,
-    next: Next,
-) -> Response {
-    if exempt(req.uri().path()) {
-        return next.run(req).await;
-    }
-    if readiness.is_draining() && req.uri().path().starts_with("/api/") {
-        metrics::counter!(toolgate_telemetry::metrics::SHED, "reason" => "draining").increment(1);
-        return crate::ApiError::new(
-            ErrorKind::Overloaded,
-            "the server is draining; try another replica",
-        )
-        .with_status(axum::http::StatusCode::SERVICE_UNAVAILABLE)
-        .with_retry_after(DRAINING_RETRY_AFTER)
-        .into_response();
-    }
-    let Some(_admitted) = shedder.try_admit() else {
-        tracing::warn!(path = %req.uri().path(), "shed: too many requests in flight");
-        metrics::counter!(toolgate_telemetry::metrics::SHED, "reason" => "in_flight_limit")
-            .increment(1);
-        return crate::ApiError::new(
-            ErrorKind::Overloaded,
-            "the server is at its in-flight request limit; try again shortly",
-        )
-        .with_status(axum::http::StatusCode::SERVICE_UNAVAILABLE)
-        .with_retry_after(SHED_RETRY_AFTER)
-        .into_response();
-    };
-    next.run(req).await
 }
 
 thread_local! {

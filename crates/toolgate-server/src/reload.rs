@@ -17,7 +17,6 @@ use toolgate_config::{LoadedConfig, Problems, ServerConfig};
 use toolgate_registry::Registry;
 
 use crate::AppState;
-use crate::auth::Keys;
 use crate::transport::rest::tool_json;
 
 /// Events closer together than this are one change (editors write in several steps).
@@ -45,7 +44,7 @@ fn server_settings(s: &ServerConfig) -> String {
     // Every `[server]` field but the listen address's span, which moves with any
     // edit above it.
     format!(
-        "{} {:?} {} {} {} {:?} {} {} {} {} {} {} {:?} {:?} {} {} {}",
+        "{} {:?} {} {} {} {:?} {} {} {} {} {} {} {:?} {:?} {} {} {} {} {} {} {:?} {} {} {}",
         s.listen.get_ref(),
         s.admin_listen.as_ref().map(|a| a.get_ref()),
         s.body_limit_bytes,
@@ -63,6 +62,13 @@ fn server_settings(s: &ServerConfig) -> String {
         s.mcp_session_idle_timeout_ms,
         s.mcp_max_sessions,
         s.mcp_tools_page_size,
+        s.header_read_timeout_ms,
+        s.body_read_timeout_ms,
+        s.max_header_bytes,
+        s.max_connections,
+        s.operator_reserve_percent,
+        s.auth_failures_per_second,
+        s.auth_failures_burst,
     )
 }
 
@@ -92,9 +98,12 @@ pub fn apply(state: &AppState, loaded: &LoadedConfig) -> Result<ReloadSummary, P
             .collect(),
     };
     state.registry.replace_with(next);
-    state
-        .keys
-        .replace_with(Keys::new(state.operator_key.as_ref(), &loaded.config.keys));
+    // Keys kept keep their counters; long-lived connections re-check theirs.
+    state.keys.reload(
+        state.operator_key.as_ref(),
+        &loaded.config.keys,
+        crate::quota::QuotaDefaults::from_server(&loaded.config.server),
+    );
     state.docs.rebuild(&state.registry);
     if let Some(audit) = &state.audit {
         audit.update(&loaded.config.tools);

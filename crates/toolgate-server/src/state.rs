@@ -43,6 +43,12 @@ pub struct Limits {
     pub mcp_tools_page_size: usize,
     /// `/metrics` is served on the admin listener instead of the main one.
     pub admin_listener: bool,
+    /// Connection cap, header timeout and header bytes of the listener.
+    pub listener: crate::listener::ListenerLimits,
+    /// Time a request's body has to arrive after its headers.
+    pub body_read_timeout: std::time::Duration,
+    /// Share of the global budgets kept for operator keys, in percent.
+    pub operator_reserve_percent: u8,
 }
 
 /// Shared state: cheap to clone, all `Arc`s.
@@ -62,8 +68,10 @@ pub struct AppState {
     pub calls: CancellationToken,
     /// Fires when the drain starts (long-lived connections close on it).
     pub shutdown: CancellationToken,
-    /// The global in-flight request limit (load shedding).
+    /// The global in-flight request limit (load shedding), with the operators' reserve.
     pub shedder: Arc<Shedder>,
+    /// Failed authentications per client address.
+    pub auth_throttle: Arc<crate::gate::AuthThrottle>,
     /// Where per-key rate limits are counted.
     pub limiter: Arc<crate::ratelimit::Limiter>,
     /// The audit log, when `[audit]` is configured.
@@ -89,7 +97,11 @@ impl AppState {
         Self {
             docs: Arc::new(Documents::new(&registry)),
             registry,
-            keys: Arc::new(Keys::new(operator, &loaded.config.keys)),
+            keys: Arc::new(Keys::new(
+                operator,
+                &loaded.config.keys,
+                crate::quota::QuotaDefaults::from_server(server),
+            )),
             limits: Arc::new(Limits {
                 body_limit_bytes: server.body_limit_bytes,
                 json_max_depth: server.json_max_depth,
@@ -105,11 +117,29 @@ impl AppState {
                 mcp_max_sessions: server.mcp_max_sessions,
                 mcp_tools_page_size: server.mcp_tools_page_size,
                 admin_listener: server.admin_listen.is_some(),
+                listener: crate::listener::ListenerLimits {
+                    max_connections: server
+                        .max_connections
+                        .unwrap_or_else(crate::listener::default_max_connections),
+                    header_read_timeout: std::time::Duration::from_millis(
+                        server.header_read_timeout_ms,
+                    ),
+                    max_header_bytes: server.max_header_bytes,
+                },
+                body_read_timeout: std::time::Duration::from_millis(server.body_read_timeout_ms),
+                operator_reserve_percent: server.operator_reserve_percent,
             }),
             readiness: Readiness::default(),
             calls: CancellationToken::new(),
             shutdown: CancellationToken::new(),
-            shedder: Arc::new(Shedder::new(server.max_in_flight_requests)),
+            shedder: Arc::new(Shedder::with_reserve(
+                server.max_in_flight_requests,
+                server.operator_reserve_percent,
+            )),
+            auth_throttle: Arc::new(crate::gate::AuthThrottle::new(
+                server.auth_failures_per_second,
+                server.auth_failures_burst,
+            )),
             // Validation guarantees a Redis store has a URL; a malformed one falls back
             // to counting in memory, loudly.
             limiter: Arc::new(

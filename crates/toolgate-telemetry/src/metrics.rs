@@ -37,6 +37,28 @@ pub const AUDIT_QUEUE_FULL: &str = "toolgate_audit_queue_full_total";
 /// Audit records written.
 pub const AUDIT_WRITTEN: &str = "toolgate_audit_records_total";
 
+/// Connections open on the main listener.
+pub const CONNECTIONS_OPEN: &str = "toolgate_connections_open";
+/// Failed `accept` calls (out of descriptors, mostly).
+pub const ACCEPT_ERRORS: &str = "toolgate_accept_errors_total";
+/// Requests whose body did not arrive before the body deadline (answered 408).
+pub const BODY_TIMEOUTS: &str = "toolgate_body_timeouts_total";
+/// Calls and connections refused by a key's quota, by `key` and `quota`
+/// (`in_flight`, `websockets`, `mcp_sessions`).
+pub const QUOTA_EXCEEDED: &str = "toolgate_quota_exceeded_total";
+/// Calls in flight per key, by `key`.
+pub const KEY_IN_FLIGHT: &str = "toolgate_key_calls_in_flight";
+/// Failed authentications (no key, unknown key, throttled), by `reason`.
+pub const AUTH_FAILURES: &str = "toolgate_auth_failures_total";
+/// Responses cut or refused because they passed a byte cap, by `what`.
+pub const OUTPUT_CAPPED: &str = "toolgate_output_capped_total";
+
+/// The gauge of open main-listener connections.
+#[must_use]
+pub fn connections_open() -> metrics::Gauge {
+    metrics::gauge!(CONNECTIONS_OPEN)
+}
+
 /// Latency buckets in seconds: 1 ms to 60 s.
 const BUCKETS: &[f64] = &[
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
@@ -156,6 +178,19 @@ fn describe() {
         "Audit records that waited for room in the audit queue."
     );
     describe_counter!(AUDIT_WRITTEN, "Audit records written.");
+    describe_gauge!(CONNECTIONS_OPEN, "Connections open on the main listener.");
+    describe_counter!(ACCEPT_ERRORS, "Failed accept calls.");
+    describe_counter!(
+        BODY_TIMEOUTS,
+        "Request bodies cut off by the body deadline."
+    );
+    describe_counter!(
+        QUOTA_EXCEEDED,
+        "Calls and connections refused by a key's quota."
+    );
+    describe_gauge!(KEY_IN_FLIGHT, "Calls in flight per key.");
+    describe_counter!(AUTH_FAILURES, "Failed authentications by reason.");
+    describe_counter!(OUTPUT_CAPPED, "Results cut or refused at a byte cap.");
 }
 
 /// The current exposition text (empty if no recorder could be installed).

@@ -20,7 +20,7 @@ use toolgate_registry::Registry;
 use toolgate_server::{AppState, Application};
 
 /// The operator key every test server accepts (all scopes).
-pub const OPERATOR_KEY: &str = "test-operator-key";
+pub const OPERATOR_KEY: &str = "test-operator-key-0123456789abcdef";
 
 /// A `[[keys]]` block accepting `key` under `name` with `scopes`.
 #[must_use]

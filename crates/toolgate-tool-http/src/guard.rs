@@ -8,8 +8,11 @@
 //! Refused unless a tool's `allow_private` lists the network: loopback, RFC 1918,
 //! link-local (which holds the cloud metadata address 169.254.169.254), CGNAT,
 //! unique-local IPv6, multicast, unspecified and broadcast addresses, the other
-//! IANA special-purpose IPv4 blocks, and IPv6 addresses that embed any of these
-//! (IPv4-mapped, NAT64, 6to4).
+//! blocks of IANA's IPv4 and IPv6 special-purpose registries that are not globally
+//! reachable (documentation TEST-NETs, benchmarking, 6to4 relay anycast, Teredo,
+//! discard-only, SRv6...), and every IPv6 form that embeds an IPv4 address
+//! (IPv4-compatible `::/96`, IPv4-mapped, IPv4-translated, NAT64, 6to4), which is
+//! judged by that IPv4 address.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
@@ -29,72 +32,117 @@ impl std::fmt::Display for Blocked {
 
 impl std::error::Error for Blocked {}
 
+/// Whether `ip` is in `net`/`prefix`.
+fn in_v4(ip: Ipv4Addr, net: [u8; 4], prefix: u32) -> bool {
+    let mask = u32::MAX.checked_shl(32 - prefix).unwrap_or(0);
+    (u32::from(ip) & mask) == (u32::from(Ipv4Addr::from(net)) & mask)
+}
+
+/// Whether `ip` is in `net`/`prefix`.
+fn in_v6(ip: Ipv6Addr, net: [u16; 8], prefix: u32) -> bool {
+    let mask = u128::MAX.checked_shl(128 - prefix).unwrap_or(0);
+    (u128::from(ip) & mask) == (u128::from(Ipv6Addr::from(net)) & mask)
+}
+
+/// The IPv4 blocks of IANA's special-purpose registry that are not globally
+/// reachable (plus multicast and the deprecated 6to4 relay anycast), with why.
+const V4_BLOCKS: &[([u8; 4], u32, &str)] = &[
+    ([0, 0, 0, 0], 8, "unspecified (this network)"),
+    ([10, 0, 0, 0], 8, "private (RFC 1918)"),
+    ([100, 64, 0, 0], 10, "carrier-grade NAT"),
+    ([127, 0, 0, 0], 8, "loopback"),
+    (
+        [169, 254, 0, 0],
+        16,
+        "link-local (cloud metadata lives here)",
+    ),
+    ([172, 16, 0, 0], 12, "private (RFC 1918)"),
+    (
+        [192, 0, 0, 0],
+        24,
+        "special-purpose (IETF protocol assignments)",
+    ),
+    ([192, 0, 2, 0], 24, "documentation (TEST-NET-1)"),
+    ([192, 88, 99, 0], 24, "special-purpose (6to4 relay anycast)"),
+    ([192, 168, 0, 0], 16, "private (RFC 1918)"),
+    ([198, 18, 0, 0], 15, "special-purpose (benchmarking)"),
+    ([198, 51, 100, 0], 24, "documentation (TEST-NET-2)"),
+    ([203, 0, 113, 0], 24, "documentation (TEST-NET-3)"),
+    ([224, 0, 0, 0], 4, "multicast"),
+    ([240, 0, 0, 0], 4, "reserved"),
+];
+
 /// Why an IPv4 address is not public, if it is not.
 fn v4_reason(ip: Ipv4Addr) -> Option<&'static str> {
-    let o = ip.octets();
-    if ip.is_loopback() {
-        Some("loopback")
-    } else if ip.is_private() {
-        Some("private (RFC 1918)")
-    } else if ip.is_link_local() {
-        Some("link-local (cloud metadata lives here)")
-    } else if o[0] == 100 && (64..=127).contains(&o[1]) {
-        Some("carrier-grade NAT")
-    } else if ip.is_unspecified() || o[0] == 0 {
-        Some("unspecified")
-    } else if ip.is_broadcast() {
-        Some("broadcast")
-    } else if ip.is_multicast() || o[0] >= 240 {
-        Some("multicast or reserved")
-    } else if (o[0] == 192 && o[1] == 0 && o[2] == 0) || (o[0] == 198 && (18..=19).contains(&o[1]))
-    {
-        Some("special-purpose")
-    } else {
-        None
+    if ip.is_broadcast() {
+        return Some("broadcast");
     }
+    V4_BLOCKS
+        .iter()
+        .find(|(net, prefix, _)| in_v4(ip, *net, *prefix))
+        .map(|(_, _, why)| *why)
+}
+
+/// The IPv6 blocks refused outright (IANA's special-purpose registry, not globally
+/// reachable), with why. Blocks that embed an IPv4 address are judged by it instead.
+const V6_BLOCKS: &[([u16; 8], u32, &str)] = &[
+    ([0x0064, 0xff9b, 1, 0, 0, 0, 0, 0], 48, "local-use NAT64"),
+    ([0x0100, 0, 0, 0, 0, 0, 0, 0], 64, "discard-only"),
+    ([0x2001, 0x0db8, 0, 0, 0, 0, 0, 0], 32, "documentation"),
+    (
+        [0x2001, 0, 0, 0, 0, 0, 0, 0],
+        23,
+        "special-purpose (IETF protocol assignments, Teredo)",
+    ),
+    ([0x3fff, 0, 0, 0, 0, 0, 0, 0], 20, "documentation"),
+    ([0x5f00, 0, 0, 0, 0, 0, 0, 0], 16, "segment routing (SRv6)"),
+    ([0xfc00, 0, 0, 0, 0, 0, 0, 0], 7, "unique local (ULA)"),
+    ([0xfe80, 0, 0, 0, 0, 0, 0, 0], 10, "link-local"),
+    ([0xfec0, 0, 0, 0, 0, 0, 0, 0], 10, "site-local (deprecated)"),
+    ([0xff00, 0, 0, 0, 0, 0, 0, 0], 8, "multicast"),
+];
+
+/// The IPv4 address in the last 32 bits of `ip`.
+fn low_v4(ip: Ipv6Addr) -> Ipv4Addr {
+    Ipv4Addr::from(u32::try_from(u128::from(ip) & u128::from(u32::MAX)).unwrap_or(0))
+}
+
+/// The IPv4 address an IPv6 address carries, for the forms that carry one:
+/// IPv4-compatible (`::/96`), IPv4-mapped (`::ffff:0:0/96`), IPv4-translated
+/// (`::ffff:0:0:0/96`), NAT64 (`64:ff9b::/96`) and 6to4 (`2002::/16`).
+fn embedded_v4(ip: Ipv6Addr) -> Option<Ipv4Addr> {
+    let seg = ip.segments();
+    if in_v6(ip, [0; 8], 96)
+        || in_v6(ip, [0, 0, 0, 0, 0, 0xffff, 0, 0], 96)
+        || in_v6(ip, [0, 0, 0, 0, 0xffff, 0, 0, 0], 96)
+        || in_v6(ip, [0x0064, 0xff9b, 0, 0, 0, 0, 0, 0], 96)
+    {
+        return Some(low_v4(ip));
+    }
+    if seg[0] == 0x2002 {
+        let [a, b] = seg[1].to_be_bytes();
+        let [c, d] = seg[2].to_be_bytes();
+        return Some(Ipv4Addr::new(a, b, c, d));
+    }
+    None
 }
 
 /// Why an IPv6 address is not public, if it is not.
 fn v6_reason(ip: Ipv6Addr) -> Option<&'static str> {
-    let seg = ip.segments();
     if ip.is_loopback() {
         return Some("loopback");
     }
     if ip.is_unspecified() {
         return Some("unspecified");
     }
-    if ip.is_multicast() {
-        return Some("multicast");
-    }
-    if (seg[0] & 0xfe00) == 0xfc00 {
-        return Some("unique local (ULA)");
-    }
-    if (seg[0] & 0xffc0) == 0xfe80 {
-        return Some("link-local");
-    }
     // Addresses that carry an IPv4 address are judged by that address.
-    if let Some(v4) = ip.to_ipv4_mapped() {
+    if let Some(v4) = embedded_v4(ip) {
         return v4_reason(v4);
     }
-    if seg[0] == 0x0064 && seg[1] == 0xff9b {
-        let v4 = Ipv4Addr::new(
-            (seg[6] >> 8) as u8,
-            seg[6] as u8,
-            (seg[7] >> 8) as u8,
-            seg[7] as u8,
-        );
-        return v4_reason(v4);
-    }
-    if seg[0] == 0x2002 {
-        let v4 = Ipv4Addr::new(
-            (seg[1] >> 8) as u8,
-            seg[1] as u8,
-            (seg[2] >> 8) as u8,
-            seg[2] as u8,
-        );
-        return v4_reason(v4);
-    }
-    None
+    V6_BLOCKS
+        .iter()
+        .find(|(net, prefix, _)| in_v6(ip, *net, *prefix))
+        .map(|(_, _, why)| *why)
 }
 
 /// Why `ip` is not public, if it is not.
@@ -135,7 +183,7 @@ impl Guard {
     /// [`Blocked`] naming the address and why.
     pub fn check(&self, ip: IpAddr) -> Result<(), Blocked> {
         let canonical = match ip {
-            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+            IpAddr::V6(v6) => embedded_v4(v6).map_or(ip, IpAddr::V4),
             v4 @ IpAddr::V4(_) => v4,
         };
         match non_public_reason(ip) {
@@ -225,6 +273,23 @@ mod tests {
             "::ffff:10.0.0.1",
             "64:ff9b::7f00:1",
             "2002:7f00:1::",
+            "::7f00:2",
+            "::127.0.0.1",
+            "::a00:1",
+            "::ffff:0:7f00:1",
+            "192.0.2.1",
+            "198.51.100.7",
+            "203.0.113.9",
+            "192.88.99.1",
+            "198.18.0.1",
+            "192.0.0.8",
+            "240.0.0.1",
+            "2001:db8::1",
+            "3fff::1",
+            "2001::1",
+            "100::1",
+            "64:ff9b:1::1",
+            "fec0::1",
         ] {
             assert!(blocked(ip), "{ip} must be refused");
         }
@@ -233,6 +298,10 @@ mod tests {
             "8.8.8.8",
             "2606:4700::1111",
             "::ffff:8.8.8.8",
+            "::808:808",
+            "64:ff9b::808:808",
+            "2002:808:808::",
+            "192.0.3.1",
         ] {
             assert!(!blocked(ip), "{ip} is public");
         }

@@ -145,18 +145,31 @@ impl UrlTemplate {
 
     /// The URL for `args`. A query pair whose placeholders are all absent is left out.
     #[must_use]
-    pub fn fill(&self, args: &Map<String, Value>) -> String {
+    ///
+    /// # Errors
+    /// The name of a parameter whose value makes a whole path segment `.` or `..`:
+    /// every URL parser (and so the upstream) would resolve it away, reaching a path
+    /// the template does not name.
+    pub fn fill(&self, args: &Map<String, Value>) -> Result<String, String> {
         let mut url = self.origin.clone();
         for seg in &self.segments {
             url.push('/');
+            let start = url.len();
+            let mut param = None;
             for p in seg {
                 match p {
                     Piece::Lit(l) => url.push_str(l),
                     Piece::Param(n) => {
                         let v = args.get(n).map(text_of).unwrap_or_default();
                         url.extend(utf8_percent_encode(&v, ENCODE));
+                        param = Some(n);
                     }
                 }
+            }
+            if let Some(n) = param
+                && matches!(&url[start..], "." | "..")
+            {
+                return Err(n.clone());
             }
         }
         let mut first = true;
@@ -187,7 +200,7 @@ impl UrlTemplate {
             url.push('#');
             url.push_str(&self.fragment);
         }
-        url
+        Ok(url)
     }
 }
 
@@ -269,18 +282,30 @@ mod tests {
         )
         .unwrap();
         assert_eq!(t.origin(), "https://api.example.com:8443");
-        let url = t.fill(&args(
-            json!({"id": "../admin?x=1#", "q": "a b&c=d", "page": 2}),
-        ));
+        let url = t
+            .fill(&args(
+                json!({"id": "../admin?x=1#", "q": "a b&c=d", "page": 2}),
+            ))
+            .unwrap();
         assert_eq!(
             url,
             "https://api.example.com:8443/v1/users/..%2Fadmin%3Fx%3D1%23/posts?q=a%20b%26c%3Dd&lang=en&page=2"
         );
-        let url = t.fill(&args(json!({"id": "7"})));
+        let url = t.fill(&args(json!({"id": "7"}))).unwrap();
         assert_eq!(
             url, "https://api.example.com:8443/v1/users/7/posts?lang=en",
             "absent optional values drop their pair"
         );
+    }
+
+    #[test]
+    fn dot_segments_are_refused() {
+        let t = UrlTemplate::parse("https://api.example.com/users/{id}/profile").unwrap();
+        for dots in [".", ".."] {
+            assert_eq!(t.fill(&args(json!({"id": dots}))), Err("id".to_owned()));
+        }
+        assert!(t.fill(&args(json!({"id": "..."}))).is_ok());
+        assert!(t.fill(&args(json!({"id": "a.."}))).is_ok());
     }
 
     #[test]

@@ -11,7 +11,7 @@ use reqwest::{Method, redirect};
 use serde_json::{Map, Value};
 use tokio::time::Instant;
 use toolgate_config::{ParamConfig, ToolConfig};
-use toolgate_core::{CallContext, ErrorKind, Tool, ToolError, ToolOutput};
+use toolgate_core::{CallContext, ErrorKind, FieldError, Tool, ToolError, ToolOutput};
 
 use crate::guard::{Blocked, Guard, GuardedResolver};
 use crate::template::{UrlTemplate, body_params, fill_body};
@@ -116,6 +116,9 @@ impl HttpTool {
             if !matches!(attempt.url().scheme(), "http" | "https") {
                 return attempt.error(Blocked("a redirect left http(s)".to_owned()));
             }
+            if let Some(refusal) = redirect_refusal(attempt.previous(), attempt.url()) {
+                return attempt.error(Blocked(refusal));
+            }
             let literal = attempt
                 .url()
                 .host_str()
@@ -160,7 +163,13 @@ impl HttpTool {
         args: &Map<String, Value>,
         ctx: &CallContext,
     ) -> Result<reqwest::RequestBuilder, ToolError> {
-        let url = reqwest::Url::parse(&self.url.fill(args))
+        let filled = self.url.fill(args).map_err(|name| {
+            ToolError::invalid_arguments(vec![FieldError {
+                pointer: format!("/{name}"),
+                message: "`.` and `..` are not allowed as a whole path segment".to_owned(),
+            }])
+        })?;
+        let url = reqwest::Url::parse(&filled)
             .map_err(|e| ToolError::tool(format!("the filled URL is invalid: {e}")))?;
         if let Some(ip) = url
             .host_str()
@@ -207,9 +216,13 @@ impl HttpTool {
             ));
         }
         if !status.is_success() {
-            return Err(ToolError::tool(format!(
-                "the upstream refused the request: {status}"
-            )));
+            // The upstream's answer, not the tool's fault: 502, but permanent (trying
+            // again cannot change it, and it says nothing about the upstream's health).
+            return Err(ToolError::new(
+                ErrorKind::UpstreamError,
+                format!("the upstream refused the request: {status}"),
+            )
+            .permanent());
         }
         let body: Value = match serde_json::from_slice(&bytes) {
             Ok(v) => v,
@@ -225,6 +238,32 @@ impl HttpTool {
             }),
         }
     }
+}
+
+/// Why a redirect from the chain `previous` to `next` is refused, if it is: the
+/// configured headers (often secrets) are for the upstream's origin only, so a
+/// redirect to another origin is never followed, and neither is one from https to
+/// http.
+fn redirect_refusal(previous: &[reqwest::Url], next: &reqwest::Url) -> Option<String> {
+    let first = previous.first()?;
+    let last = previous.last().unwrap_or(first);
+    if last.scheme() == "https" && next.scheme() == "http" {
+        return Some("a redirect from https to http is refused".to_owned());
+    }
+    // The one change of origin allowed: the same host upgrading http to https.
+    let upgrade = first.scheme() == "http"
+        && next.scheme() == "https"
+        && first.host_str() == next.host_str()
+        && first.port().is_none()
+        && next.port().is_none();
+    if first.origin() != next.origin() && !upgrade {
+        return Some(format!(
+            "a redirect to another origin ({}) is refused: the tool's headers are for {} only",
+            next.origin().ascii_serialization(),
+            first.origin().ascii_serialization()
+        ));
+    }
+    None
 }
 
 /// The `traceparent` for the upstream: the current span's when tracing is on,

@@ -96,6 +96,7 @@ pub mod statement;
 
 pub use error::SqlError;
 pub use query::QueryTool;
+pub use rows::{Caps, DEFAULT_MAX_RESULT_BYTES};
 pub use server::{MySqlSource, PgSource};
 pub use source::SqliteSource;
 pub use sources::Source;
@@ -123,7 +124,12 @@ pub fn rows_output_schema() -> Value {
             },
             "truncated": {
                 "type": "boolean",
-                "description": "True when more rows existed than the row cap allows."
+                "description": "True when the result was cut at the row cap or the byte cap."
+            },
+            "truncated_reason": {
+                "type": "string",
+                "enum": ["max_rows", "max_result_bytes"],
+                "description": "Which cap cut the result, when it was cut."
             },
             "rows_affected": {
                 "type": "integer",

@@ -9,7 +9,7 @@ use toolgate_core::{CallContext, FieldError, Tool, ToolError, ToolOutput};
 
 use crate::error::{Author, JobError};
 use crate::placeholders;
-use crate::rows::{self, RowSet};
+use crate::rows::{self, Caps, RowSet};
 use crate::server::Job;
 use crate::sources::{Source, dialect_name};
 use crate::{SqliteSource, exec};
@@ -23,16 +23,17 @@ const MAX_QUERY_CHARS: u64 = 100_000;
 #[derive(Debug)]
 pub struct QueryTool {
     source: Source,
-    max_rows: usize,
+    caps: Caps,
 }
 
 impl QueryTool {
-    /// A query tool on `source` returning at most `max_rows` rows.
+    /// A query tool on `source` returning rows within `caps` (a row count: the
+    /// default byte cap).
     #[must_use]
-    pub fn new(source: impl Into<Source>, max_rows: usize) -> Self {
+    pub fn new(source: impl Into<Source>, caps: impl Into<Caps>) -> Self {
         Self {
             source: source.into(),
-            max_rows,
+            caps: caps.into(),
         }
     }
 
@@ -117,12 +118,12 @@ impl QueryTool {
         ctx: &CallContext,
     ) -> Result<RowSet, JobError> {
         let query = query.to_owned();
-        let max_rows = self.max_rows;
+        let caps = self.caps;
         let Some(pool) = source.pool(false) else {
             return Err(JobError::Internal);
         };
         exec::run(pool, ctx, "sql_query", move |conn| {
-            run_query(conn, &query, max_rows)
+            run_query(conn, &query, caps)
         })
         .await
     }
@@ -132,7 +133,7 @@ impl QueryTool {
         Job {
             sql,
             binds: &[],
-            max_rows: self.max_rows,
+            caps: self.caps,
             writes: false,
         }
     }
@@ -150,11 +151,7 @@ fn single<'a>(query: &'a str, source: &Source) -> Result<&'a str, JobError> {
 /// Compile exactly one statement and read its rows. The connection's authorizer has
 /// already refused writes while compiling; `readonly()` is SQLite's second opinion for
 /// statements the authorizer has no code for.
-fn run_query(
-    conn: &rusqlite::Connection,
-    query: &str,
-    max_rows: usize,
-) -> Result<RowSet, JobError> {
+fn run_query(conn: &rusqlite::Connection, query: &str, caps: Caps) -> Result<RowSet, JobError> {
     let mut batch = Batch::new(conn, query);
     let Some(mut stmt) = batch.next().map_err(JobError::Sql)? else {
         return Err(JobError::Empty);
@@ -170,5 +167,5 @@ fn run_query(
     if stmt.parameter_count() > 0 {
         return Err(JobError::Parameters);
     }
-    rows::collect(&mut stmt, max_rows).map_err(JobError::Sql)
+    rows::collect(&mut stmt, caps).map_err(JobError::Sql)
 }

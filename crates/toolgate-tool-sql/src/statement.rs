@@ -18,7 +18,7 @@ use toolgate_core::{CallContext, FieldError, Tool, ToolError, ToolOutput};
 
 use crate::error::{Author, JobError};
 use crate::placeholders::{self, Dialect};
-use crate::rows::RowSet;
+use crate::rows::{Caps, RowSet};
 use crate::server::{Bound, Job};
 use crate::sources::Source;
 use crate::{SqliteSource, exec};
@@ -34,7 +34,7 @@ pub struct StatementTool {
     /// Server databases: the declared param (index into `params`) bound at each
     /// positional placeholder of `statement`, which holds the rewritten text.
     order: Vec<usize>,
-    max_rows: usize,
+    caps: Caps,
     writes: bool,
 }
 
@@ -64,7 +64,7 @@ impl StatementTool {
         source: impl Into<Source>,
         statement: &str,
         params: &[ParamConfig],
-        max_rows: usize,
+        caps: impl Into<Caps>,
         writes: bool,
     ) -> Result<Self, String> {
         let source = source.into();
@@ -97,7 +97,7 @@ impl StatementTool {
             statement: Arc::from(statement),
             params: declared.into(),
             order,
-            max_rows,
+            caps: caps.into(),
             writes,
         })
     }
@@ -162,9 +162,9 @@ impl StatementTool {
             return Err(ToolError::tool("the database is unavailable"));
         };
         let statement = Arc::clone(&self.statement);
-        let (max_rows, writes) = (self.max_rows, self.writes);
+        let (caps, writes) = (self.caps, self.writes);
         Ok(exec::run(pool, ctx, "sql", move |conn| {
-            sqlite::run_statement(conn, &statement, &bindings, max_rows, writes)
+            sqlite::run_statement(conn, &statement, &bindings, caps, writes)
         })
         .await)
     }
@@ -179,7 +179,7 @@ impl StatementTool {
         Job {
             sql: &self.statement,
             binds,
-            max_rows: self.max_rows,
+            caps: self.caps,
             writes: self.writes,
         }
     }

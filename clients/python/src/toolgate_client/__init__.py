@@ -4,7 +4,7 @@ async ``AsyncClient`` on httpx.
 
     from toolgate_client import Client, RateLimitedError
 
-    with Client("http://127.0.0.1:8080", api_key="dev-key") as tg:
+    with Client("http://127.0.0.1:8080", api_key="dev-key-for-local-use-0123456789abcdef") as tg:
         print(tg.call("echo", {"hello": "agents"}).output)
 """
 

@@ -240,7 +240,7 @@ class _Core:
 class Client:
     """A client for one toolgate server.
 
-    >>> with Client("http://127.0.0.1:8080", api_key="dev-key") as tg:
+    >>> with Client("http://127.0.0.1:8080", api_key="dev-key-for-local-use-0123456789abcdef") as tg:
     ...     tg.call("echo", {"hello": "agents"}).output
 
     Every non-2xx answer raises a ``ToolgateError`` subclass (``RateLimitedError``,
@@ -474,7 +474,7 @@ class EventStream:
 class AsyncClient:
     """The asyncio (and trio) flavour of ``Client``: the same methods, awaited.
 
-    >>> async with AsyncClient("http://127.0.0.1:8080", api_key="dev-key") as tg:
+    >>> async with AsyncClient("http://127.0.0.1:8080", api_key="dev-key-for-local-use-0123456789abcdef") as tg:
     ...     async with tg.stream("sleep", {"ms": 300}) as events:
     ...         async for event in events:
     ...             print(event)

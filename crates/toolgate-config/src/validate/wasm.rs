@@ -42,6 +42,7 @@ pub(super) fn check_wasm(c: &mut Checker<'_>, t: &ToolConfig) {
     for (present, field) in [
         (t.source.is_some(), "source"),
         (t.max_rows.is_some(), "max_rows"),
+        (t.max_result_bytes.is_some(), "max_result_bytes"),
     ] {
         if present {
             c.report(

@@ -102,6 +102,7 @@ pub fn parse_request(body: Map<String, Value>, max_calls: usize) -> Result<Batch
         );
         Err(problems
             .into_iter()
+            .take(toolgate_core::MAX_FIELD_ERRORS)
             .fold(err, |e, (pointer, message)| e.push_field(pointer, message)))
     }
 }
@@ -116,11 +117,19 @@ fn parse_calls(
         return Vec::new();
     };
     if items.is_empty() || items.len() > max_calls {
-        problems.push(("/calls".into(), format!("must hold 1 to {max_calls} calls")));
+        // Nothing more is looked at: a huge array must not make a huge answer.
+        problems.push((
+            "/calls".into(),
+            format!("must hold 1 to {max_calls} calls, not {}", items.len()),
+        ));
+        return Vec::new();
     }
     let mut ids = HashSet::new();
     let mut out = Vec::with_capacity(items.len());
     for (i, item) in items.iter().enumerate() {
+        if problems.len() >= toolgate_core::MAX_FIELD_ERRORS {
+            break;
+        }
         let at = format!("/calls/{i}");
         let Value::Object(call) = item else {
             problems.push((at, "must be an object".into()));

@@ -68,7 +68,29 @@ pub fn router(state: &AppState) -> Router<AppState> {
     session_config.keep_alive = Some(Duration::from_millis(
         limits.mcp_session_idle_timeout_ms.max(1),
     ));
-    let sessions = Arc::new(KeyedSessions::new(session_config));
+    let sessions = Arc::new(KeyedSessions::new(
+        session_config,
+        limits.mcp_max_sessions,
+        limits.operator_reserve_percent,
+    ));
+    // A reload that removes a key closes its sessions.
+    let watched = Arc::downgrade(&sessions);
+    let keys = Arc::clone(&state.keys);
+    let mut changes = keys.subscribe();
+    let watch = async move {
+        while changes.changed().await.is_ok() {
+            let Some(sessions) = watched.upgrade() else {
+                break;
+            };
+            sessions.close_revoked(&keys).await;
+        }
+    };
+    match tokio::runtime::Handle::try_current() {
+        Ok(rt) => drop(rt.spawn(watch)),
+        Err(_) => {
+            tracing::warn!("no runtime: MCP sessions of revoked keys close when they idle out")
+        }
+    }
     let handler_state = state.clone();
     let service = StreamableHttpService::new(
         move || Ok(McpHandler::new(handler_state.clone())),

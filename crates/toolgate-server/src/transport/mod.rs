@@ -43,3 +43,8 @@ pub fn requested_timeout(headers: &HeaderMap) -> Result<Option<Duration>, ApiErr
             )
         })
 }
+
+/// Count an output cut or refused at a byte cap (`what`: a fixed label).
+pub fn count_capped(what: &'static str) {
+    metrics::counter!(toolgate_telemetry::metrics::OUTPUT_CAPPED, "what" => what).increment(1);
+}

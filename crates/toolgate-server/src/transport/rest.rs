@@ -46,7 +46,7 @@ pub async fn describe_tool(
     caller: Caller,
     Path(name): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    caller.require(&name)?;
+    caller.require(&state, &name, "rest")?;
     let tool = state
         .registry
         .get(&name)

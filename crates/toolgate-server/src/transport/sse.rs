@@ -66,7 +66,7 @@ pub async fn stream_tool(
 ) -> Result<Response, ApiError> {
     let timeout = requested_timeout(&headers)?;
     // Scope before existence, as for REST: a key cannot probe for tools outside it.
-    caller.require(&name)?;
+    caller.require(&state, &name, "sse")?;
     if state.registry.get(&name).is_none() {
         return Err(ApiError::new(
             ErrorKind::ToolNotFound,

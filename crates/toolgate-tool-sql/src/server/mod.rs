@@ -54,8 +54,8 @@ pub(crate) struct Job<'a> {
     pub(crate) sql: &'a str,
     /// A value for each placeholder, in order.
     pub(crate) binds: &'a [Bound],
-    /// Most rows returned.
-    pub(crate) max_rows: usize,
+    /// Most rows and bytes returned.
+    pub(crate) caps: crate::rows::Caps,
     /// Runs in a read-write transaction (a destructive tool).
     pub(crate) writes: bool,
 }

@@ -31,7 +31,7 @@ use super::{
     within,
 };
 use crate::error::{Class, JobError, SqlError};
-use crate::rows::RowSet;
+use crate::rows::{self, Budget, RowSet};
 
 /// Which server answers: they name the statement timeout differently.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -227,12 +227,13 @@ async fn statement(conn: &mut MySqlConnection, job: &Job<'_>) -> Result<(RowSet,
     let mut columns: Vec<String> = stmt.columns().iter().map(|c| c.name().to_owned()).collect();
     let query = job.binds.iter().fold(stmt.query(), bind);
     let mut stream = (&mut *conn).fetch_many(query);
-    let (mut rows, mut truncated, mut affected) = (Vec::new(), false, 0);
+    let (mut rows, mut cut, mut affected) = (Vec::new(), None, 0);
+    let mut budget = Budget::new(job.caps);
     let (mut complete, mut stale) = (true, false);
     while let Some(item) = stream.try_next().await.map_err(server_error)? {
         match item {
             Either::Left(done) => affected += done.rows_affected(),
-            Either::Right(row) if rows.len() < job.max_rows => {
+            Either::Right(row) if cut.is_none() => {
                 if rows.is_empty() {
                     // The server prepares again when the table changed shape since
                     // the statement was cached (`SELECT *` after an ALTER TABLE);
@@ -242,15 +243,17 @@ async fn statement(conn: &mut MySqlConnection, job: &Job<'_>) -> Result<(RowSet,
                     stale = current != columns;
                     columns = current;
                 }
-                rows.push(mysql_values::row_json(&row, &columns)?);
-            }
-            Either::Right(_) => {
-                truncated = true;
-                if !job.writes {
+                cut = rows::keep(&mut budget, &mut rows, || {
+                    mysql_values::row_json(&row, &columns)
+                })?;
+                // Readers stop at the cut; writers read on, so that their
+                // transaction commits.
+                if cut.is_some() && !job.writes {
                     complete = false;
                     break;
                 }
             }
+            Either::Right(_) => {}
         }
     }
     drop(stream);
@@ -262,7 +265,8 @@ async fn statement(conn: &mut MySqlConnection, job: &Job<'_>) -> Result<(RowSet,
     let set = RowSet {
         columns,
         rows,
-        truncated,
+        truncated: cut.is_some(),
+        cut,
         rows_affected,
     };
     Ok((set, complete))

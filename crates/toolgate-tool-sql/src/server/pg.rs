@@ -25,7 +25,7 @@ use super::{
     within,
 };
 use crate::error::{Class, JobError, SqlError};
-use crate::rows::RowSet;
+use crate::rows::{self, Budget, RowSet};
 
 /// A PostgreSQL database: a pool for calls and a one-connection pool for readiness
 /// checks and for cancelling abandoned statements.
@@ -203,35 +203,42 @@ async fn statement(conn: &mut PgConnection, job: &Job<'_>) -> Result<Collected, 
     let columns: Vec<String> = stmt.columns().iter().map(|c| c.name().to_owned()).collect();
     let query = job.binds.iter().fold(stmt.query(), bind);
     let mut stream = (&mut *conn).fetch_many(query);
-    let (mut rows, mut truncated, mut affected) = (Vec::new(), false, 0);
+    let (mut rows, mut cut, mut affected) = (Vec::new(), None, 0);
+    let mut budget = Budget::new(job.caps);
     while let Some(item) = stream.try_next().await.map_err(server_error)? {
-        match item {
-            Either::Left(done) => affected += done.rows_affected(),
-            Either::Right(row) if rows.len() < job.max_rows => {
-                rows.push(pg_values::row_json(&row, &columns)?);
+        let row = match item {
+            Either::Left(done) => {
+                affected += done.rows_affected();
+                continue;
             }
-            Either::Right(_) => {
-                truncated = true;
-                if !job.writes {
-                    let set = RowSet {
-                        columns,
-                        rows,
-                        truncated,
-                        rows_affected: None,
-                    };
-                    return Ok(Collected {
-                        set,
-                        complete: false,
-                    });
-                }
-            }
+            Either::Right(row) => row,
+        };
+        if cut.is_none() {
+            cut = rows::keep(&mut budget, &mut rows, || {
+                pg_values::row_json(&row, &columns)
+            })?;
+        }
+        // Readers stop at the cut; writers read on, so that their transaction commits.
+        if cut.is_some() && !job.writes {
+            let set = RowSet {
+                columns,
+                rows,
+                truncated: true,
+                cut,
+                rows_affected: None,
+            };
+            return Ok(Collected {
+                set,
+                complete: false,
+            });
         }
     }
     let rows_affected = (job.writes && columns.is_empty()).then_some(affected);
     let set = RowSet {
         columns,
         rows,
-        truncated,
+        truncated: cut.is_some(),
+        cut,
         rows_affected,
     };
     Ok(Collected {

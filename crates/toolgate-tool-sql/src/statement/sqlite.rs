@@ -10,7 +10,7 @@ use toolgate_config::ParamType;
 
 use crate::SqliteSource;
 use crate::error::{Class, JobError, NEEDS_DESTRUCTIVE, classify};
-use crate::rows::{self, RowSet};
+use crate::rows::{self, Caps, RowSet};
 
 /// Compile `sql` on a fresh connection like the tool's and return the names of its
 /// parameters (without the `:`).
@@ -76,11 +76,11 @@ pub(super) fn run_statement(
     conn: &mut Connection,
     sql: &str,
     bindings: &[(String, SqlValue)],
-    max_rows: usize,
+    caps: Caps,
     writes: bool,
 ) -> Result<RowSet, JobError> {
     if !writes {
-        return execute(conn, sql, bindings, max_rows);
+        return execute(conn, sql, bindings, caps);
     }
     if !conn.is_autocommit() {
         // Only a failed rollback could leave one open; never build on top of it.
@@ -91,7 +91,7 @@ pub(super) fn run_statement(
     let tx = conn
         .transaction_with_behavior(TransactionBehavior::Immediate)
         .map_err(JobError::Sql)?;
-    let mut set = execute(&tx, sql, bindings, max_rows)?;
+    let mut set = execute(&tx, sql, bindings, caps)?;
     if set.columns.is_empty() {
         set.rows_affected = Some(tx.changes());
     }
@@ -103,7 +103,7 @@ fn execute(
     conn: &Connection,
     sql: &str,
     bindings: &[(String, SqlValue)],
-    max_rows: usize,
+    caps: Caps,
 ) -> Result<RowSet, JobError> {
     let mut stmt = conn.prepare_cached(sql).map_err(JobError::Sql)?;
     for (placeholder, value) in bindings {
@@ -117,7 +117,7 @@ fn execute(
         stmt.raw_bind_parameter(index, value)
             .map_err(JobError::Sql)?;
     }
-    rows::collect(&mut stmt, max_rows).map_err(JobError::Sql)
+    rows::collect(&mut stmt, caps).map_err(JobError::Sql)
 }
 
 /// A JSON argument as the SQL value of a parameter of type `ty`; `None` on mismatch.

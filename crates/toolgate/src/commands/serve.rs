@@ -2,12 +2,16 @@
 
 use std::net::SocketAddr;
 
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
 use toolgate_server::Application;
 
 use super::{EXIT_FAILURE, EXIT_USAGE, load};
 use crate::cli::ConfigArg;
 use crate::commands::keys::generate_key;
+
+/// The shortest operator key `serve` accepts: it holds every scope, so it must not be
+/// guessable.
+const MIN_OPERATOR_KEY_CHARS: usize = 32;
 
 pub(super) async fn serve(config: &ConfigArg, listen: Option<SocketAddr>) -> i32 {
     let (loaded, registry) = match load(config) {
@@ -21,6 +25,15 @@ pub(super) async fn serve(config: &ConfigArg, listen: Option<SocketAddr>) -> i32
             Err(_) => return EXIT_USAGE,
         },
     };
+    if let Some(key) = &loaded.operator_key {
+        let length = key.expose_secret().chars().count();
+        if length < MIN_OPERATOR_KEY_CHARS {
+            eprintln!(
+                "toolgate: TOOLGATE_API_KEY is {length} characters long; an operator key needs at least {MIN_OPERATOR_KEY_CHARS} (`toolgate keys new` makes one)"
+            );
+            return EXIT_USAGE;
+        }
+    }
     // With no key at all nobody could call anything: make one for this run and show
     // it once.
     let generated = (loaded.operator_key.is_none() && loaded.config.keys.is_empty()).then(|| {

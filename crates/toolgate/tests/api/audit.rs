@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::cli::{BIN, serve, sigterm, write_config};
+use crate::cli::{BIN, CLI_KEY, serve, sigterm, write_config};
 
 fn config(db: &std::path::Path, durability: &str) -> String {
     format!(
@@ -52,7 +52,7 @@ async fn call(
 ) -> Option<(String, u16)> {
     let resp = client
         .post(format!("http://{addr}/api/v1/tools/{tool}"))
-        .header("X-Tool-API-Key", "k")
+        .header("X-Tool-API-Key", CLI_KEY)
         .json(&args)
         .send()
         .await
@@ -68,7 +68,7 @@ async fn after_sigterm_every_answered_call_is_in_the_log() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("audit.db");
     let f = write_config(&config(&db, "async"));
-    let (mut child, addr, _logs) = serve(f.path(), Some("k"));
+    let (mut child, addr, _logs) = serve(f.path(), Some(CLI_KEY));
     let client = reqwest::Client::new();
     let mut answered = Vec::new();
     for i in 0..40 {
@@ -131,7 +131,7 @@ async fn a_call_the_client_hangs_up_on_is_recorded_as_cancelled_on_every_transpo
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("audit.db");
     let f = write_config(&config(&db, "async"));
-    let (mut child, addr, _logs) = serve(f.path(), Some("k"));
+    let (mut child, addr, _logs) = serve(f.path(), Some(CLI_KEY));
     let client = reqwest::Client::new();
     let long = json!({"ms": 60_000});
     let meta = json!({
@@ -172,7 +172,7 @@ async fn a_call_the_client_hangs_up_on_is_recorded_as_cancelled_on_every_transpo
         ),
     ];
     for (transport, request) in requests {
-        let pending = tokio::spawn(request.header("X-Tool-API-Key", "k").send());
+        let pending = tokio::spawn(request.header("X-Tool-API-Key", CLI_KEY).send());
         // Long enough for the call to start; the tool would run for a minute.
         tokio::time::sleep(Duration::from_millis(500)).await;
         pending.abort();
@@ -187,7 +187,7 @@ async fn a_call_the_client_hangs_up_on_is_recorded_as_cancelled_on_every_transpo
             .into_client_request()
             .unwrap();
         req.headers_mut()
-            .insert("X-Tool-API-Key", "k".parse().unwrap());
+            .insert("X-Tool-API-Key", CLI_KEY.parse().unwrap());
         let (mut ws, _) = tokio_tungstenite::connect_async(req).await.unwrap();
         let call = json!({"type": "call", "id": "a", "tool": "sleep", "arguments": long});
         ws.send(tokio_tungstenite::tungstenite::Message::text(
@@ -246,7 +246,7 @@ async fn kill_9_mid_load_leaves_a_database_that_opens_and_verifies_20_times() {
     let db = dir.path().join("audit.db");
     let f = write_config(&config(&db, "async"));
     for round in 0..20u64 {
-        let (mut child, addr, _logs) = serve(f.path(), Some("k"));
+        let (mut child, addr, _logs) = serve(f.path(), Some(CLI_KEY));
         let stop = Arc::new(AtomicBool::new(false));
         let loader = tokio::spawn(load(addr, Arc::clone(&stop)));
         tokio::time::sleep(Duration::from_millis(60 + (round * 37) % 150)).await;
@@ -264,7 +264,7 @@ async fn with_sync_durability_every_answered_call_survives_kill_9() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("audit.db");
     let f = write_config(&config(&db, "sync"));
-    let (mut child, addr, _logs) = serve(f.path(), Some("k"));
+    let (mut child, addr, _logs) = serve(f.path(), Some(CLI_KEY));
     let stop = Arc::new(AtomicBool::new(false));
     let loader = tokio::spawn(load(addr, Arc::clone(&stop)));
     tokio::time::sleep(Duration::from_millis(400)).await;
@@ -318,8 +318,8 @@ async fn the_log_can_live_in_postgresql_shared_by_two_replicas() {
         toolgate_config::DEMO_CONFIG
     );
     let f = write_config(&cfg);
-    let (mut a, addr_a, _la) = serve(f.path(), Some("k"));
-    let (mut b, addr_b, _lb) = serve(f.path(), Some("k"));
+    let (mut a, addr_a, _la) = serve(f.path(), Some(CLI_KEY));
+    let (mut b, addr_b, _lb) = serve(f.path(), Some(CLI_KEY));
     let client = reqwest::Client::new();
     let mut answered = Vec::new();
     for i in 0..20 {

@@ -172,6 +172,9 @@ pub(crate) fn sigterm(child: &std::process::Child) {
     );
 }
 
+/// An operator key long enough for `serve` (at least 32 characters).
+pub(crate) const CLI_KEY: &str = "cli-operator-key-0123456789abcdef0";
+
 pub(crate) fn serve(
     config: &std::path::Path,
     key: Option<&str>,
@@ -228,7 +231,7 @@ async fn keys_new_makes_a_key_the_server_accepts_and_never_logs() {
     );
     let config = format!("{}\n[[keys]]{snippet}", toolgate_config::DEMO_CONFIG);
     let f = write_config(&config);
-    let operator = "operator-secret-for-log-test";
+    let operator = "operator-secret-for-the-log-test-0123";
     let (mut child, addr, logs) = serve(f.path(), Some(operator));
 
     let client = reqwest::Client::new();
@@ -363,13 +366,13 @@ fn rusqlite_free_db(dir: &std::path::Path) {
 #[tokio::test]
 async fn sigterm_with_fifty_calls_in_flight_completes_them_all_and_exits_zero() {
     let f = write_config(toolgate_config::DEMO_CONFIG);
-    let (mut child, addr, _logs) = serve(f.path(), Some("k"));
+    let (mut child, addr, _logs) = serve(f.path(), Some(CLI_KEY));
     let client = reqwest::Client::new();
     let calls: Vec<_> = (0..50)
         .map(|_| {
             let req = client
                 .post(format!("http://{addr}/api/v1/tools/sleep"))
-                .header("X-Tool-API-Key", "k")
+                .header("X-Tool-API-Key", CLI_KEY)
                 .json(&json!({"ms": 2000}))
                 .send();
             tokio::spawn(req)
@@ -400,7 +403,7 @@ async fn sigterm_with_fifty_calls_in_flight_completes_them_all_and_exits_zero() 
 #[tokio::test]
 async fn sighup_reloads_the_config_instead_of_stopping_the_server() {
     let f = write_config(toolgate_config::DEMO_CONFIG);
-    let (mut child, addr, _logs) = serve(f.path(), Some("k"));
+    let (mut child, addr, _logs) = serve(f.path(), Some(CLI_KEY));
     let extra = "\n[[tools]]\nname = \"echo_again\"\nkind = \"builtin\"\nbuiltin = \"echo\"\n";
     std::fs::write(f.path(), format!("{}{extra}", toolgate_config::DEMO_CONFIG)).unwrap();
     let pid = child.id().to_string();
@@ -420,7 +423,7 @@ async fn sighup_reloads_the_config_instead_of_stopping_the_server() {
         );
         let resp = client
             .post(format!("http://{addr}/api/v1/tools/echo_again"))
-            .header("X-Tool-API-Key", "k")
+            .header("X-Tool-API-Key", CLI_KEY)
             .json(&json!({"a": 1}))
             .send()
             .await

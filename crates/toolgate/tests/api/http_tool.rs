@@ -205,10 +205,11 @@ async fn server_errors_are_upstream_errors_retried_and_counted_by_a_shared_break
     )
     .await;
     assert_eq!(seen.hits.load(Ordering::SeqCst), 3, "a 503 is retried");
+    // An upstream 4xx is the upstream's answer (502, as documented), but permanent.
     expect_problem(
         s.call("missing", &json!({})).send().await.unwrap(),
-        500,
-        "tool_error",
+        502,
+        "upstream_error",
     )
     .await;
     assert_eq!(seen.hits.load(Ordering::SeqCst), 4, "a 404 is not");
@@ -253,7 +254,7 @@ async fn the_ssrf_guard_refuses_private_destinations_without_an_allow_list() {
         .await;
         let detail = body["detail"].as_str().unwrap();
         assert!(
-            detail.contains("allow_private") || detail.contains("redirects"),
+            detail.contains("allow_private") || detail.contains("redirect"),
             "{name}: {detail}"
         );
     }

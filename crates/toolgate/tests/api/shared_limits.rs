@@ -3,7 +3,7 @@
 
 use serde_json::json;
 
-use crate::cli::{serve, write_config};
+use crate::cli::{CLI_KEY, serve, write_config};
 
 /// Whether Redis answers. Under CI it must; elsewhere the test is skipped, loudly.
 fn redis_available() -> bool {
@@ -54,8 +54,8 @@ async fn two_processes_enforce_one_keys_limit_together() {
     }
     let prefix = format!("toolgate-test-{}", toolgate_server::trace::generate());
     let f = write_config(&config("redis://127.0.0.1:6379", &prefix, "closed"));
-    let (mut a, addr_a, _la) = serve(f.path(), Some("k"));
-    let (mut b, addr_b, _lb) = serve(f.path(), Some("k"));
+    let (mut a, addr_a, _la) = serve(f.path(), Some(CLI_KEY));
+    let (mut b, addr_b, _lb) = serve(f.path(), Some(CLI_KEY));
     // Four tokens in all: two through each process.
     for addr in [&addr_a, &addr_b, &addr_a, &addr_b] {
         assert_eq!(call(addr).await, 200);
@@ -74,8 +74,8 @@ async fn a_down_store_fails_open_or_closed_as_configured() {
     // Nothing listens on port 1: the store is down.
     let open = write_config(&config("redis://127.0.0.1:1", "x", "open"));
     let closed = write_config(&config("redis://127.0.0.1:1", "x", "closed"));
-    let (mut a, addr_open, _la) = serve(open.path(), Some("k"));
-    let (mut b, addr_closed, _lb) = serve(closed.path(), Some("k"));
+    let (mut a, addr_open, _la) = serve(open.path(), Some(CLI_KEY));
+    let (mut b, addr_closed, _lb) = serve(closed.path(), Some(CLI_KEY));
     assert_eq!(call(&addr_open).await, 200);
     assert_eq!(call(&addr_closed).await, 503);
     for c in [&mut a, &mut b] {

@@ -217,6 +217,7 @@ every_database!(
     suite::injection_payloads_leave_the_data_unchanged,
     suite::writes_in_read_only_tools_fail,
     suite::the_row_cap_truncates_and_the_pool_survives,
+    suite::the_byte_cap_cuts_huge_results,
     suite::bad_sql_is_the_callers_error,
     suite::destructive_tools_commit_or_roll_back,
     suite::a_table_that_changes_shape_is_read_afresh,

@@ -100,7 +100,7 @@ async fn spans_are_exported_with_their_structure_and_the_callers_trace() {
             "--config",
             f.path().to_str().unwrap(),
         ])
-        .env("TOOLGATE_API_KEY", "k")
+        .env("TOOLGATE_API_KEY", crate::cli::CLI_KEY)
         .env("OTEL_EXPORTER_OTLP_ENDPOINT", format!("http://{otlp}"))
         .env("OTEL_EXPORTER_OTLP_PROTOCOL", "http/json")
         .env("OTEL_BSP_SCHEDULE_DELAY", "100")
@@ -128,7 +128,7 @@ async fn spans_are_exported_with_their_structure_and_the_callers_trace() {
     let caller_span = "00f067aa0ba902b7";
     let resp = client
         .post(format!("http://{addr}/api/v1/tools/echo"))
-        .header("X-Tool-API-Key", "k")
+        .header("X-Tool-API-Key", crate::cli::CLI_KEY)
         .header("traceparent", format!("00-{caller_trace}-{caller_span}-01"))
         .json(&json!({"a": 1}))
         .send()
@@ -141,7 +141,7 @@ async fn spans_are_exported_with_their_structure_and_the_callers_trace() {
     );
     let resp = client
         .post(format!("http://{addr}/api/v1/tools/traced"))
-        .header("X-Tool-API-Key", "k")
+        .header("X-Tool-API-Key", crate::cli::CLI_KEY)
         .header("traceparent", format!("00-{caller_trace}-{caller_span}-01"))
         .json(&json!({}))
         .send()
@@ -150,7 +150,7 @@ async fn spans_are_exported_with_their_structure_and_the_callers_trace() {
     assert_eq!(resp.status(), 200);
     let resp = client
         .post(format!("http://{addr}/api/v1/tools/execute"))
-        .header("X-Tool-API-Key", "k")
+        .header("X-Tool-API-Key", crate::cli::CLI_KEY)
         .json(&json!({"mode": "all_settled", "calls": [{"tool": "echo"}, {"tool": "fail"}]}))
         .send()
         .await

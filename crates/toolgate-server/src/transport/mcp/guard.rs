@@ -31,7 +31,6 @@ use axum::response::Response;
 use futures::StreamExt;
 use serde::Deserialize;
 use serde_json::Value;
-use sha2::{Digest, Sha256};
 use toolgate_core::{ErrorKind, ToolError};
 
 use super::RequestScope;
@@ -40,8 +39,8 @@ use super::origin::Origins;
 use super::reply::{
     self, BAD_KEY, BUSY, FORBIDDEN, NO_KEY, NO_SCOPE, SESSION_NOT_FOUND, UNAUTHORIZED, refusal,
 };
-use super::sessions::{KeyedSessions, Owner};
-use crate::auth::{Principal, presented_key};
+use super::sessions::{KeyedSessions, NoSlot, Owner, SessionSlots};
+use crate::auth::{Authenticated, Principal, presented_key};
 use crate::{ApiError, AppState};
 
 /// The session header (lowercase, as `http` stores names).
@@ -105,11 +104,19 @@ pub(super) async fn guard(State(g): State<Guard>, req: Request, next: Next) -> R
             .and_then(|v| v.to_str().ok())
     {
         // This response opened a session: from now on only this key may use it.
-        match admitted.owner {
-            Some(owner) => g.sessions.bind(id, owner),
-            // Only a routed 2026-07-28 `tools/call` skips the owner, and it never
-            // opens a session; should it ever, the session is unusable (404 for all).
-            None => tracing::error!("a stateless MCP request opened a session"),
+        match admitted.slots {
+            Some(slots) => g.sessions.bind(id, admitted.owner, slots),
+            // Only an `initialize` opens a session, and it reserved its slots; should
+            // anything else open one, it is closed rather than left unbounded.
+            None => {
+                tracing::error!("an MCP request other than initialize opened a session");
+                let id: rmcp::transport::streamable_http_server::SessionId = Arc::from(id);
+                let _ = rmcp::transport::streamable_http_server::SessionManager::close_session(
+                    &*g.sessions,
+                    &id,
+                )
+                .await;
+            }
         }
     }
     match admitted.method {
@@ -127,11 +134,13 @@ pub(super) async fn guard(State(g): State<Guard>, req: Request, next: Next) -> R
 
 /// What the response side needs to know about a request that passed.
 struct Admitted {
-    /// The session owner this key would be; not worked out (a SHA-256 of the key) for
-    /// a routed 2026-07-28 `tools/call`, which neither uses nor opens a session.
-    owner: Option<Owner>,
+    /// The session owner this key is.
+    owner: Owner,
     session: Option<String>,
     method: Method,
+    /// The slots reserved for the session an `initialize` opens; given back when the
+    /// response opened none.
+    slots: Option<SessionSlots>,
 }
 
 /// Every check, in order; the request comes back with its scope in its extensions.
@@ -143,29 +152,31 @@ async fn check(g: &Guard, req: Request) -> Result<(Request, Admitted), Refused> 
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
     let routing = routed(req.headers());
-    // A routed 2026-07-28 `tools/call` neither uses nor opens a session (rmcp refuses
-    // an `initialize` body behind that header), so it skips hashing the key again.
-    let stateless_call = routing
-        .as_ref()
-        .is_some_and(|p| p.method.as_deref() == Some("tools/call"));
-    let needs_owner = session.is_some() || !stateless_call;
-    let (caller, owner) = authenticate(&g.state, req.headers(), needs_owner)?;
+    let (caller, owner) = authenticate(&g.state, &req)?;
     tracing::Span::current().record("key", caller.name.as_str());
     if let Some(id) = &session {
-        // `needs_owner` holds with a session, so the owner is there.
-        let owner = owner
-            .as_ref()
-            .ok_or_else(|| Box::new(session_not_found()))?;
-        check_session(&g.sessions, id, owner)?;
+        check_session(&g.sessions, id, &owner)?;
     }
     let method = req.method().clone();
+    let new_session = session.is_none();
+    let mut slots = None;
     let mut req = match (req.method() == Method::POST, routing) {
         // The headers name the method and tool, and rmcp refuses a body that says
         // otherwise: no need to read the body twice, unless to refuse it.
-        (true, Some(peek)) if admit(g, &caller, &peek, session.is_none()).is_ok() => req,
-        (true, _) => {
+        (true, Some(peek)) => match admit(g, &caller, &peek, new_session) {
+            Ok(reserved) => {
+                slots = reserved;
+                req
+            }
+            Err(_) => {
+                let (req, peek) = buffer(req, g.state.limits.body_limit_bytes).await?;
+                slots = admit(g, &caller, &peek, new_session)?;
+                req
+            }
+        },
+        (true, None) => {
             let (req, peek) = buffer(req, g.state.limits.body_limit_bytes).await?;
-            admit(g, &caller, &peek, session.is_none())?;
+            slots = admit(g, &caller, &peek, new_session)?;
             req
         }
         (false, _) => req,
@@ -179,6 +190,7 @@ async fn check(g: &Guard, req: Request) -> Result<(Request, Admitted), Refused> 
         owner,
         session,
         method,
+        slots,
     };
     Ok((req, admitted))
 }
@@ -229,12 +241,8 @@ fn session_not_found() -> Response {
     refusal(StatusCode::NOT_FOUND, None, SESSION_NOT_FOUND, doc, None)
 }
 
-/// The key's principal, and the session owner it would be when `with_owner`.
-fn authenticate(
-    state: &AppState,
-    headers: &HeaderMap,
-    with_owner: bool,
-) -> Result<(Arc<Principal>, Option<Owner>), Refused> {
+/// The key's principal (as the edge found it) and the session owner it is.
+fn authenticate(state: &AppState, req: &Request) -> Result<(Arc<Principal>, Owner), Refused> {
     let unauthorized = |detail: &str, challenge| {
         let problem = ApiError::new(ErrorKind::Unauthorized, detail);
         refusal(
@@ -245,19 +253,30 @@ fn authenticate(
             Some(challenge),
         )
     };
-    let Some(key) = presented_key(headers) else {
-        return Err(Box::new(unauthorized(
-            "send an API key as `Authorization: Bearer KEY` or `X-Tool-API-Key: KEY`",
-            NO_KEY,
-        )));
+    let found = req
+        .extensions()
+        .get::<Authenticated>()
+        .map(|a| Arc::clone(&a.0));
+    let caller = match found {
+        Some(caller) => caller,
+        None => {
+            let Some(key) = presented_key(req.headers()) else {
+                crate::gate::audit_refusal(state, "mcp", "unauthorized");
+                return Err(Box::new(unauthorized(
+                    "send an API key as `Authorization: Bearer KEY` or `X-Tool-API-Key: KEY`",
+                    NO_KEY,
+                )));
+            };
+            let Some(caller) = state.keys.verify(key) else {
+                return Err(Box::new(unauthorized("the API key is not valid", BAD_KEY)));
+            };
+            caller
+        }
     };
-    let Some(caller) = state.keys.verify(key) else {
-        return Err(Box::new(unauthorized("the API key is not valid", BAD_KEY)));
-    };
-    let owner = with_owner.then(|| Owner {
+    let owner = Owner {
         name: caller.name.clone(),
-        digest: Sha256::digest(key.as_bytes()).into(),
-    });
+        digest: caller.hash.digest(),
+    };
     Ok((caller, owner))
 }
 
@@ -305,15 +324,31 @@ pub(super) fn too_large(limit: usize) -> Response {
     )
 }
 
-/// Refusals that depend on the message: scope (403) and the session limit (503).
-fn admit(g: &Guard, caller: &Principal, peek: &Peek, new_session: bool) -> Result<(), Refused> {
+/// Refusals that depend on the message: scope (403) and the session limits (503
+/// for all sessions, 429 for the key's own); an `initialize` that opens a session
+/// gets its slots reserved.
+fn admit(
+    g: &Guard,
+    caller: &Principal,
+    peek: &Peek,
+    new_session: bool,
+) -> Result<Option<SessionSlots>, Refused> {
     match peek.method.as_deref() {
         Some("tools/call") => {
             let Some(tool) = peek.params.as_ref().and_then(|p| p.name.as_deref()) else {
-                return Ok(());
+                return Ok(None);
             };
             if caller.allows(tool) {
-                return Ok(());
+                return Ok(None);
+            }
+            if let Some(audit) = &g.state.audit {
+                audit.record_refusal(
+                    &caller.name,
+                    tool,
+                    "mcp",
+                    "forbidden",
+                    crate::trace::current().unwrap_or_default(),
+                );
             }
             let detail = format!("the key {:?} has no scope for tool {tool:?}", caller.name);
             let problem = ApiError::from_tool(ToolError::new(ErrorKind::Forbidden, detail), tool);
@@ -326,26 +361,36 @@ fn admit(g: &Guard, caller: &Principal, peek: &Peek, new_session: bool) -> Resul
                 Some(NO_SCOPE),
             )))
         }
-        Some("initialize")
-            if new_session && g.sessions.len() >= g.state.limits.mcp_max_sessions =>
-        {
-            tracing::warn!(sessions = g.sessions.len(), "MCP session limit reached");
-            let problem = ApiError::new(
-                ErrorKind::Overloaded,
-                "too many MCP sessions are open; retry shortly, or use protocol 2026-07-28, which needs none",
-            )
-            .with_status(StatusCode::SERVICE_UNAVAILABLE)
-            .with_retry_after(SESSIONS_RETRY_AFTER);
-            let doc = problem.to_problem();
-            Err(Box::new(refusal(
-                StatusCode::SERVICE_UNAVAILABLE,
-                peek.id.clone(),
-                BUSY,
-                doc,
-                None,
-            )))
-        }
-        _ => Ok(()),
+        Some("initialize") if new_session => match g.sessions.reserve(caller) {
+            Ok(slots) => Ok(Some(slots)),
+            Err(NoSlot::Global(open)) => {
+                tracing::warn!(sessions = open, "MCP session limit reached");
+                let problem = ApiError::new(
+                    ErrorKind::Overloaded,
+                    "too many MCP sessions are open; retry shortly, or use protocol 2026-07-28, which needs none",
+                )
+                .with_status(StatusCode::SERVICE_UNAVAILABLE)
+                .with_retry_after(SESSIONS_RETRY_AFTER);
+                Err(Box::new(refusal(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    peek.id.clone(),
+                    BUSY,
+                    problem.to_problem(),
+                    None,
+                )))
+            }
+            Err(NoSlot::Key(e)) => {
+                let problem = ApiError::from(e);
+                Err(Box::new(refusal(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    peek.id.clone(),
+                    BUSY,
+                    problem.to_problem(),
+                    None,
+                )))
+            }
+        },
+        _ => Ok(None),
     }
 }
 

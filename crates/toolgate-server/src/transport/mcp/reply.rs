@@ -45,8 +45,10 @@ pub(super) fn tool_failure(err: ToolError, tool: &str) -> Result<CallToolResult,
         ErrorKind::ToolNotFound => ErrorCode::INVALID_PARAMS,
         ErrorKind::Forbidden => FORBIDDEN,
         ErrorKind::Unauthorized => UNAUTHORIZED,
-        ErrorKind::Overloaded | ErrorKind::RateLimited => BUSY,
-        ErrorKind::InvalidJson | ErrorKind::PayloadTooLarge => ErrorCode::INVALID_REQUEST,
+        ErrorKind::Overloaded | ErrorKind::RateLimited | ErrorKind::QuotaExceeded => BUSY,
+        ErrorKind::InvalidJson | ErrorKind::PayloadTooLarge | ErrorKind::RequestTimeout => {
+            ErrorCode::INVALID_REQUEST
+        }
         ErrorKind::InvalidArguments
         | ErrorKind::Timeout
         | ErrorKind::CircuitOpen

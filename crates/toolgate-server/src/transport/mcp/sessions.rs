@@ -6,6 +6,12 @@
 //! is 256 bits from the OS CSPRNG. Everything else (routing messages into the session
 //! worker, SSE streams, resumption, idle timeout) is rmcp's `LocalSessionManager`.
 //!
+//! Sessions are bounded twice: `mcp_max_sessions` in all (of which the operators'
+//! reserve only operator keys may take) and `max_mcp_sessions` per key. Both slots
+//! are reserved atomically before rmcp creates anything, kept with the session's
+//! owner, and given back when the session closes (or when its `initialize` fails).
+//! A reload that removes a key closes the sessions it opened.
+//!
 //! An id alone is not enough to use a session: the guard looks up its [`Owner`] and
 //! answers `404 Not Found` to any other key, exactly as for an id that never existed,
 //! so a leaked id is worthless without its key and nobody learns that it is live.
@@ -23,6 +29,13 @@ use rmcp::transport::streamable_http_server::session::local::{
 };
 use rmcp::transport::streamable_http_server::{SessionId, SessionManager};
 use subtle::ConstantTimeEq;
+use toolgate_config::KeyHash;
+use toolgate_core::ToolError;
+use toolgate_resilience::Shedder;
+use toolgate_resilience::shed::Admitted;
+
+use crate::auth::{Keys, Principal};
+use crate::quota::{QuotaKind, QuotaSlot};
 
 /// Random bytes in a session id (256 bits).
 const ID_BYTES: usize = 32;
@@ -42,25 +55,81 @@ impl Owner {
     }
 }
 
+/// The two slots a session holds: one of all sessions, one of its key's.
+#[derive(Debug)]
+pub(crate) struct SessionSlots {
+    _global: Admitted,
+    _key: QuotaSlot,
+}
+
+/// Why no session slot could be reserved.
+pub(crate) enum NoSlot {
+    /// All sessions (but the operators' reserve) are taken.
+    Global(usize),
+    /// The key holds all its own.
+    Key(ToolError),
+}
+
+/// An open session's owner and the slots it holds.
+#[derive(Debug)]
+struct Bound {
+    owner: Owner,
+    _slots: SessionSlots,
+}
+
 /// rmcp's local sessions plus who owns each.
 #[derive(Debug)]
 pub(crate) struct KeyedSessions {
     inner: LocalSessionManager,
-    owners: Mutex<HashMap<SessionId, Owner>>,
+    owners: Mutex<HashMap<SessionId, Bound>>,
+    global: Shedder,
 }
 
 impl KeyedSessions {
-    /// Sessions closed after `config.keep_alive` without traffic.
-    pub(crate) fn new(config: SessionConfig) -> Self {
+    /// Sessions closed after `config.keep_alive` without traffic; at most
+    /// `max_sessions`, of which `reserve_percent` are kept for operator keys.
+    pub(crate) fn new(config: SessionConfig, max_sessions: usize, reserve_percent: u8) -> Self {
         let mut inner = LocalSessionManager::default();
         inner.session_config = config;
         Self {
             inner,
             owners: Mutex::new(HashMap::new()),
+            global: Shedder::with_reserve(max_sessions, reserve_percent),
         }
     }
 
-    fn owners(&self) -> MutexGuard<'_, HashMap<SessionId, Owner>> {
+    /// Reserve the slots of a new session for `caller`, before it is created.
+    pub(crate) fn reserve(&self, caller: &Principal) -> Result<SessionSlots, NoSlot> {
+        let global = self
+            .global
+            .try_admit_as(caller.privileged)
+            .ok_or_else(|| NoSlot::Global(self.global.in_flight()))?;
+        let key = caller
+            .take_slot(QuotaKind::McpSessions)
+            .map_err(NoSlot::Key)?;
+        Ok(SessionSlots {
+            _global: global,
+            _key: key,
+        })
+    }
+
+    /// Close every session whose key is no longer accepted (after a reload).
+    pub(crate) async fn close_revoked(&self, keys: &Keys) {
+        let revoked: Vec<SessionId> = self
+            .owners()
+            .iter()
+            .filter(|(_, b)| keys.find(&KeyHash::from_digest(b.owner.digest)).is_none())
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in revoked {
+            tracing::info!(session = %id, "MCP session closed: its key was revoked");
+            if let Err(e) = self.close_session(&id).await {
+                tracing::debug!(error = %e, "closing a revoked MCP session");
+            }
+        }
+    }
+
+    fn owners(&self) -> MutexGuard<'_, HashMap<SessionId, Bound>> {
         // A panic while holding this lock cannot leave the map half-updated (each
         // critical section is one insert, remove or lookup), so poison is ignored.
         self.owners
@@ -68,19 +137,21 @@ impl KeyedSessions {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// Record that `owner` opened session `id` (its `initialize` succeeded).
-    pub(crate) fn bind(&self, id: &str, owner: Owner) {
-        self.owners().insert(Arc::from(id), owner);
+    /// Record that `owner` opened session `id` (its `initialize` succeeded), holding
+    /// `slots` until it closes.
+    pub(crate) fn bind(&self, id: &str, owner: Owner, slots: SessionSlots) {
+        self.owners().insert(
+            Arc::from(id),
+            Bound {
+                owner,
+                _slots: slots,
+            },
+        );
     }
 
     /// The owner of session `id`, if it is open.
     pub(crate) fn owner(&self, id: &str) -> Option<Owner> {
-        self.owners().get(id).cloned()
-    }
-
-    /// Sessions open now.
-    pub(crate) fn len(&self) -> usize {
-        self.owners().len()
+        self.owners().get(id).map(|b| b.owner.clone())
     }
 }
 

@@ -9,6 +9,12 @@
 //! of being buffered. Results wait for the socket (they are never dropped); progress
 //! is dropped when the client reads too slowly.
 //!
+//! A reload that removes the socket's key closes the socket with 1008 (policy
+//! violation), cancelling its calls; one that changes the key's scopes applies them to
+//! the next call. A client that stops reading is cut off once a write waits longer
+//! than two ping intervals (30 s with pings off), and the writer never buffers more
+//! than [`super::MAX_WRITE_BUFFER_BYTES`] for it.
+//!
 //! Every call's token is a child of the socket's, itself a child of `state.calls`:
 //! a `cancel` message cancels one call, the socket closing cancels them all (the
 //! drop guard fires and the task set aborts), and a drain that runs out of time
@@ -26,7 +32,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio::time::{Instant, Interval, MissedTickBehavior};
 use tokio_util::sync::DropGuard;
-use toolgate_core::{CancellationToken, ErrorKind};
+use toolgate_core::{CancellationToken, ErrorKind, ToolError};
 use toolgate_registry::Invocation;
 
 use super::message::{self, CallRequest, ClientMessage};
@@ -39,10 +45,18 @@ use crate::{ApiError, AppState};
 /// How long the server waits for the client's half of a closing handshake.
 const CLOSE_WAIT: Duration = Duration::from_secs(1);
 
-/// Serve one upgraded socket until it closes.
-pub(super) async fn serve(socket: WebSocket, state: AppState, caller: Arc<Principal>) {
+/// How long one write may wait for a client that does not read, with pings off.
+const WRITE_WAIT_WITHOUT_PINGS: Duration = Duration::from_secs(30);
+
+/// Serve one upgraded socket until it closes; `slot` is the key's socket quota.
+pub(super) async fn serve(
+    socket: WebSocket,
+    state: AppState,
+    caller: Arc<Principal>,
+    slot: crate::quota::QuotaSlot,
+) {
     let (sink, stream) = socket.split();
-    let conn = Conn::new(state, caller, sink);
+    let conn = Conn::new(state, caller, sink, slot);
     conn.run(stream).await;
 }
 
@@ -70,6 +84,7 @@ enum Step {
     Update(Update<String>),
     Reaped,
     Tick,
+    KeysChanged,
     Incoming(Option<Result<Message, axum::Error>>),
 }
 
@@ -89,11 +104,21 @@ struct Conn {
     ping_every: Option<Duration>,
     draining: bool,
     last_seen: Instant,
+    /// Changes when the keys are reloaded.
+    keys: tokio::sync::watch::Receiver<u64>,
+    _slot: crate::quota::QuotaSlot,
 }
 
 impl Conn {
-    fn new(state: AppState, caller: Arc<Principal>, sink: SplitSink<WebSocket, Message>) -> Self {
+    fn new(
+        state: AppState,
+        caller: Arc<Principal>,
+        sink: SplitSink<WebSocket, Message>,
+        slot: crate::quota::QuotaSlot,
+    ) -> Self {
         let (tx, rx) = mpsc::channel(UPDATE_QUEUE);
+        let mut keys = state.keys.subscribe();
+        keys.mark_unchanged();
         let token = state.calls.child_token();
         let ping_ms = state.limits.ws_ping_interval_ms;
         Self {
@@ -111,6 +136,8 @@ impl Conn {
             token,
             draining: false,
             last_seen: Instant::now(),
+            keys,
+            _slot: slot,
         }
     }
 
@@ -144,6 +171,7 @@ impl Conn {
             Some(update) = self.rx.recv() => Step::Update(update),
             Some(_) = self.tasks.join_next(), if !self.tasks.is_empty() => Step::Reaped,
             () = tick(ping) => Step::Tick,
+            Ok(()) = self.keys.changed() => Step::KeysChanged,
             incoming = stream.next(), if reading => Step::Incoming(incoming),
         }
     }
@@ -162,6 +190,7 @@ impl Conn {
             Step::Update(Update::Settled(id, outcome)) => self.settled(id, *outcome).await?,
             Step::Reaped => {}
             Step::Tick => self.keep_alive().await?,
+            Step::KeysChanged => self.recheck_key()?,
             Step::Incoming(None) => return Err(Stop::Gone),
             Step::Incoming(Some(Err(e))) => return Err(self.read_failed(&e).await),
             Step::Incoming(Some(Ok(msg))) => {
@@ -256,12 +285,48 @@ impl Conn {
             tool: call.tool,
             arguments: Value::Null,
         };
-        self.send(&message::result(entry(&call, outcome, None)))
-            .await?;
+        let mut text = message::result(entry(&call, outcome, None)).to_string();
+        if text.len() > super::MAX_WRITE_BUFFER_BYTES {
+            // It could never be buffered: say so instead.
+            crate::transport::count_capped("websocket_message");
+            let error = ToolError::new(
+                ErrorKind::PayloadTooLarge,
+                format!(
+                    "the result is {} bytes, more than a WebSocket message may carry ({} bytes)",
+                    text.len(),
+                    super::MAX_WRITE_BUFFER_BYTES
+                ),
+            );
+            let outcome = Outcome {
+                result: Err(error),
+                duration: Duration::ZERO,
+            };
+            text = message::result(entry(&call, Some(outcome), None)).to_string();
+        }
+        self.write(Message::Text(text.into())).await?;
         if let Some(parked) = self.parked.take() {
             self.start(parked);
         }
         Ok(())
+    }
+
+    /// The keys were reloaded: take the key's new principal, or close if it is gone.
+    fn recheck_key(&mut self) -> Result<(), Stop> {
+        match self.state.keys.find(&self.caller.hash) {
+            Some(principal) => {
+                self.caller = principal;
+                Ok(())
+            }
+            None => {
+                tracing::info!(key = %self.caller.name, calls = self.calls.len(), "websocket closed: its key was revoked");
+                self.token.cancel();
+                Err(Stop::Close(
+                    close_code::POLICY,
+                    "the API key was revoked",
+                    false,
+                ))
+            }
+        }
     }
 
     async fn keep_alive(&mut self) -> Result<(), Stop> {
@@ -273,7 +338,7 @@ impl Conn {
             self.last_seen = Instant::now();
             return Ok(());
         }
-        if self.last_seen.elapsed() > every * 2 {
+        if self.last_seen.elapsed() > every.saturating_mul(2) {
             tracing::debug!("websocket peer silent for two ping intervals; dropping it");
             return Err(Stop::Gone);
         }
@@ -304,17 +369,24 @@ impl Conn {
     /// Write one frame. A client that reads nothing for two ping intervals while the
     /// server has something to say is treated as gone.
     async fn write(&mut self, msg: Message) -> Result<(), Stop> {
-        let sent = match self.ping_every {
-            Some(every) => match tokio::time::timeout(every * 2, self.sink.send(msg)).await {
-                Ok(sent) => sent,
-                Err(_) => Err(axum::Error::new("write timed out")),
-            },
-            None => self.sink.send(msg).await,
-        };
-        sent.map_err(|e| {
-            tracing::debug!(error = %e, "websocket write failed");
-            Stop::Gone
-        })
+        let wait = self
+            .ping_every
+            .map_or(WRITE_WAIT_WITHOUT_PINGS, |every| every.saturating_mul(2));
+        match tokio::time::timeout(wait, self.sink.send(msg)).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => {
+                tracing::debug!(error = %e, "websocket write failed");
+                Err(Stop::Gone)
+            }
+            Err(_) => {
+                tracing::info!(
+                    key = %self.caller.name,
+                    waited_ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX),
+                    "websocket closed: the client does not read what it is sent"
+                );
+                Err(Stop::Gone)
+            }
+        }
     }
 
     async fn finish(mut self, stop: Stop, mut stream: SplitStream<WebSocket>) {

@@ -186,6 +186,42 @@ pub async fn the_row_cap_truncates_and_the_pool_survives(db: Db) {
     .await;
 }
 
+/// `max_result_bytes` cuts a result while its rows are read: the rows that fit, then
+/// `truncated` with the reason; the caller gets a small answer, never the whole.
+pub async fn the_byte_cap_cuts_huge_results(db: Db) {
+    with_table(db, PEOPLE, |fx| async move {
+        let s = fx
+            .serve("", &query_tool("q", "max_result_bytes = 1048576"))
+            .await;
+        let big = match db {
+            Db::Sqlite => "hex(zeroblob(200000))",
+            _ => "repeat('x', 400000)",
+        };
+        let query = format!(
+            "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 8) \
+             SELECT i, {big} AS b FROM n"
+        );
+        let resp = s.call("q", &json!({ "query": query })).send().await.unwrap();
+        assert_eq!(resp.status(), 200);
+        let text = resp.text().await.unwrap();
+        assert!(text.len() < 1024 * 1024 + 4096, "{} bytes", text.len());
+        let body: Value = serde_json::from_str(&text).unwrap();
+        let out = &body["output"];
+        assert_eq!(out["truncated"], true);
+        assert_eq!(out["truncated_reason"], "max_result_bytes");
+        assert_eq!(out["rows"].as_array().unwrap().len(), 2, "two 400 kB rows fit in 1 MiB");
+        // The row cap still says which cap it was.
+        let small = ok(
+            &s,
+            "q",
+            json!({ "query": "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 5000) SELECT i FROM n" }),
+        )
+        .await;
+        assert_eq!(small["truncated_reason"], "max_rows");
+    })
+    .await;
+}
+
 /// The caller's SQL errors are `invalid_arguments` at `/query`, with the database's
 /// own message.
 pub async fn bad_sql_is_the_callers_error(db: Db) {

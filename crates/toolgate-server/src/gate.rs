@@ -1,0 +1,260 @@
+//! The edge: what every request passes before any of its work is done.
+//!
+//! In order, for everything but the health probes and `/metrics`:
+//!
+//! 1. while draining, `/api/` requests get `503 overloaded`;
+//! 2. a presented key is looked up once (a client address that failed too often
+//!    gets `429 rate_limited` without its key being evaluated at all); the principal
+//!    goes into the request's extensions for the handlers, a failure is counted,
+//!    audited, and charged to the client address;
+//! 3. the global in-flight budget (`max_in_flight_requests`), of which
+//!    `operator_reserve_percent` only operator keys may take: `503 overloaded`;
+//! 4. the key's own share (`max_in_flight`): `429 quota_exceeded`.
+//!
+//! The slots are held until the handler has answered, so a client trickling its body
+//! holds one slot of its own key's until the body deadline cuts it off.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::HeaderMap;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use tokio::time::Instant;
+use toolgate_core::ErrorKind;
+use toolgate_resilience::{RateLimit, TokenBucket};
+
+use crate::AppState;
+use crate::auth::{Authenticated, presented_key};
+use crate::quota::QuotaKind;
+
+/// How long a shed client should wait.
+const SHED_RETRY_AFTER: Duration = Duration::from_secs(1);
+
+/// How long a client refused by a draining server should wait (for another replica).
+const DRAINING_RETRY_AFTER: Duration = Duration::from_secs(5);
+
+/// Paths that are never shed: probes must answer however busy the server is.
+fn exempt(path: &str) -> bool {
+    matches!(path, "/healthz" | "/readyz" | "/metrics")
+}
+
+/// The transport a path belongs to, for audit records of refused requests.
+pub(crate) fn transport_of(path: &str) -> &'static str {
+    if path.starts_with("/mcp") {
+        "mcp"
+    } else if path == "/api/v1/ws" {
+        "websocket"
+    } else if path.ends_with("/stream") {
+        "sse"
+    } else {
+        "rest"
+    }
+}
+
+/// The edge middleware (see the module docs).
+pub async fn gate(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
+    let path = req.uri().path();
+    if exempt(path) {
+        return next.run(req).await;
+    }
+    if state.readiness.is_draining() && path.starts_with("/api/") {
+        metrics::counter!(toolgate_telemetry::metrics::SHED, "reason" => "draining").increment(1);
+        return crate::ApiError::new(
+            ErrorKind::Overloaded,
+            "the server is draining; try another replica",
+        )
+        .with_status(axum::http::StatusCode::SERVICE_UNAVAILABLE)
+        .with_retry_after(DRAINING_RETRY_AFTER)
+        .into_response();
+    }
+    let mut principal = None;
+    if let Some(key) = key_of(req.headers()) {
+        let peer = req
+            .extensions()
+            .get::<ConnectInfo<SocketAddr>>()
+            .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |c| c.0.ip());
+        if let Some(wait) = state.auth_throttle.blocked(peer) {
+            count_failure("throttled");
+            audit_refusal(&state, transport_of(path), "rate_limited");
+            return crate::ApiError::new(
+                ErrorKind::RateLimited,
+                "too many failed authentications from this address; try again later",
+            )
+            .with_retry_after(wait.max(Duration::from_secs(1)))
+            .into_response();
+        }
+        match state.keys.verify(key) {
+            Some(p) => {
+                tracing::Span::current().record("key", p.name.as_str());
+                principal = Some(p);
+            }
+            None => {
+                // The handler answers (each transport in its own way); the failure is
+                // charged here, once.
+                state.auth_throttle.charge(peer);
+                count_failure("unknown_key");
+                audit_refusal(&state, transport_of(path), "forbidden");
+            }
+        }
+    }
+    let privileged = principal.as_ref().is_some_and(|p| p.privileged);
+    let Some(_admitted) = state.shedder.try_admit_as(privileged) else {
+        tracing::warn!(path = %req.uri().path(), "shed: too many requests in flight");
+        metrics::counter!(toolgate_telemetry::metrics::SHED, "reason" => "in_flight_limit")
+            .increment(1);
+        return crate::ApiError::new(
+            ErrorKind::Overloaded,
+            "the server is at its in-flight request limit; try again shortly",
+        )
+        .with_status(axum::http::StatusCode::SERVICE_UNAVAILABLE)
+        .with_retry_after(SHED_RETRY_AFTER)
+        .into_response();
+    };
+    let _held = match &principal {
+        Some(p) => match p.take_slot(QuotaKind::Requests) {
+            Ok(slot) => Some(slot),
+            Err(e) => return crate::ApiError::from(e).into_response(),
+        },
+        None => None,
+    };
+    if let Some(p) = principal {
+        req.extensions_mut().insert(Authenticated(p));
+    }
+    next.run(req).await
+}
+
+/// The key a request presents: its headers, or a WebSocket subprotocol offer.
+fn key_of(headers: &HeaderMap) -> Option<&str> {
+    presented_key(headers).or_else(|| {
+        headers
+            .get_all(axum::http::header::SEC_WEBSOCKET_PROTOCOL)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .find_map(|p| {
+                p.trim()
+                    .strip_prefix(crate::transport::ws::KEY_PROTOCOL_PREFIX)
+            })
+            .filter(|k| !k.is_empty())
+    })
+}
+
+fn count_failure(reason: &'static str) {
+    metrics::counter!(toolgate_telemetry::metrics::AUTH_FAILURES, "reason" => reason).increment(1);
+}
+
+/// Audit a request refused for want of a valid key.
+pub(crate) fn audit_refusal(state: &AppState, transport: &'static str, outcome: &'static str) {
+    if let Some(audit) = &state.audit {
+        audit.record_refusal(
+            crate::audit::UNKNOWN_KEY,
+            "",
+            transport,
+            outcome,
+            crate::trace::current().unwrap_or_default(),
+        );
+    }
+}
+
+/// Most client addresses tracked at once; past it, those whose buckets are full
+/// again are forgotten, and if none is, the oldest half of the map goes.
+const MAX_TRACKED: usize = 65_536;
+
+/// Failed authentications per client address, as token buckets.
+///
+/// Hand-written over a map rather than a keyed rate-limit crate: it reuses the
+/// server's own [`TokenBucket`] (tokio's clock, testable with paused time) and needs
+/// only "charge one failure" and "is this address blocked".
+#[derive(Debug)]
+pub struct AuthThrottle {
+    limit: Option<RateLimit>,
+    buckets: Mutex<HashMap<IpAddr, TokenBucket>>,
+}
+
+impl AuthThrottle {
+    /// `per_second` failures refilled, up to `burst`; `per_second <= 0` turns it off.
+    #[must_use]
+    pub fn new(per_second: f64, burst: f64) -> Self {
+        Self {
+            limit: (per_second > 0.0).then_some(RateLimit {
+                per_second,
+                burst: burst.max(1.0),
+            }),
+            buckets: Mutex::default(),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<IpAddr, TokenBucket>> {
+        match self.buckets.lock() {
+            Ok(g) => g,
+            Err(poisoned) => poisoned.into_inner(),
+        }
+    }
+
+    /// How long `peer` must wait, if it has used up its failures.
+    #[must_use]
+    pub fn blocked(&self, peer: IpAddr) -> Option<Duration> {
+        self.limit?;
+        let mut buckets = self.lock();
+        let bucket = buckets.get_mut(&peer)?;
+        bucket.wait_for(1.0, Instant::now())
+    }
+
+    /// Charge one failed authentication to `peer`.
+    pub fn charge(&self, peer: IpAddr) {
+        let Some(limit) = self.limit else {
+            return;
+        };
+        let now = Instant::now();
+        let mut buckets = self.lock();
+        if buckets.len() >= MAX_TRACKED && !buckets.contains_key(&peer) {
+            buckets.retain(|_, b| !b.is_full(now));
+            if buckets.len() >= MAX_TRACKED {
+                let mut n = 0;
+                buckets.retain(|_, _| {
+                    n += 1;
+                    n % 2 == 0
+                });
+            }
+        }
+        let bucket = buckets
+            .entry(peer)
+            .or_insert_with(|| TokenBucket::new(limit, now));
+        // An empty bucket stays empty: the address is already blocked.
+        let _ = bucket.try_take(1.0, now);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn an_address_is_blocked_after_its_burst_and_refills() {
+        let t = AuthThrottle::new(1.0, 3.0);
+        let a: IpAddr = "127.0.0.2".parse().unwrap();
+        let b: IpAddr = "127.0.0.3".parse().unwrap();
+        for _ in 0..3 {
+            assert!(t.blocked(a).is_none());
+            t.charge(a);
+        }
+        assert!(t.blocked(a).is_some());
+        assert!(t.blocked(b).is_none(), "another address is not blocked");
+        tokio::time::advance(Duration::from_secs(1)).await;
+        assert!(t.blocked(a).is_none());
+    }
+
+    #[test]
+    fn off_when_the_rate_is_zero() {
+        let t = AuthThrottle::new(0.0, 1.0);
+        let a: IpAddr = "127.0.0.2".parse().unwrap();
+        for _ in 0..10 {
+            t.charge(a);
+        }
+        assert!(t.blocked(a).is_none());
+    }
+}
