@@ -236,8 +236,8 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn an_address_is_blocked_after_its_burst_and_refills() {
         let t = AuthThrottle::new(1.0, 3.0);
-        let a: IpAddr = "127.0.0.2".parse().unwrap();
-        let b: IpAddr = "127.0.0.3".parse().unwrap();
+        let a = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2));
+        let b = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 3));
         for _ in 0..3 {
             assert!(t.blocked(a).is_none());
             t.charge(a);
@@ -251,7 +251,7 @@ mod tests {
     #[test]
     fn off_when_the_rate_is_zero() {
         let t = AuthThrottle::new(0.0, 1.0);
-        let a: IpAddr = "127.0.0.2".parse().unwrap();
+        let a = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2));
         for _ in 0..10 {
             t.charge(a);
         }

@@ -54,7 +54,6 @@ pub const AUTH_FAILURES: &str = "toolgate_auth_failures_total";
 pub const OUTPUT_CAPPED: &str = "toolgate_output_capped_total";
 
 /// The gauge of open main-listener connections.
-#[must_use]
 pub fn connections_open() -> metrics::Gauge {
     metrics::gauge!(CONNECTIONS_OPEN)
 }

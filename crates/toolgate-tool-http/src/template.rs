@@ -144,7 +144,6 @@ impl UrlTemplate {
     }
 
     /// The URL for `args`. A query pair whose placeholders are all absent is left out.
-    #[must_use]
     ///
     /// # Errors
     /// The name of a parameter whose value makes a whole path segment `.` or `..`:

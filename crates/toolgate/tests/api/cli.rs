@@ -440,3 +440,22 @@ async fn sighup_reloads_the_config_instead_of_stopping_the_server() {
     let _ = child.kill();
     let _ = child.wait();
 }
+
+#[test]
+fn serve_refuses_a_short_operator_key() {
+    let f = write_config(toolgate_config::DEMO_CONFIG);
+    let out = Command::new(BIN)
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--config",
+            f.path().to_str().unwrap(),
+        ])
+        .env("TOOLGATE_API_KEY", "dev-key")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("at least 32"), "{err}");
+}

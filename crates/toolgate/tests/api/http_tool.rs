@@ -384,3 +384,66 @@ async fn an_ssrf_table_of_private_addresses_and_encodings_is_refused_without_con
         "a connection was made"
     );
 }
+
+#[tokio::test]
+async fn a_redirect_to_another_origin_is_refused_and_never_sees_the_headers() {
+    let (addr, _) = upstream().await;
+    let (other, other_seen) = upstream().await;
+    let bounce = Router::new().route(
+        "/away",
+        get(move || {
+            let other = other.clone();
+            async move { Redirect::temporary(&format!("http://{other}/echo/stolen")) }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let bounce_addr = listener.local_addr().unwrap().to_string();
+    tokio::spawn(async move { axum::serve(listener, bounce).await });
+    let t = tool(
+        "bounced",
+        &format!("http://{bounce_addr}/away"),
+        "headers = { X-Upstream-Secret = \"s3cret\" }",
+    );
+    let s = server(&addr, &t).await;
+    let body = expect_problem(
+        s.call("bounced", &json!({})).send().await.unwrap(),
+        500,
+        "tool_error",
+    )
+    .await;
+    assert!(
+        body["detail"].as_str().unwrap().contains("another origin"),
+        "{body}"
+    );
+    assert_eq!(
+        other_seen.hits.load(Ordering::SeqCst),
+        0,
+        "the other origin was reached"
+    );
+}
+
+#[tokio::test]
+async fn dot_segments_in_path_values_are_refused() {
+    let (addr, seen) = upstream().await;
+    let t = tool(
+        "user",
+        &format!("http://{addr}/echo/users/{{id}}/profile"),
+        "params = [{ name = \"id\", type = \"string\" }]",
+    );
+    let s = server(&addr, &t).await;
+    for dots in [".", ".."] {
+        let body = expect_problem(
+            s.call("user", &json!({ "id": dots })).send().await.unwrap(),
+            422,
+            "invalid_arguments",
+        )
+        .await;
+        assert_eq!(body["errors"][0]["pointer"], "/id", "{body}");
+    }
+    assert_eq!(seen.hits.load(Ordering::SeqCst), 0);
+    // Dots inside a value are just characters.
+    let (status, _, body) =
+        read(s.call("user", &json!({"id": "a..b"})).send().await.unwrap()).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["output"]["data"]["path"], "users/a..b/profile");
+}

@@ -8,6 +8,7 @@
     unreachable_pub
 )]
 
+mod abuse;
 mod audit;
 mod auth;
 mod batch;
