@@ -40,9 +40,11 @@ def rss_mib(pid: int) -> float:
 
 
 async def request(method: str, path: str, key: str | None, body: bytes = b"",
-                  timeout: float = 10.0) -> tuple[int, bytes]:
-    """One HTTP/1.1 request on its own connection: status and body."""
-    reader, writer = await asyncio.wait_for(asyncio.open_connection(HOST, PORT), timeout)
+                  timeout: float = 10.0, source: str | None = None) -> tuple[int, bytes]:
+    """One HTTP/1.1 request on its own connection (from `source`): status and body."""
+    local = (source, 0) if source else None
+    reader, writer = await asyncio.wait_for(
+        asyncio.open_connection(HOST, PORT, local_addr=local), timeout)
     head = f"{method} {path} HTTP/1.1\r\nHost: {HOST}\r\nConnection: close\r\n"
     if key is not None:
         head += f"X-Tool-API-Key: {key}\r\n"
@@ -58,7 +60,8 @@ async def request(method: str, path: str, key: str | None, body: bytes = b"",
 
 
 class Probe:
-    """Calls `echo` with the operator key every 100 ms while an attack runs."""
+    """Calls `echo` with the operator key every 100 ms while an attack runs, from
+    127.0.0.2: the attacker's address (127.0.0.1) may be throttled, the operator's not."""
 
     def __init__(self) -> None:
         self.latencies: list[float] = []
@@ -69,7 +72,8 @@ class Probe:
         while True:
             start = time.perf_counter()
             try:
-                status, _ = await request("POST", "/api/v1/tools/echo", OPERATOR, b"{}", 10)
+                status, _ = await request("POST", "/api/v1/tools/echo", OPERATOR, b"{}", 10,
+                                          source="127.0.0.2")
                 if status == 200:
                     self.latencies.append((time.perf_counter() - start) * 1000)
                 else:
@@ -119,9 +123,12 @@ async def slowloris(pid: int) -> str:
 
 
 async def idle_flood(pid: int) -> str:
+    # As many as this process may open, less room for the probes (the server's own
+    # limit is the same here, so its default cap is below it).
+    limit = resource.getrlimit(resource.RLIMIT_NOFILE)[0] - 200
     conns, refused = [], 0
     deadline = time.monotonic() + 20
-    for _ in range(20000):
+    for _ in range(min(20000, limit)):
         if time.monotonic() > deadline:
             break
         try:
@@ -145,28 +152,32 @@ async def admin_health() -> tuple[int, bytes]:
 
 
 async def trickle(pid: int) -> str:
-    conns = []
-    for _ in range(256):
+    async def one() -> tuple[int, float]:
         r, w = await asyncio.open_connection(HOST, PORT)
         w.write((f"POST /api/v1/tools/echo HTTP/1.1\r\nHost: x\r\nX-Tool-API-Key: {LOW}\r\n"
                  "Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n{").encode())
-        conns.append((r, w))
-    answers: dict[int, int] = {}
-    end = time.monotonic() + 20
-    while time.monotonic() < end:
-        for _, w in conns:
-            if not w.is_closing():
-                w.write(b" ")
-        await asyncio.sleep(1)
-    for r, w in conns:
+        start = time.monotonic()
+        answer = asyncio.ensure_future(r.read(64))
         try:
-            data = await asyncio.wait_for(r.read(64), 0.5)
+            while not answer.done() and time.monotonic() - start < 40:
+                w.write(b" ")
+                await asyncio.wait({answer}, timeout=1)
+            data = answer.result() if answer.done() else b""
             code = int(data.split(b" ", 2)[1]) if data.startswith(b"HTTP/1.1") else 0
-        except (asyncio.TimeoutError, OSError, ValueError, IndexError):
+        except (OSError, ValueError, IndexError):
             code = 0
+        finally:
+            answer.cancel()
+            w.close()
+        return code, time.monotonic() - start
+
+    results = await asyncio.gather(*[one() for _ in range(256)])
+    answers: dict[int, int] = {}
+    for code, _ in results:
         answers[code] = answers.get(code, 0) + 1
-        w.close()
-    return f"256 bodies trickled 1 byte/s by the low key; answers {answers}"
+    cut = max(t for _, t in results)
+    return (f"256 bodies trickled 1 byte/s by the low key: answers {answers}, "
+            f"the last cut off after {cut:.1f} s")
 
 
 async def huge_sql(pid: int) -> str:

@@ -153,11 +153,15 @@ class ServerSpec:
     name: str
     label: str
     kind: str  # toolgate | fastapi | bare
+    binary: Path | None = None  # toolgate: another build (BENCH_TOOLGATE_BEFORE)
+    config: Path | None = None  # ... and its config
 
     def command(self, port: int) -> list[str]:
         addr = f"{HOST}:{port}"
         if self.kind == "toolgate":
-            return [str(TOOLGATE), "serve", "--config", str(HERE / "toolgate.toml"), "--listen", addr]
+            binary = self.binary or TOOLGATE
+            config = self.config or HERE / "toolgate.toml"
+            return [str(binary), "serve", "--config", str(config), "--listen", addr]
         if self.kind == "bare":
             return [str(BARE), addr]
         workers = "2" if self.name.endswith("2w") else "1"
@@ -172,6 +176,15 @@ SERVERS = {
     "fastapi_2w": ServerSpec("fastapi_2w", "FastAPI 2 workers", "fastapi"),
     "bare": ServerSpec("bare", "bare axum", "bare"),
 }
+# A before/after comparison in one run: BENCH_TOOLGATE_BEFORE=<binary of the earlier
+# build> (and BENCH_TOOLGATE_BEFORE_CONFIG=<its config>, when the current one uses
+# settings it does not know) adds the server `toolgate_before`.
+if os.environ.get("BENCH_TOOLGATE_BEFORE"):
+    SERVERS["toolgate_before"] = ServerSpec(
+        "toolgate_before", "toolgate (before)", "toolgate",
+        Path(os.environ["BENCH_TOOLGATE_BEFORE"]),
+        Path(os.environ["BENCH_TOOLGATE_BEFORE_CONFIG"])
+        if os.environ.get("BENCH_TOOLGATE_BEFORE_CONFIG") else None)
 
 
 class Server:
@@ -187,7 +200,7 @@ class Server:
         env["BENCH_AUDIT_DB"] = str(tmp / f"audit-{spec.name}-{tag}.db")
         env["PYTHONPYCACHEPREFIX"] = str(OUT / "pycache")  # no __pycache__ in the source tree
         env.pop("TOOLGATE_API_KEY", None)  # the configured key only
-        if spec.name == "toolgate" and not otel_endpoint():
+        if spec.kind == "toolgate" and not otel_endpoint():
             env["OTEL_TRACES_EXPORTER"] = "none"  # tracing on, nothing exported
         self.cmd = spec.command(self.port)
         t0 = time.perf_counter()
@@ -522,8 +535,9 @@ def otel_state() -> str:
 
 # === the table ===========================================================================
 
-COLUMNS = ["toolgate", "fastapi_1w", "fastapi_2w", "bare"]
-RATIOS = [("fastapi_1w", "vs FA 1w"), ("fastapi_2w", "vs FA 2w"), ("bare", "vs bare")]
+COLUMNS = ["toolgate", "toolgate_before", "fastapi_1w", "fastapi_2w", "bare"]
+RATIOS = [("toolgate_before", "vs before"), ("fastapi_1w", "vs FA 1w"),
+          ("fastapi_2w", "vs FA 2w"), ("bare", "vs bare")]
 # metric key, label, format, higher is better
 METRICS = [
     ("rps", "req/s", "{:,.0f}", True),

@@ -153,6 +153,25 @@ fn tool_path(spec: &ToolSpec) -> Value {
     })
 }
 
+/// An event stream whose events are `names`, each `data` one JSON object. OpenAPI 3.1
+/// has no schema for a stream's items, so the stream is described as the array of its
+/// events.
+fn sse_events(names: &[&str]) -> Value {
+    json!({
+        "type": "array",
+        "description": "Server-Sent Events; the `data` of each is one JSON object (comment heartbeats carry none).",
+        "items": {
+            "type": "object",
+            "properties": {
+                "event": {"type": "string", "enum": names},
+                "id": {"type": "string"},
+                "data": {"type": "object"}
+            },
+            "required": ["data"]
+        }
+    })
+}
+
 fn first_line(s: &str) -> String {
     let line = s.lines().next().unwrap_or_default();
     line.split(". ")
@@ -212,7 +231,7 @@ fn fixed_paths() -> Map<String, Value> {
         "requestBody": {"required": true, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/BatchRequest"}}}},
         "responses": batch_responses}}));
     let sse = json!({"description": "A stream of `progress`, `result`, `error` and `done` events (see docs/streaming.md).",
-        "content": {"text/event-stream": {"schema": {"type": "string"}}}});
+        "content": {"text/event-stream": {"schema": sse_events(&["progress", "result", "error", "done"])}}});
     let stream_errors = errors(&[
         ("400", "The body is not a JSON object."),
         ("401", "No API key."),
@@ -248,9 +267,17 @@ fn fixed_paths() -> Map<String, Value> {
         "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object", "description": "A JSON-RPC 2.0 message."}}}},
         "responses": {
             "200": {"description": "A JSON-RPC response, as JSON or as an event stream.",
-                    "content": {"application/json": {"schema": {"type": "object"}}, "text/event-stream": {"schema": {"type": "string"}}}},
+                    "content": {"application/json": {"schema": {"type": "object"}}, "text/event-stream": {"schema": sse_events(&["message"])}}},
+            "202": {"description": "A notification or response was accepted."},
+            "400": {"description": "Not a JSON-RPC message, or a bad protocol version or session header."},
             "401": {"description": "No key, or an unknown key (WWW-Authenticate says which)."},
-            "403": {"description": "A refused Origin or Host, or no scope for the tool."}
+            "403": {"description": "A refused Origin or Host, or no scope for the tool."},
+            "404": {"description": "No such session for this key (send initialize)."},
+            "406": {"description": "The Accept header allows neither application/json nor text/event-stream."},
+            "413": {"description": "The body is over the limit."},
+            "415": {"description": "The body is not application/json."},
+            "429": {"description": "The key's rate limit, or its share of sessions (`max_mcp_sessions`), is used up."},
+            "503": {"description": "The server is at its session limit, or draining."}
         }}}));
     paths.insert("/healthz".into(), json!({"get": {
         "operationId": "toolgate.healthz", "summary": "Liveness", "tags": ["operations"], "security": [],

@@ -562,6 +562,19 @@ async fn failed_authentication_is_throttled_per_address() {
     let throttled = codes.iter().filter(|c| **c == (429, true)).count();
     assert!((20..=22).contains(&forbidden), "{codes:?}");
     assert_eq!(forbidden + throttled, 60, "{codes:?}");
+    // The operator, from another address, is not held back.
+    let elsewhere = reqwest::Client::builder()
+        .local_address(std::net::IpAddr::from([127, 0, 0, 2]))
+        .build()
+        .unwrap();
+    let resp = elsewhere
+        .post(s.url("/api/v1/tools/echo"))
+        .header("X-Tool-API-Key", OPERATOR_KEY)
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
     let metrics = s
         .get("/metrics")
         .send()
