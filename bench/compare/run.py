@@ -652,7 +652,9 @@ def main() -> int:
     if shutil.which("wrk") is None:
         print("wrk is missing: apt-get install wrk", file=sys.stderr)
         return 2
-    for path in (TOOLGATE, BARE, PEER_PYTHON):
+    chosen = os.environ.get("BENCH_SERVERS", ",".join(SERVERS))
+    needed = [TOOLGATE] + [BARE] * ("bare" in chosen) + [PEER_PYTHON] * ("fastapi" in chosen)
+    for path in needed:
         if not path.exists():
             print(f"missing {path}: run `make bench` (it builds everything)", file=sys.stderr)
             return 2

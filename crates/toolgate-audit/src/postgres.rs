@@ -73,6 +73,15 @@ impl PgStore {
         Ok(store)
     }
 
+    /// Whether the server answers (`SELECT 1`).
+    ///
+    /// # Errors
+    /// It does not.
+    pub fn check(&mut self) -> Result<(), StoreError> {
+        self.client.simple_query("SELECT 1")?;
+        Ok(())
+    }
+
     /// Append records in one transaction after the current last record.
     ///
     /// # Errors

@@ -47,6 +47,15 @@ DROP INDEX IF EXISTS audit_ts;
 // columns; readers accept both, and the chain is computed over hex either way.
 
 impl SqliteStore {
+    /// Whether the database answers (`SELECT 1`).
+    ///
+    /// # Errors
+    /// It does not.
+    pub fn check(&mut self) -> Result<(), StoreError> {
+        self.conn.query_row("SELECT 1", [], |_| Ok(()))?;
+        Ok(())
+    }
+
     /// Open (or create) the log for writing. `full_sync` makes every commit durable
     /// against power loss (`synchronous = FULL`); otherwise `NORMAL`, which in WAL
     /// mode is durable against a process crash.

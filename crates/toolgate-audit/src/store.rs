@@ -114,6 +114,17 @@ impl Store {
         }
     }
 
+    /// Whether the database answers.
+    ///
+    /// # Errors
+    /// It does not.
+    pub fn check(&mut self) -> Result<(), StoreError> {
+        match self {
+            Store::Sqlite(s) => s.check(),
+            Store::Postgres(s) => s.check(),
+        }
+    }
+
     /// Records matching `filter`, oldest first.
     ///
     /// # Errors

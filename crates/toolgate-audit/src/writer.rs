@@ -38,7 +38,11 @@ pub enum Durability {
 enum Job {
     Record(Box<Entry>, Option<oneshot::Sender<()>>),
     Flush(oneshot::Sender<()>),
+    Check(oneshot::Sender<Result<(), String>>),
 }
+
+/// How long a readiness check waits for the writer (busy, or stuck on its database).
+const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// The audit log's writing side.
 pub struct AuditLog {
@@ -139,6 +143,30 @@ impl AuditLog {
         }
     }
 
+    /// Whether the store answers: the writer runs `SELECT 1` between batches. A full
+    /// queue or a writer that does not answer within 2 s is a failure too (records
+    /// are not being written).
+    ///
+    /// # Errors
+    /// What is wrong, for `/readyz`.
+    pub async fn check(&self) -> Result<(), String> {
+        let (tx, rx) = oneshot::channel();
+        match self.tx.try_send(Job::Check(tx)) {
+            Ok(()) => {}
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                return Err("the audit queue is full".to_owned());
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => {
+                return Err("the audit writer has stopped".to_owned());
+            }
+        }
+        match tokio::time::timeout(CHECK_TIMEOUT, rx).await {
+            Ok(Ok(result)) => result,
+            Ok(Err(_)) => Err("the audit writer has stopped".to_owned()),
+            Err(_) => Err("the audit store did not answer within 2 s".to_owned()),
+        }
+    }
+
     /// Wait until everything queued so far is committed.
     pub async fn flush(&self) {
         let (tx, rx) = oneshot::channel();
@@ -193,6 +221,9 @@ fn write_loop(mut store: Store, mut rx: mpsc::Receiver<Job>) {
                     acks.extend(ack);
                 }
                 Job::Flush(ack) => acks.push(ack),
+                Job::Check(reply) => {
+                    let _ = reply.send(store.check().map_err(|e| e.to_string()));
+                }
             }
             if records.len() < MAX_BATCH {
                 next = rx.try_recv().ok();

@@ -50,12 +50,14 @@ impl Application {
         listen: SocketAddr,
         operator_key: Option<&SecretString>,
     ) -> std::io::Result<Self> {
-        let mut state = AppState::new(registry, loaded, operator_key);
-        if let Some(cfg) = &loaded.config.audit {
-            let auditor = crate::audit::Auditor::open(cfg.get_ref(), &loaded.config.tools)
-                .map_err(std::io::Error::other)?;
-            state.audit = Some(std::sync::Arc::new(auditor));
-        }
+        let audit = match &loaded.config.audit {
+            Some(cfg) => Some(std::sync::Arc::new(
+                crate::audit::Auditor::open(cfg.get_ref(), &loaded.config.tools)
+                    .map_err(std::io::Error::other)?,
+            )),
+            None => None,
+        };
+        let state = AppState::with_audit(registry, loaded, operator_key, audit);
         let listener = bind(listen)?;
         let admin = match &loaded.config.server.admin_listen {
             Some(addr) => {

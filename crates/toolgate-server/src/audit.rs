@@ -9,6 +9,10 @@ use serde_json::Value;
 use toolgate_audit::{AuditLog, Durability, Entry, Location};
 use toolgate_config::{AuditConfig, ToolConfig};
 
+/// The arguments digest of a refusal (it had none that were looked at).
+static NO_ARGUMENTS: std::sync::LazyLock<[u8; 32]> =
+    std::sync::LazyLock::new(|| toolgate_audit::record::args_digest(&Value::Null));
+
 /// The key name of audit records for a key no entry has.
 pub const UNKNOWN_KEY: &str = "_unknown";
 
@@ -155,9 +159,17 @@ impl Auditor {
             outcome,
             duration_ms: 0,
             trace_id,
-            args_sha256: toolgate_audit::record::args_digest(&Value::Null),
+            args_sha256: *NO_ARGUMENTS,
             arguments: None,
         });
+    }
+
+    /// Whether the store answers (for `/readyz`).
+    ///
+    /// # Errors
+    /// What is wrong.
+    pub async fn check(&self) -> Result<(), String> {
+        self.log.check().await
     }
 
     /// Wait until everything queued is committed (at shutdown).

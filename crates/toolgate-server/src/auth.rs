@@ -320,6 +320,12 @@ impl FromRequestParts<AppState> for Caller {
         if let Some(Authenticated(principal)) = parts.extensions.get::<Authenticated>() {
             return Ok(Caller(Arc::clone(principal)));
         }
+        if parts.extensions.get::<crate::gate::KeyRefused>().is_some() {
+            return Err(ApiError::new(
+                ErrorKind::Forbidden,
+                "the API key is not valid",
+            ));
+        }
         let key = presented_key(&parts.headers).ok_or_else(|| {
             crate::gate::audit_refusal(
                 state,

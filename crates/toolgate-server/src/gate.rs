@@ -47,7 +47,7 @@ pub(crate) fn transport_of(path: &str) -> &'static str {
     if path.starts_with("/mcp") {
         "mcp"
     } else if path == "/api/v1/ws" {
-        "websocket"
+        "ws"
     } else if path.ends_with("/stream") {
         "sse"
     } else {
@@ -78,8 +78,9 @@ pub async fn gate(State(state): State<AppState>, mut req: Request, next: Next) -
             .get::<ConnectInfo<SocketAddr>>()
             .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |c| c.0.ip());
         if let Some(wait) = state.auth_throttle.blocked(peer) {
+            // Counted, not audited one by one: a flood would become a flood of
+            // records. The record is made when the address becomes blocked.
             count_failure("throttled");
-            audit_refusal(&state, transport_of(path), "rate_limited");
             return crate::ApiError::new(
                 ErrorKind::RateLimited,
                 "too many failed authentications from this address; try again later",
@@ -95,9 +96,14 @@ pub async fn gate(State(state): State<AppState>, mut req: Request, next: Next) -
             None => {
                 // The handler answers (each transport in its own way); the failure is
                 // charged here, once.
-                state.auth_throttle.charge(peer);
+                let now_blocked = state.auth_throttle.charge(peer);
                 count_failure("unknown_key");
                 audit_refusal(&state, transport_of(path), "forbidden");
+                if now_blocked {
+                    tracing::warn!(%peer, "too many failed authentications; the address is throttled");
+                    audit_refusal(&state, transport_of(path), "rate_limited");
+                }
+                req.extensions_mut().insert(KeyRefused);
             }
         }
     }
@@ -143,8 +149,25 @@ fn key_of(headers: &HeaderMap) -> Option<&str> {
     })
 }
 
+/// Set on a request whose key the edge looked up and did not find, so that handlers
+/// refuse it without looking it up again.
+#[derive(Debug, Clone, Copy)]
+pub struct KeyRefused;
+
 fn count_failure(reason: &'static str) {
-    metrics::counter!(toolgate_telemetry::metrics::AUTH_FAILURES, "reason" => reason).increment(1);
+    use std::sync::OnceLock;
+    // Handles kept: a flood of wrong keys should cost as little as possible.
+    static UNKNOWN: OnceLock<metrics::Counter> = OnceLock::new();
+    static THROTTLED: OnceLock<metrics::Counter> = OnceLock::new();
+    let (cell, label) = if reason == "throttled" {
+        (&THROTTLED, "throttled")
+    } else {
+        (&UNKNOWN, "unknown_key")
+    };
+    cell.get_or_init(
+        || metrics::counter!(toolgate_telemetry::metrics::AUTH_FAILURES, "reason" => label),
+    )
+    .increment(1);
 }
 
 /// Audit a request refused for want of a valid key.
@@ -204,10 +227,11 @@ impl AuthThrottle {
         bucket.wait_for(1.0, Instant::now())
     }
 
-    /// Charge one failed authentication to `peer`.
-    pub fn charge(&self, peer: IpAddr) {
+    /// Charge one failed authentication to `peer`; whether that used up its last
+    /// token (the address is blocked from now on).
+    pub fn charge(&self, peer: IpAddr) -> bool {
         let Some(limit) = self.limit else {
-            return;
+            return false;
         };
         let now = Instant::now();
         let mut buckets = self.lock();
@@ -225,7 +249,7 @@ impl AuthThrottle {
             .entry(peer)
             .or_insert_with(|| TokenBucket::new(limit, now));
         // An empty bucket stays empty: the address is already blocked.
-        let _ = bucket.try_take(1.0, now);
+        bucket.try_take(1.0, now).is_ok() && bucket.wait_for(1.0, now).is_some()
     }
 }
 
@@ -238,9 +262,9 @@ mod tests {
         let t = AuthThrottle::new(1.0, 3.0);
         let a = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2));
         let b = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 3));
-        for _ in 0..3 {
+        for i in 0..3 {
             assert!(t.blocked(a).is_none());
-            t.charge(a);
+            assert_eq!(t.charge(a), i == 2, "blocked by the third failure");
         }
         assert!(t.blocked(a).is_some());
         assert!(t.blocked(b).is_none(), "another address is not blocked");

@@ -1,6 +1,12 @@
 //! Health and readiness: `/healthz` answers while the process runs; `/readyz` only
 //! while the server is ready (not starting, not draining) and every dependency check
-//! passes.
+//! passes: the tools' sources, the audit store, and the shared rate-limit store when
+//! its failure refuses calls (`on_store_error = "closed"`; with `"open"` it is
+//! reported as degraded, and the server stays ready).
+//!
+//! The dependency checks run at most once a second, whoever asks (concurrent probes
+//! wait for the one check in progress), so anonymous probes cannot load the
+//! databases; a check that changes state is logged once, not at every probe.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, Ordering};
@@ -55,22 +61,87 @@ pub async fn healthz() -> impl IntoResponse {
     Json(json!({"status": "ok"}))
 }
 
+/// One dependency check: its name, its outcome, and whether a failure makes the
+/// server not ready.
+type Check = (String, Result<(), String>, bool);
+
+/// How long one round of dependency checks is reused.
+const CHECK_TTL: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// The last round of dependency checks, shared by every probe.
+#[derive(Debug, Default)]
+pub struct CheckCache {
+    last: tokio::sync::Mutex<Option<(tokio::time::Instant, Arc<Vec<Check>>)>>,
+}
+
+impl CheckCache {
+    /// The checks, run again only when the last round is older than a second.
+    async fn get(&self, state: &AppState) -> Arc<Vec<Check>> {
+        let mut last = self.last.lock().await;
+        if let Some((at, checks)) = last.as_ref()
+            && at.elapsed() < CHECK_TTL
+        {
+            return Arc::clone(checks);
+        }
+        let mut checks: Vec<Check> = state
+            .registry
+            .readiness()
+            .await
+            .into_iter()
+            .map(|(name, result)| (name, result, true))
+            .collect();
+        if let Some(audit) = &state.audit {
+            checks.push(("audit".to_owned(), audit.check().await, true));
+        }
+        if let Some((result, refuses)) = state.limiter.check().await {
+            checks.push(("rate_limit_store".to_owned(), result, refuses));
+        }
+        // Log changes only: a failure once when it starts, a recovery once.
+        if let Some((_, before)) = last.as_ref() {
+            for (name, result, _) in &checks {
+                let was = before
+                    .iter()
+                    .find(|(n, _, _)| n == name)
+                    .map(|(_, r, _)| r.is_ok());
+                match (was, result) {
+                    (Some(true) | None, Err(e)) => {
+                        tracing::warn!(check = %name, error = %e, "readiness check failing");
+                    }
+                    (Some(false), Ok(())) => {
+                        tracing::info!(check = %name, "readiness check recovered")
+                    }
+                    _ => {}
+                }
+            }
+        } else {
+            for (name, result, _) in &checks {
+                if let Err(e) = result {
+                    tracing::warn!(check = %name, error = %e, "readiness check failing");
+                }
+            }
+        }
+        let checks = Arc::new(checks);
+        *last = Some((tokio::time::Instant::now(), Arc::clone(&checks)));
+        checks
+    }
+}
+
 /// `GET /readyz`.
 pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
     let lifecycle = state.readiness.label();
     let mut checks = Map::new();
     checks.insert("lifecycle".to_owned(), json!(lifecycle));
     let mut ok = lifecycle == "ready";
-    for (name, result) in state.registry.readiness().await {
+    for (name, result, required) in state.ready_checks.get(&state).await.iter() {
         let v = match result {
             Ok(()) => json!("ok"),
-            Err(e) => {
+            Err(e) if *required => {
                 ok = false;
-                tracing::warn!(check = %name, error = %e, "readiness check failed");
                 json!(format!("failing: {e}"))
             }
+            Err(e) => json!(format!("degraded: {e}")),
         };
-        checks.insert(name, v);
+        checks.insert(name.clone(), v);
     }
     // Breaker states are information, not readiness: an open breaker means the
     // server answers fast for that tool, which is exactly what it should do.

@@ -52,7 +52,7 @@ use tokio::net::TcpListener;
 
 pub use app::Application;
 pub use error::ApiError;
-pub use state::{AppState, Limits};
+pub use state::{AppState, Limits, Shared};
 
 /// The application's routes with the middleware stack applied.
 pub fn router(state: AppState) -> Router {
@@ -77,6 +77,7 @@ pub fn router(state: AppState) -> Router {
         .route("/readyz", get(health::readyz))
         .route("/openapi.json", get(openapi::document))
         .route("/docs", get(openapi::docs_page))
+        .route("/docs/api-reference.js", get(openapi::api_reference))
         .merge(transport::mcp::router(&state))
         .fallback(error::not_found)
         .method_not_allowed_fallback(error::method_not_allowed);

@@ -66,6 +66,76 @@ pub async fn docs_page() -> Html<&'static str> {
     Html(DOCS_PAGE)
 }
 
+/// The page's script: `@scalar/api-reference`, vendored (see `assets/README.md`) and
+/// embedded gzip-compressed, so `/docs` works air-gapped and no CDN can swap it.
+const API_REFERENCE_GZ: &[u8] = include_bytes!("../assets/scalar-api-reference-1.76.4.js.gz");
+
+/// Its entity tag: the vendored version.
+const API_REFERENCE_ETAG: &str = "\"scalar-api-reference-1.76.4\"";
+
+/// `GET /docs/api-reference.js`: the embedded script, gzip-encoded for every client
+/// that accepts it (every browser), decompressed for one that does not.
+pub async fn api_reference(headers: axum::http::HeaderMap) -> axum::response::Response {
+    use axum::http::{StatusCode, header};
+    use axum::response::IntoResponse;
+    if headers
+        .get(header::IF_NONE_MATCH)
+        .is_some_and(|v| v.as_bytes() == API_REFERENCE_ETAG.as_bytes())
+    {
+        return (
+            StatusCode::NOT_MODIFIED,
+            [(header::ETAG, API_REFERENCE_ETAG)],
+        )
+            .into_response();
+    }
+    let common = [
+        (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
+        (header::CACHE_CONTROL, "public, max-age=86400"),
+        (header::ETAG, API_REFERENCE_ETAG),
+        (header::VARY, "accept-encoding"),
+    ];
+    if accepts_gzip(&headers) {
+        return (
+            common,
+            [(header::CONTENT_ENCODING, "gzip")],
+            API_REFERENCE_GZ,
+        )
+            .into_response();
+    }
+    let mut plain = Vec::new();
+    match std::io::Read::read_to_end(
+        &mut flate2::read::GzDecoder::new(API_REFERENCE_GZ),
+        &mut plain,
+    ) {
+        Ok(_) => (common, plain).into_response(),
+        Err(e) => {
+            tracing::error!(error = %e, "the embedded API reference does not decompress");
+            crate::error::internal().into_response()
+        }
+    }
+}
+
+/// Whether `Accept-Encoding` allows gzip (no header: anything is acceptable).
+fn accepts_gzip(headers: &axum::http::HeaderMap) -> bool {
+    let Some(value) = headers.get(axum::http::header::ACCEPT_ENCODING) else {
+        return true;
+    };
+    let Ok(text) = value.to_str() else {
+        return false;
+    };
+    text.split(',').any(|part| {
+        let mut pieces = part.split(';');
+        let coding = pieces.next().unwrap_or_default().trim();
+        let refused = pieces.any(|p| {
+            p.trim()
+                .strip_prefix("q=")
+                .and_then(|q| q.trim().parse::<f32>().ok())
+                .is_some_and(|q| q == 0.0)
+        });
+        (coding.eq_ignore_ascii_case("gzip") || coding == "*") && !refused
+    })
+}
+
 const DOCS_PAGE: &str = r#"<!doctype html>
 <html lang="en">
 <head>
@@ -75,8 +145,8 @@ const DOCS_PAGE: &str = r#"<!doctype html>
 </head>
 <body>
   <noscript>The interactive reference needs JavaScript; the document itself is at <a href="/openapi.json">/openapi.json</a>.</noscript>
-  <script id="api-reference" data-url="/openapi.json"></script>
-  <script src="https://cdn.jsdelivr.net/npm/@scalar/api-reference"></script>
+  <script id="api-reference" data-url="/openapi.json" data-configuration='{"withDefaultFonts": false}'></script>
+  <script src="/docs/api-reference.js"></script>
 </body>
 </html>
 "#;

@@ -126,6 +126,30 @@ impl Limiter {
     }
 }
 
+impl Limiter {
+    /// Whether the shared store answers (`PING`), and whether its failure refuses
+    /// calls (`on_store_error = "closed"`); `None` for counting in memory.
+    pub async fn check(&self) -> Option<(Result<(), String>, bool)> {
+        let Limiter::Redis(store) = self else {
+            return None;
+        };
+        let ping = async {
+            let conn = store
+                .conn
+                .get_or_try_init(|| redis::aio::ConnectionManager::new(store.client.clone()))
+                .await?;
+            let mut conn = conn.clone();
+            redis::cmd("PING").query_async::<String>(&mut conn).await
+        };
+        let result = match tokio::time::timeout(Duration::from_secs(1), ping).await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(e)) => Err(e.to_string()),
+            Err(_) => Err("no answer within 1 s".to_owned()),
+        };
+        Some((result, store.on_error == OnStoreError::Closed))
+    }
+}
+
 impl RedisStore {
     async fn take(&self, name: &str, per_second: f64, burst: f64) -> Result<(), Refusal> {
         let key = format!("{}:ratelimit:{name}", self.prefix);

@@ -156,7 +156,10 @@ pub fn spawn_watcher(state: AppState, path: PathBuf, running: ServerConfig) -> J
     let (tx, mut rx) = mpsc::unbounded_channel::<()>();
     // Installed before returning, so a SIGHUP right after start reloads rather than
     // hitting the default action (which ends the process).
-    spawn_sighup(tx.clone(), state.shutdown.clone());
+    spawn_sighup(
+        tx.clone(),
+        toolgate_core::CancellationToken::clone(&state.shutdown),
+    );
     // Watching starts before returning too: a change made right after start counts.
     let mut watch = FileWatch::new(&path, tx);
     tokio::spawn(async move {
@@ -182,7 +185,7 @@ pub fn spawn_watcher(state: AppState, path: PathBuf, running: ServerConfig) -> J
 /// logged and otherwise ignored rather than ending the process.
 pub fn ignore_sighup(state: &AppState) {
     let (tx, mut rx) = mpsc::unbounded_channel::<()>();
-    spawn_sighup(tx, state.shutdown.clone());
+    spawn_sighup(tx, toolgate_core::CancellationToken::clone(&state.shutdown));
     tokio::spawn(async move {
         while rx.recv().await.is_some() {
             tracing::warn!("SIGHUP ignored: the embedded demo configuration has no file to reload");

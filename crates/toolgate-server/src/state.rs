@@ -51,9 +51,21 @@ pub struct Limits {
     pub operator_reserve_percent: u8,
 }
 
-/// Shared state: cheap to clone, all `Arc`s.
+/// Shared state: one `Arc`, so the clone axum makes for every request is one atomic
+/// increment. Its fields are reached through `Deref` ([`Shared`]).
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Shared>);
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+/// What every handler shares.
+pub struct Shared {
     /// The tools.
     pub registry: Arc<Registry>,
     /// The accepted keys.
@@ -65,13 +77,17 @@ pub struct AppState {
     /// The OpenAPI document, built once.
     pub docs: Arc<Documents>,
     /// Parent of every call's cancellation; cancelled when a drain runs out of time.
-    pub calls: CancellationToken,
+    /// (Behind an `Arc`: the state is cloned per request, and cloning a token takes
+    /// its tree's lock.)
+    pub calls: Arc<CancellationToken>,
     /// Fires when the drain starts (long-lived connections close on it).
-    pub shutdown: CancellationToken,
+    pub shutdown: Arc<CancellationToken>,
     /// The global in-flight request limit (load shedding), with the operators' reserve.
     pub shedder: Arc<Shedder>,
     /// Failed authentications per client address.
     pub auth_throttle: Arc<crate::gate::AuthThrottle>,
+    /// The last round of `/readyz` dependency checks.
+    pub ready_checks: Arc<crate::health::CheckCache>,
     /// Where per-key rate limits are counted.
     pub limiter: Arc<crate::ratelimit::Limiter>,
     /// The audit log, when `[audit]` is configured.
@@ -89,12 +105,24 @@ impl AppState {
         loaded: &LoadedConfig,
         operator_key: Option<&SecretString>,
     ) -> Self {
+        Self::with_audit(registry, loaded, operator_key, None)
+    }
+
+    /// As [`AppState::new`], with the audit log open.
+    #[must_use]
+    pub fn with_audit(
+        registry: Registry,
+        loaded: &LoadedConfig,
+        operator_key: Option<&SecretString>,
+        audit: Option<Arc<crate::audit::Auditor>>,
+    ) -> Self {
         let server = &loaded.config.server;
         // Install the metrics recorder before the first request records anything.
         let _ = toolgate_telemetry::metrics::handle();
+        register_at_zero(loaded);
         let registry = Arc::new(registry);
         let operator = operator_key.or(loaded.operator_key.as_ref());
-        Self {
+        Self(Arc::new(Shared {
             docs: Arc::new(Documents::new(&registry)),
             registry,
             keys: Arc::new(Keys::new(
@@ -130,12 +158,13 @@ impl AppState {
                 operator_reserve_percent: server.operator_reserve_percent,
             }),
             readiness: Readiness::default(),
-            calls: CancellationToken::new(),
-            shutdown: CancellationToken::new(),
+            calls: Arc::new(CancellationToken::new()),
+            shutdown: Arc::new(CancellationToken::new()),
             shedder: Arc::new(Shedder::with_reserve(
                 server.max_in_flight_requests,
                 server.operator_reserve_percent,
             )),
+            ready_checks: Arc::default(),
             auth_throttle: Arc::new(crate::gate::AuthThrottle::new(
                 server.auth_failures_per_second,
                 server.auth_failures_burst,
@@ -148,8 +177,51 @@ impl AppState {
                     crate::ratelimit::Limiter::Memory
                 }),
             ),
-            audit: None,
+            audit,
             operator_key: operator.cloned(),
+        }))
+    }
+}
+
+/// Every counter family that is bounded by the config exists from the start, at 0
+/// (Prometheus practice: a dashboard or alert must see 0, not "absent"). Registering
+/// adds 0 and so never resets a counter another server in the process has counted.
+fn register_at_zero(loaded: &LoadedConfig) {
+    use toolgate_telemetry::metrics as m;
+    for reason in ["in_flight_limit", "draining"] {
+        metrics::counter!(m::SHED, "reason" => reason).increment(0);
+    }
+    for reason in ["unknown_key", "throttled"] {
+        metrics::counter!(m::AUTH_FAILURES, "reason" => reason).increment(0);
+    }
+    for result in ["ok", "refused"] {
+        metrics::counter!(m::RELOADS, "result" => result).increment(0);
+    }
+    for name in [
+        m::BODY_TIMEOUTS,
+        m::ACCEPT_ERRORS,
+        m::AUDIT_QUEUE_FULL,
+        m::AUDIT_WRITTEN,
+    ] {
+        metrics::counter!(name).increment(0);
+    }
+    metrics::counter!(m::OUTPUT_CAPPED, "what" => "websocket_message").increment(0);
+    m::connections_open().increment(0.0);
+    let names = std::iter::once(crate::auth::OPERATOR.to_owned())
+        .chain(loaded.config.keys.iter().map(|k| k.name.get_ref().clone()));
+    for name in names {
+        for quota in [
+            crate::quota::QuotaKind::Requests,
+            crate::quota::QuotaKind::Calls,
+            crate::quota::QuotaKind::WebSockets,
+            crate::quota::QuotaKind::McpSessions,
+        ] {
+            metrics::counter!(m::QUOTA_EXCEEDED, "key" => name.clone(), "quota" => quota.label())
+                .increment(0);
         }
+        metrics::counter!(m::RATE_LIMITED, "key" => name).increment(0);
+    }
+    for tool in loaded.config.tools.iter().filter(|t| t.retry.is_some()) {
+        metrics::counter!(m::RETRIES, "tool" => tool.name.get_ref().clone()).increment(0);
     }
 }

@@ -95,7 +95,7 @@ fn authenticate(
         .find_map(|p| p.strip_prefix(KEY_PROTOCOL_PREFIX))
         .filter(|k| !k.is_empty());
     let key = presented_key(headers).or(from_offer).ok_or_else(|| {
-        crate::gate::audit_refusal(state, "websocket", "unauthorized");
+        crate::gate::audit_refusal(state, "ws", "unauthorized");
         ApiError::new(
             ErrorKind::Unauthorized,
             "send an API key as `X-Tool-API-Key: KEY`, `Authorization: Bearer KEY`, or \

@@ -378,3 +378,113 @@ async fn the_log_can_live_in_postgresql_shared_by_two_replicas() {
     assert!(err.contains("chain is broken"), "{err}");
     psql(&format!("DROP TABLE {table}"));
 }
+
+#[tokio::test]
+async fn refused_authentication_and_scope_are_audited_on_every_transport() {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("audit.db");
+    let low = "audit-low-key-0123456789abcdef0123";
+    let text = format!(
+        "{}{}",
+        config(&db, "async"),
+        toolgate_test_support::key_entry("low", low, &["echo"])
+    );
+    let s = toolgate_test_support::TestServer::spawn(&text)
+        .await
+        .unwrap();
+    let post = |path: &str, key: &str| {
+        s.client
+            .post(s.url(path))
+            .header("X-Tool-API-Key", key)
+            .header("Accept", "application/json, text/event-stream")
+            .json(&json!({}))
+    };
+    // Unknown keys: REST, SSE, WebSocket, MCP.
+    assert_eq!(
+        post("/api/v1/tools/echo", "nope")
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        403
+    );
+    assert_eq!(
+        post("/api/v1/tools/echo/stream", "nope")
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        403
+    );
+    let mut req = format!("ws://{}/api/v1/ws", s.addr)
+        .into_client_request()
+        .unwrap();
+    req.headers_mut()
+        .insert("X-Tool-API-Key", "nope".parse().unwrap());
+    assert!(tokio_tungstenite::connect_async(req).await.is_err());
+    let init = json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
+        "protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}});
+    let resp = post("/mcp", "nope").json(&init).send().await.unwrap();
+    assert_eq!(resp.status(), 401);
+    // No key at all.
+    let resp = s
+        .client
+        .post(s.url("/api/v1/tools/echo"))
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 401);
+    // Out of scope: REST, SSE, and MCP's guard.
+    assert_eq!(
+        post("/api/v1/tools/sleep", low)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        403
+    );
+    assert_eq!(
+        post("/api/v1/tools/sleep/stream", low)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        403
+    );
+    let call = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call",
+        "params": {"name": "sleep", "arguments": {"ms": 1}}});
+    let resp = post("/mcp", low)
+        .header("MCP-Protocol-Version", "2026-07-28")
+        .header("Mcp-Method", "tools/call")
+        .header("Mcp-Name", "sleep")
+        .json(&call)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 403);
+    s.stop().await.unwrap();
+    let all = records(&db);
+    let refused = |key: &str, transport: &str, outcome: &str| {
+        all.iter()
+            .any(|r| r["key"] == key && r["transport"] == transport && r["outcome"] == outcome)
+    };
+    for transport in ["rest", "sse", "ws", "mcp"] {
+        assert!(
+            refused("_unknown", transport, "forbidden"),
+            "{transport}: {all:?}"
+        );
+    }
+    assert!(refused("_unknown", "rest", "unauthorized"), "{all:?}");
+    for transport in ["rest", "sse", "mcp"] {
+        assert!(
+            all.iter().any(|r| r["key"] == "low"
+                && r["tool"] == "sleep"
+                && r["transport"] == transport
+                && r["outcome"] == "forbidden"),
+            "{transport}: {all:?}"
+        );
+    }
+    verify(&db);
+}

@@ -329,3 +329,48 @@ async fn admin_listener_serves_metrics_and_probes_apart() {
         ) >= 1.0
     );
 }
+
+#[tokio::test]
+async fn bounded_families_exist_from_the_start() {
+    let key = "zero-metrics-key-0123456789abcdef";
+    let config = format!(
+        "{DEMO_CONFIG}{}\n[[tools]]\nname = \"z_retried\"\nkind = \"builtin\"\nbuiltin = \"echo\"\nretry = {{ max_attempts = 2 }}\n",
+        key_entry("zero_metrics_key", key, &["echo"])
+    );
+    let s = TestServer::spawn(&config).await.unwrap();
+    let samples = scrape(&s).await;
+    let present = |name: &str, labels: &[(&str, &str)]| {
+        samples
+            .iter()
+            .any(|x| x.metric == name && labels.iter().all(|(k, v)| x.labels.get(k) == Some(*v)))
+    };
+    for (name, labels) in [
+        (
+            "toolgate_shed_requests_total",
+            vec![("reason", "in_flight_limit")],
+        ),
+        ("toolgate_shed_requests_total", vec![("reason", "draining")]),
+        (
+            "toolgate_auth_failures_total",
+            vec![("reason", "throttled")],
+        ),
+        ("toolgate_config_reloads_total", vec![("result", "refused")]),
+        ("toolgate_body_timeouts_total", vec![]),
+        ("toolgate_accept_errors_total", vec![]),
+        ("toolgate_connections_open", vec![]),
+        (
+            "toolgate_rate_limited_calls_total",
+            vec![("key", "zero_metrics_key")],
+        ),
+        (
+            "toolgate_quota_exceeded_total",
+            vec![("key", "zero_metrics_key"), ("quota", "mcp_sessions")],
+        ),
+        ("toolgate_tool_retries_total", vec![("tool", "z_retried")]),
+    ] {
+        assert!(
+            present(name, &labels),
+            "{name} {labels:?} is absent at start"
+        );
+    }
+}

@@ -44,4 +44,45 @@ async fn the_docs_page_renders_the_document() {
     );
     let html = resp.text().await.unwrap();
     assert!(html.contains("data-url=\"/openapi.json\""));
+    // Its script comes from the binary, never from a CDN.
+    assert!(!html.contains("https://"), "{html}");
+    assert!(html.contains("src=\"/docs/api-reference.js\""), "{html}");
+    let script = s
+        .client
+        .get(s.url("/docs/api-reference.js"))
+        .header("Accept-Encoding", "gzip, br")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(script.status(), 200);
+    assert_eq!(script.headers()["content-encoding"], "gzip");
+    assert!(
+        script.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/javascript")
+    );
+    let etag = script.headers()["etag"].to_str().unwrap().to_owned();
+    let gzipped = script.bytes().await.unwrap();
+    assert_eq!(&gzipped[..2], &[0x1f, 0x8b], "gzip magic");
+    // Cached by its tag; a client refusing gzip gets it plain.
+    let again = s
+        .client
+        .get(s.url("/docs/api-reference.js"))
+        .header("If-None-Match", &etag)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.status(), 304);
+    let plain = s
+        .client
+        .get(s.url("/docs/api-reference.js"))
+        .header("Accept-Encoding", "identity")
+        .send()
+        .await
+        .unwrap();
+    assert!(plain.headers().get("content-encoding").is_none());
+    let body = plain.bytes().await.unwrap();
+    assert!(body.len() > 4 * gzipped.len() / 2, "{} bytes", body.len());
+    assert!(String::from_utf8_lossy(&body[..4096]).contains("function"));
 }

@@ -78,6 +78,26 @@ async fn a_down_store_fails_open_or_closed_as_configured() {
     let (mut b, addr_closed, _lb) = serve(closed.path(), Some(CLI_KEY));
     assert_eq!(call(&addr_open).await, 200);
     assert_eq!(call(&addr_closed).await, 503);
+    // Readiness says so: not ready when the down store refuses calls, degraded when
+    // it lets them through.
+    let ready = |addr: String| async move {
+        let resp = reqwest::get(format!("http://{addr}/readyz")).await.unwrap();
+        let status = resp.status().as_u16();
+        let body: serde_json::Value = resp.json().await.unwrap();
+        (
+            status,
+            body["checks"]["rate_limit_store"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned(),
+        )
+    };
+    let (status, check) = ready(addr_closed.clone()).await;
+    assert_eq!(status, 503, "{check}");
+    assert!(check.starts_with("failing"), "{check}");
+    let (status, check) = ready(addr_open.clone()).await;
+    assert_eq!(status, 200, "{check}");
+    assert!(check.starts_with("degraded"), "{check}");
     for c in [&mut a, &mut b] {
         let _ = c.kill();
         let _ = c.wait();

@@ -31,7 +31,7 @@ use axum::response::Response;
 use futures::StreamExt;
 use serde::Deserialize;
 use serde_json::Value;
-use toolgate_core::{ErrorKind, ToolError};
+use toolgate_core::{CancellationToken, ErrorKind, ToolError};
 
 use super::RequestScope;
 use super::direct;
@@ -400,6 +400,6 @@ fn end_on_shutdown(response: Response, state: &AppState) -> Response {
     let (parts, body) = response.into_parts();
     let stream = body
         .into_data_stream()
-        .take_until(state.shutdown.clone().cancelled_owned());
+        .take_until(CancellationToken::clone(&state.shutdown).cancelled_owned());
     Response::from_parts(parts, Body::from_stream(stream))
 }

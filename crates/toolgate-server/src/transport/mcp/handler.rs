@@ -150,7 +150,7 @@ impl ServerHandler for McpHandler {
     }
 
     async fn listen(&self, context: SubscriptionContext) -> Result<(), ErrorData> {
-        let shutdown = self.state.shutdown.clone();
+        let shutdown = toolgate_core::CancellationToken::clone(&self.state.shutdown);
         let stop = async {
             tokio::select! {
                 () = context.cancelled() => {},
