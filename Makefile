@@ -2,17 +2,22 @@
 
 CARGO ?= cargo
 
-.PHONY: test fmt-check lint unit doc-test openapi-check mcp-interop clients-test run build release fmt bench
+.PHONY: test fmt-check lint deny unit doc-test openapi-check mcp-interop clients-test run build release fmt bench
 
-## Everything CI checks: formatting, lints, all tests, OpenAPI validity, MCP interop.
-## `unit` stays last so that the nextest summary is the last thing printed.
-test: fmt-check lint doc-test openapi-check mcp-interop clients-test unit
+## Everything CI checks: formatting, lints, the dependency policy, all tests, OpenAPI
+## validity, MCP interop. `unit` stays last so that the nextest summary is the last
+## thing printed.
+test: fmt-check lint deny doc-test openapi-check mcp-interop clients-test unit
 
 fmt-check:
 	$(CARGO) fmt --all -- --check
 
 lint:
 	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
+
+## Licenses, banned crates and sources of every dependency (deny.toml).
+deny:
+	$(CARGO) deny --locked check bans licenses sources
 
 ## Unit and integration tests (nextest when installed, cargo test otherwise).
 unit:

@@ -311,3 +311,34 @@ impl Tool for HttpTool {
         }
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn url(s: &str) -> reqwest::Url {
+        reqwest::Url::parse(s).unwrap()
+    }
+
+    #[test]
+    fn redirects_stay_on_the_origin() {
+        let from = [url("https://api.example.com/a")];
+        assert!(redirect_refusal(&from, &url("https://api.example.com/b")).is_none());
+        let down = redirect_refusal(&from, &url("http://api.example.com/b")).unwrap();
+        assert!(down.contains("https to http"), "{down}");
+        let away = redirect_refusal(&from, &url("https://evil.example.net/b")).unwrap();
+        assert!(away.contains("another origin"), "{away}");
+        let port = redirect_refusal(&from, &url("https://api.example.com:8443/b")).unwrap();
+        assert!(port.contains("another origin"), "{port}");
+        // The same host moving up to https is the one change allowed.
+        let plain = [url("http://api.example.com/a")];
+        assert!(redirect_refusal(&plain, &url("https://api.example.com/a")).is_none());
+        // A chain is judged from its first URL, and from its last for the scheme.
+        let chain = [
+            url("http://api.example.com/a"),
+            url("https://api.example.com/b"),
+        ];
+        assert!(redirect_refusal(&chain, &url("http://api.example.com/c")).is_some());
+    }
+}
