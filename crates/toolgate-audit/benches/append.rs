@@ -64,7 +64,10 @@ async fn run(log: Option<&AuditLog>) -> Duration {
                 args_sha256: args_digest(&arguments),
                 arguments: None,
             };
-            log.append(entry).await;
+            assert!(
+                log.append(entry).await.is_ok(),
+                "the audit log refused a record"
+            );
         }
     }
     if let Some(log) = log {

@@ -15,12 +15,14 @@
 //!   records in batches. A full queue makes the caller wait (counted and logged),
 //!   never drops; with [`Durability::Sync`] the caller waits for the commit.
 
+mod pg_tls;
 pub mod postgres;
 pub mod record;
+pub mod spool;
 pub mod sqlite;
 pub mod store;
 pub mod writer;
 
-pub use record::{Entry, Record, StoredRecord};
-pub use store::{Filter, Location, Store, StoreError, Verified};
-pub use writer::{AuditLog, Durability};
+pub use record::{Chain, Entry, Record, StoredRecord};
+pub use store::{Filter, Location, OpenOptions, Store, StoreError, Verified};
+pub use writer::{AuditLog, AuditUnavailable, Durability, WriterOptions};

@@ -2,9 +2,118 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use hmac::{KeyInit, Mac};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
+
+type HmacSha256 = hmac::Hmac<Sha256>;
+
+/// How the chain's hashes are computed: SHA-256 (anyone can recompute them, so only
+/// changes inside the chain are detected), or HMAC-SHA-256 under a secret key (nobody
+/// without the key can rewrite the chain so that it verifies).
+#[derive(Clone, Default)]
+pub struct Chain {
+    key: Option<std::sync::Arc<[u8]>>,
+}
+
+impl std::fmt::Debug for Chain {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never the key itself.
+        f.debug_struct("Chain")
+            .field("keyed", &self.key.is_some())
+            .finish()
+    }
+}
+
+/// What the key's fingerprint is an HMAC of.
+const FINGERPRINT_INPUT: &[u8] = b"toolgate audit chain key";
+
+impl Chain {
+    /// A chain of plain SHA-256 hashes.
+    #[must_use]
+    pub fn unkeyed() -> Self {
+        Self::default()
+    }
+
+    /// A chain of HMAC-SHA-256 hashes under `key`.
+    #[must_use]
+    pub fn keyed(key: &[u8]) -> Self {
+        Self {
+            key: Some(key.into()),
+        }
+    }
+
+    /// Whether the chain is keyed.
+    #[must_use]
+    pub fn is_keyed(&self) -> bool {
+        self.key.is_some()
+    }
+
+    /// The name stored with the log: `sha256` or `hmac-sha256`.
+    #[must_use]
+    pub fn kind(&self) -> &'static str {
+        if self.key.is_some() {
+            "hmac-sha256"
+        } else {
+            "sha256"
+        }
+    }
+
+    /// A value stored with a keyed log so that a different key is refused at open
+    /// (an HMAC of a fixed text: it does not reveal the key). Empty when unkeyed.
+    #[must_use]
+    pub fn fingerprint(&self) -> String {
+        self.key
+            .as_ref()
+            .map(|k| hex::encode(Self::mac(k, FINGERPRINT_INPUT)))
+            .unwrap_or_default()
+    }
+
+    fn mac(key: &[u8], bytes: &[u8]) -> [u8; 32] {
+        // Any key length is valid for HMAC; the error branch cannot be taken.
+        match HmacSha256::new_from_slice(key) {
+            Ok(mut m) => {
+                m.update(bytes);
+                m.finalize().into_bytes().into()
+            }
+            Err(_) => Sha256::digest(bytes).into(),
+        }
+    }
+
+    /// The digest of `bytes` under this chain.
+    #[must_use]
+    pub fn digest(&self, bytes: &[u8]) -> [u8; 32] {
+        match &self.key {
+            Some(k) => Self::mac(k, bytes),
+            None => Sha256::digest(bytes).into(),
+        }
+    }
+
+    /// Check that a log stored with `kind` and `fingerprint` can be continued or
+    /// verified with this chain.
+    ///
+    /// # Errors
+    /// What does not match, in words for the operator.
+    pub fn matches(&self, kind: &str, fingerprint: &str) -> Result<(), String> {
+        match (kind, self.is_keyed()) {
+            ("sha256", false) => Ok(()),
+            ("sha256", true) => Err(
+                "the audit log was started without an HMAC key; keep it unkeyed, or start a new log for the keyed chain"
+                    .to_owned(),
+            ),
+            ("hmac-sha256", false) => Err(
+                "the audit log's chain is keyed (HMAC-SHA-256): give its key (the variable named by [audit] hmac_key_env, or TOOLGATE_AUDIT_HMAC_KEY)"
+                    .to_owned(),
+            ),
+            ("hmac-sha256", true) if self.fingerprint() == fingerprint => Ok(()),
+            ("hmac-sha256", true) => {
+                Err("the audit log was written under a different HMAC key".to_owned())
+            }
+            (other, _) => Err(format!("unknown audit chain kind {other:?}")),
+        }
+    }
+}
 
 /// The hash before the first record.
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
@@ -143,18 +252,18 @@ impl Record {
 
     /// This record's hash after `prev_hash`.
     #[must_use]
-    pub fn chain_hash(&self, prev_hash: &str) -> String {
+    pub fn chain_hash(&self, prev_hash: &str, chain: &Chain) -> String {
         let mut buf = Vec::with_capacity(256);
-        hex::encode(self.chain_digest(prev_hash, &mut buf))
+        hex::encode(self.chain_digest(prev_hash, &mut buf, chain))
     }
 
     /// This record's hash after `prev_hash`, as bytes; `buf` is scratch space.
-    pub fn chain_digest(&self, prev_hash: &str, buf: &mut Vec<u8>) -> [u8; 32] {
+    pub fn chain_digest(&self, prev_hash: &str, buf: &mut Vec<u8>, chain: &Chain) -> [u8; 32] {
         buf.clear();
         buf.extend_from_slice(prev_hash.as_bytes());
         buf.push(b'\n');
         self.write_canonical(buf);
-        Sha256::digest(&buf[..]).into()
+        chain.digest(&buf[..])
     }
 }
 
@@ -254,10 +363,27 @@ mod tests {
     #[test]
     fn any_change_changes_the_hash() {
         let a = rec("echo");
-        let h = a.chain_hash(GENESIS);
+        let plain = Chain::unkeyed();
+        let h = a.chain_hash(GENESIS, &plain);
         assert_eq!(h.len(), 64);
-        assert_ne!(h, rec("fail").chain_hash(GENESIS));
-        assert_ne!(h, a.chain_hash(&h));
+        assert_ne!(h, rec("fail").chain_hash(GENESIS, &plain));
+        assert_ne!(h, a.chain_hash(&h, &plain));
+    }
+
+    #[test]
+    fn a_keyed_chain_depends_on_the_key_and_checks_it() {
+        let r = rec("echo");
+        let k1 = Chain::keyed(b"first key, long enough to be a key");
+        let k2 = Chain::keyed(b"second key, long enough to be a key");
+        let plain = r.chain_hash(GENESIS, &Chain::unkeyed());
+        let h1 = r.chain_hash(GENESIS, &k1);
+        assert_ne!(h1, plain);
+        assert_ne!(h1, r.chain_hash(GENESIS, &k2));
+        assert!(k1.matches("hmac-sha256", &k1.fingerprint()).is_ok());
+        assert!(k2.matches("hmac-sha256", &k1.fingerprint()).is_err());
+        assert!(Chain::unkeyed().matches("hmac-sha256", "").is_err());
+        assert!(k1.matches("sha256", "").is_err());
+        assert!(!format!("{k1:?}").contains("first key"));
     }
 
     #[test]
@@ -270,7 +396,7 @@ mod tests {
         );
         let r = rec("echo");
         assert_eq!(
-            r.chain_hash(GENESIS),
+            r.chain_hash(GENESIS, &Chain::unkeyed()),
             hex::encode(Sha256::digest(
                 [GENESIS.as_bytes(), b"\n", &r.canonical()].concat()
             ))

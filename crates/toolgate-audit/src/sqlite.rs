@@ -10,14 +10,91 @@ use std::path::Path;
 use rusqlite::types::ValueRef;
 use rusqlite::{Connection, OpenFlags, params};
 
-use crate::record::{GENESIS, Record, StoredRecord};
+use crate::record::{Chain, GENESIS, Record, StoredRecord};
 
-use crate::store::{Filter, StoreError, Verified};
+use crate::store::{Filter, OpenOptions, StoreError, Verified};
 
 /// The audit log in a SQLite file.
 pub struct SqliteStore {
     conn: Connection,
     last_hash: String,
+    chain: Chain,
+    /// The writer's exclusive lock on `<file>.lock`, held while open for writing.
+    _lock: Option<std::fs::File>,
+}
+
+/// Take the writer's lock of the log at `path`: a second process appending to the
+/// same file would fork the chain (each continues from the hash it last saw), so it
+/// is refused at start. The lock is `flock` on a file of its own, because a second
+/// descriptor on the database file itself would release SQLite's own locks when it
+/// is closed.
+pub(crate) fn writer_lock(path: &Path) -> Result<std::fs::File, StoreError> {
+    use std::io::Write as _;
+    let mut name = path.as_os_str().to_owned();
+    name.push(".lock");
+    let lock_path = std::path::PathBuf::from(name);
+    let mut file = std::fs::File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .read(true)
+        .open(&lock_path)
+        .map_err(|e| StoreError::Locked(format!("cannot open {}: {e}", lock_path.display())))?;
+    match file.try_lock() {
+        Ok(()) => {}
+        Err(std::fs::TryLockError::WouldBlock) => {
+            let holder = std::fs::read_to_string(&lock_path).unwrap_or_default();
+            return Err(StoreError::Locked(format!(
+                "{} is being written by another process ({}); two writers would fork the chain",
+                path.display(),
+                if holder.trim().is_empty() {
+                    "pid unknown".to_owned()
+                } else {
+                    format!("pid {}", holder.trim())
+                }
+            )));
+        }
+        Err(std::fs::TryLockError::Error(e)) => {
+            return Err(StoreError::Locked(format!(
+                "cannot lock {}: {e}",
+                lock_path.display()
+            )));
+        }
+    }
+    // The holder's pid, for the message above; the lock is what counts.
+    let _ = file.set_len(0);
+    let _ = write!(file, "{}", std::process::id());
+    Ok(file)
+}
+
+/// The chain kind and key fingerprint stored with the log; a log without them
+/// (written before keyed chains existed) is plain SHA-256.
+fn stored_chain(conn: &Connection) -> Result<Option<(String, String)>, StoreError> {
+    let has_meta: i64 = conn.query_row(
+        "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'audit_meta'",
+        [],
+        |r| r.get(0),
+    )?;
+    if has_meta == 0 {
+        return Ok(None);
+    }
+    let get = |name: &str| -> Result<Option<String>, StoreError> {
+        match conn.query_row(
+            "SELECT value FROM audit_meta WHERE name = ?1",
+            [name],
+            |r| r.get::<_, String>(0),
+        ) {
+            Ok(v) => Ok(Some(v)),
+            Err(rusqlite::Error::QueryReturnedNoRows) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    };
+    Ok(get("chain")?.map(|kind| {
+        (
+            kind,
+            get("key_fingerprint").ok().flatten().unwrap_or_default(),
+        )
+    }))
 }
 
 const SCHEMA: &str = "
@@ -36,6 +113,7 @@ CREATE TABLE IF NOT EXISTS audit (
     hash TEXT NOT NULL
 );
 DROP INDEX IF EXISTS audit_ts;
+CREATE TABLE IF NOT EXISTS audit_meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
 ";
 // No index besides the sequence number: every index is paid for on the write path of
 // every call (an index on `ts` cost about 15% of the writer's CPU), while listings are
@@ -62,7 +140,9 @@ impl SqliteStore {
     ///
     /// # Errors
     /// The file cannot be opened or is not an audit database.
-    pub fn open(path: &Path, full_sync: bool) -> Result<Self, StoreError> {
+    pub fn open(path: &Path, options: &OpenOptions) -> Result<Self, StoreError> {
+        let full_sync = options.full_sync;
+        let lock = writer_lock(path)?;
         let conn = Connection::open(path)?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(
@@ -82,20 +162,84 @@ impl SqliteStore {
                 rusqlite::Error::QueryReturnedNoRows => Ok(GENESIS.to_owned()),
                 other => Err(other),
             })?;
-        Ok(Self { conn, last_hash })
+        let chain = options.chain.clone();
+        match stored_chain(&conn)? {
+            Some((kind, fingerprint)) => chain
+                .matches(&kind, &fingerprint)
+                .map_err(StoreError::Chain)?,
+            None => {
+                // A new log takes the configured chain; one with records and no
+                // stored kind was written unkeyed.
+                if last_hash != GENESIS {
+                    chain.matches("sha256", "").map_err(StoreError::Chain)?;
+                }
+                conn.execute(
+                    "INSERT OR REPLACE INTO audit_meta (name, value) VALUES ('chain', ?1), ('key_fingerprint', ?2)",
+                    params![chain.kind(), chain.fingerprint()],
+                )?;
+            }
+        }
+        Ok(Self {
+            conn,
+            last_hash,
+            chain,
+            _lock: Some(lock),
+        })
     }
 
-    /// Open an existing log for reading only.
+    /// Open an existing log for reading only; `chain` must be the log's.
     ///
     /// # Errors
-    /// The file cannot be opened.
-    pub fn open_read_only(path: &Path) -> Result<Self, StoreError> {
+    /// The file cannot be opened, or `chain` is not the log's.
+    pub fn open_read_only(path: &Path, chain: Chain) -> Result<Self, StoreError> {
         let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY)?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        if let Some((kind, fingerprint)) = stored_chain(&conn)? {
+            chain
+                .matches(&kind, &fingerprint)
+                .map_err(StoreError::Chain)?;
+        } else {
+            chain.matches("sha256", "").map_err(StoreError::Chain)?;
+        }
         Ok(Self {
             conn,
             last_hash: GENESIS.to_owned(),
+            chain,
+            _lock: None,
         })
+    }
+
+    /// The newest record's sequence number and hash.
+    ///
+    /// # Errors
+    /// SQLite failed.
+    pub fn head(&self) -> Result<Option<(i64, String)>, StoreError> {
+        match self.conn.query_row(
+            "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1",
+            [],
+            |r| Ok((r.get(0)?, hash_column(r, 1)?)),
+        ) {
+            Ok(head) => Ok(Some(head)),
+            Err(rusqlite::Error::QueryReturnedNoRows) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// The record at `seq`.
+    ///
+    /// # Errors
+    /// SQLite failed.
+    pub fn get(&self, seq: i64) -> Result<Option<StoredRecord>, StoreError> {
+        match self.conn.query_row(
+            "SELECT seq, ts, key, tool, transport, outcome, duration_ms, trace_id, args_sha256, arguments, prev_hash, hash
+             FROM audit WHERE seq = ?1",
+            [seq],
+            row_to_record,
+        ) {
+            Ok(r) => Ok(Some(r)),
+            Err(rusqlite::Error::QueryReturnedNoRows) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// Append records in one transaction, extending the chain.
@@ -117,7 +261,7 @@ impl SqliteStore {
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
             )?;
             for r in records {
-                let hash = r.chain_digest(&prev, &mut scratch);
+                let hash = r.chain_digest(&prev, &mut scratch, &self.chain);
                 let arguments = r.arguments.as_ref().map(ToString::to_string);
                 let duration = i64::try_from(r.duration_ms).unwrap_or(i64::MAX);
                 let mut args_raw = [0u8; 32];
@@ -196,11 +340,14 @@ impl SqliteStore {
         let mut prev = GENESIS.to_owned();
         let mut count = 0u64;
         let mut expected_seq = 1i64;
+        let mut last_seq = 0i64;
         while let Some(row) = rows.next()? {
             let stored = row_to_record(row)?;
+            let last_good = (last_seq > 0).then(|| (last_seq, prev.clone()));
             let broken = |reason: &str| StoreError::Broken {
                 seq: stored.seq,
                 reason: reason.to_owned(),
+                last_good: last_good.clone(),
             };
             if stored.seq != expected_seq {
                 return Err(broken("a record is missing before this one"));
@@ -208,15 +355,17 @@ impl SqliteStore {
             if stored.prev_hash != prev {
                 return Err(broken("its prev_hash is not the previous record's hash"));
             }
-            if stored.record.chain_hash(&prev) != stored.hash {
+            if stored.record.chain_hash(&prev, &self.chain) != stored.hash {
                 return Err(broken("its contents do not match its hash"));
             }
             prev = stored.hash;
+            last_seq = stored.seq;
             count += 1;
             expected_seq += 1;
         }
         Ok(Verified {
             count,
+            last_seq,
             last_hash: prev,
         })
     }
@@ -283,10 +432,10 @@ mod tests {
     fn appends_lists_and_verifies_across_reopens() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("a.db");
-        let mut s = SqliteStore::open(&path, false).unwrap();
+        let mut s = SqliteStore::open(&path, &OpenOptions::default()).unwrap();
         s.append(&[rec(1), rec(2)]).unwrap();
         drop(s);
-        let mut s = SqliteStore::open(&path, false).unwrap();
+        let mut s = SqliteStore::open(&path, &OpenOptions::default()).unwrap();
         s.append(&[rec(3)]).unwrap();
         assert_eq!(s.verify().unwrap().count, 3);
         let only_a = s
@@ -323,7 +472,7 @@ mod tests {
             let mut prev = GENESIS.to_owned();
             for i in 1..=2 {
                 let r = rec(i);
-                let hash = r.chain_hash(&prev);
+                let hash = r.chain_hash(&prev, &Chain::unkeyed());
                 conn.execute(
                     "INSERT INTO audit (ts, key, tool, transport, outcome, duration_ms, trace_id, args_sha256, arguments, prev_hash, hash)
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
@@ -334,7 +483,7 @@ mod tests {
                 prev = hash;
             }
         }
-        let mut s = SqliteStore::open(&path, false).unwrap();
+        let mut s = SqliteStore::open(&path, &OpenOptions::default()).unwrap();
         s.append(&[rec(3), rec(4)]).unwrap();
         let verified = s.verify().unwrap();
         assert_eq!(verified.count, 4);
@@ -372,7 +521,7 @@ mod tests {
     fn tampering_is_detected() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("a.db");
-        let mut s = SqliteStore::open(&path, false).unwrap();
+        let mut s = SqliteStore::open(&path, &OpenOptions::default()).unwrap();
         s.append(&[rec(1), rec(2), rec(3)]).unwrap();
         s.conn
             .execute("UPDATE audit SET outcome = 'tool_error' WHERE seq = 2", [])

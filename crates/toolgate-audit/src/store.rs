@@ -2,9 +2,10 @@
 //! the same records and the same chain, and answer the same listing and verification.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use crate::postgres::PgStore;
-use crate::record::{Record, StoredRecord};
+use crate::record::{Chain, Record, StoredRecord};
 use crate::sqlite::SqliteStore;
 
 /// Storage failures.
@@ -15,7 +16,16 @@ pub enum StoreError {
     Sqlite(#[from] rusqlite::Error),
     /// PostgreSQL failed.
     #[error("audit database: {0}")]
-    Postgres(#[from] postgres::Error),
+    Postgres(#[from] tokio_postgres::Error),
+    /// PostgreSQL did not answer in time (the connection is given up).
+    #[error("audit database: no answer within {0:?} ({1})")]
+    Timeout(Duration, &'static str),
+    /// The log was written with another chain (keyed, unkeyed, another key).
+    #[error("audit chain: {0}")]
+    Chain(String),
+    /// Another process writes the log.
+    #[error("audit log: {0}")]
+    Locked(String),
     /// The configuration cannot work (a bad table name).
     #[error("audit configuration: {0}")]
     Config(String),
@@ -26,7 +36,35 @@ pub enum StoreError {
         seq: i64,
         /// What does not match.
         reason: String,
+        /// The last record that verified: its sequence number and hash (none when the
+        /// first record fails).
+        last_good: Option<(i64, String)>,
     },
+}
+
+/// How a store is opened.
+#[derive(Debug, Clone)]
+pub struct OpenOptions {
+    /// Commits that survive power loss, not only a crash.
+    pub full_sync: bool,
+    /// How the chain is hashed.
+    pub chain: Chain,
+    /// PostgreSQL: how long connecting may take.
+    pub connect_timeout: Duration,
+    /// PostgreSQL: how long one statement or commit may take before the connection is
+    /// given up (a hung or black-holed server).
+    pub statement_timeout: Duration,
+}
+
+impl Default for OpenOptions {
+    fn default() -> Self {
+        Self {
+            full_sync: false,
+            chain: Chain::unkeyed(),
+            connect_timeout: Duration::from_secs(5),
+            statement_timeout: Duration::from_secs(5),
+        }
+    }
 }
 
 /// Which records to list.
@@ -51,6 +89,8 @@ pub struct Filter {
 pub struct Verified {
     /// Records checked.
     pub count: u64,
+    /// The sequence number of the last record (0 for an empty log).
+    pub last_seq: i64,
     /// The hash of the last record.
     pub last_hash: String,
 }
@@ -78,29 +118,55 @@ pub enum Store {
 }
 
 impl Store {
-    /// Open (or create) the log for writing; `full_sync` asks for commits that
-    /// survive power loss, not only a crash.
+    /// Open (or create) the log for writing.
     ///
     /// # Errors
-    /// The database cannot be opened.
-    pub fn open(location: &Location, full_sync: bool) -> Result<Self, StoreError> {
+    /// The database cannot be opened, another process writes it (SQLite), or it was
+    /// written with another chain.
+    pub fn open(location: &Location, options: &OpenOptions) -> Result<Self, StoreError> {
         Ok(match location {
-            Location::Sqlite(path) => Store::Sqlite(SqliteStore::open(path, full_sync)?),
+            Location::Sqlite(path) => Store::Sqlite(SqliteStore::open(path, options)?),
             Location::Postgres { url, table } => {
-                Store::Postgres(PgStore::open(url, table, full_sync)?)
+                Store::Postgres(PgStore::open(url, table, options)?)
             }
         })
     }
 
-    /// Open an existing log for reading.
+    /// Open an existing log for reading (its chain as `options` say).
     ///
     /// # Errors
     /// The database cannot be opened.
-    pub fn open_read_only(location: &Location) -> Result<Self, StoreError> {
+    pub fn open_read_only(location: &Location, options: &OpenOptions) -> Result<Self, StoreError> {
         Ok(match location {
-            Location::Sqlite(path) => Store::Sqlite(SqliteStore::open_read_only(path)?),
-            Location::Postgres { url, table } => Store::Postgres(PgStore::connect(url, table)?),
+            Location::Sqlite(path) => {
+                Store::Sqlite(SqliteStore::open_read_only(path, options.chain.clone())?)
+            }
+            Location::Postgres { url, table } => {
+                Store::Postgres(PgStore::connect(url, table, options)?)
+            }
         })
+    }
+
+    /// The newest record's sequence number and hash, if any.
+    ///
+    /// # Errors
+    /// The database failed.
+    pub fn head(&mut self) -> Result<Option<(i64, String)>, StoreError> {
+        match self {
+            Store::Sqlite(s) => s.head(),
+            Store::Postgres(s) => s.head(),
+        }
+    }
+
+    /// The record at `seq`, if there is one.
+    ///
+    /// # Errors
+    /// The database failed.
+    pub fn get(&mut self, seq: i64) -> Result<Option<StoredRecord>, StoreError> {
+        match self {
+            Store::Sqlite(s) => s.get(seq),
+            Store::Postgres(s) => s.get(seq),
+        }
     }
 
     /// Append records in one transaction, extending the chain.

@@ -104,6 +104,53 @@ pub struct AuditConfig {
     /// counted in `toolgate_audit_queue_full_total`. Default 10000.
     #[serde(default = "default_audit_queue")]
     pub queue_capacity: usize,
+    /// How long a call's record may wait for room in a full queue before the call is
+    /// refused with `503 audit_unavailable` (ms, 1..=60000). Default 2000.
+    #[serde(default = "default_enqueue_timeout")]
+    pub enqueue_timeout_ms: u64,
+    /// Where records are kept while the store is down (a SQLite file, `${VAR}`
+    /// expanded). Default: `<path>.spool` beside a SQLite log, `<table>-spool.db` in
+    /// the working directory for PostgreSQL. Each process needs its own.
+    #[serde(default)]
+    pub spool_path: Option<crate::env::EnvString>,
+    /// Records the spool may hold before new calls are refused (1..=100000000).
+    /// Default 1000000.
+    #[serde(default = "default_spool_max")]
+    pub spool_max_records: u64,
+    /// PostgreSQL: how long connecting may take (ms, 1..=600000). Default 5000.
+    #[serde(default = "default_audit_pg_timeout")]
+    pub connect_timeout_ms: u64,
+    /// PostgreSQL: how long a statement or commit may take before the connection is
+    /// given up (ms, 1..=600000; also the TCP keepalive and user timeout). Default 5000.
+    #[serde(default = "default_audit_pg_timeout")]
+    pub statement_timeout_ms: u64,
+    /// The longest wait between reconnection attempts (ms, 100..=600000; the wait
+    /// starts at 100 ms, doubles, and is jittered). Default 5000.
+    #[serde(default = "default_audit_pg_timeout")]
+    pub reconnect_max_ms: u64,
+    /// How often the chain's head is published (ms, 1000..=86400000). Default 60000.
+    #[serde(default = "default_head_interval")]
+    pub head_interval_ms: u64,
+    /// The environment variable holding the chain's HMAC key (at least 32 bytes).
+    /// Unset: plain SHA-256. A log keeps the chain it was started with.
+    #[serde(default)]
+    pub hmac_key_env: Option<String>,
+}
+
+fn default_enqueue_timeout() -> u64 {
+    2000
+}
+
+fn default_spool_max() -> u64 {
+    1_000_000
+}
+
+fn default_audit_pg_timeout() -> u64 {
+    5000
+}
+
+fn default_head_interval() -> u64 {
+    60_000
 }
 
 fn default_audit_table() -> String {

@@ -59,6 +59,37 @@ pub(crate) fn validate(loaded: &LoadedConfig) -> Vec<Problem> {
         if v.queue_capacity == 0 {
             c.report(a.span(), "[audit] queue_capacity must be at least 1");
         }
+        for (value, field, range) in [
+            (v.enqueue_timeout_ms, "enqueue_timeout_ms", 1..=60_000),
+            (v.spool_max_records, "spool_max_records", 1..=100_000_000),
+            (v.connect_timeout_ms, "connect_timeout_ms", 1..=600_000),
+            (v.statement_timeout_ms, "statement_timeout_ms", 1..=600_000),
+            (v.reconnect_max_ms, "reconnect_max_ms", 100..=600_000),
+            (v.head_interval_ms, "head_interval_ms", 1000..=86_400_000),
+        ] {
+            if !range.contains(&value) {
+                let at = field_span(&c, "audit", field);
+                c.report(
+                    if at.is_empty() { a.span() } else { at },
+                    format!(
+                        "[audit] {field} must be {}..={}",
+                        range.start(),
+                        range.end()
+                    ),
+                );
+            }
+        }
+        if let Some(var) = &v.hmac_key_env
+            && (var.is_empty()
+                || !var
+                    .chars()
+                    .all(|ch| ch.is_ascii_alphanumeric() || ch == '_'))
+        {
+            c.report(
+                field_span(&c, "audit", "hmac_key_env"),
+                "[audit] hmac_key_env must name an environment variable",
+            );
+        }
     }
     if cfg.rate_limits.store == crate::model::RateLimitStore::Redis
         && cfg.rate_limits.redis_url.is_none()

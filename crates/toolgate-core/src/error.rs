@@ -43,11 +43,14 @@ pub enum ErrorKind {
     QuotaExceeded,
     /// `request_timeout` (408): the request's body did not arrive in time.
     RequestTimeout,
+    /// `audit_unavailable` (503): the call's audit record cannot be kept (or, with
+    /// `durability = "sync"`, committed), so the call is refused.
+    AuditUnavailable,
 }
 
 impl ErrorKind {
     /// Every kind, for exhaustive documentation and tests.
-    pub const ALL: [ErrorKind; 15] = [
+    pub const ALL: [ErrorKind; 16] = [
         ErrorKind::InvalidJson,
         ErrorKind::InvalidArguments,
         ErrorKind::Unauthorized,
@@ -63,6 +66,7 @@ impl ErrorKind {
         ErrorKind::Cancelled,
         ErrorKind::QuotaExceeded,
         ErrorKind::RequestTimeout,
+        ErrorKind::AuditUnavailable,
     ];
 
     /// The contract's `code` string.
@@ -84,6 +88,7 @@ impl ErrorKind {
             ErrorKind::Cancelled => "cancelled",
             ErrorKind::QuotaExceeded => "quota_exceeded",
             ErrorKind::RequestTimeout => "request_timeout",
+            ErrorKind::AuditUnavailable => "audit_unavailable",
         }
     }
 
@@ -101,7 +106,7 @@ impl ErrorKind {
             ErrorKind::RateLimited | ErrorKind::Overloaded | ErrorKind::QuotaExceeded => 429,
             ErrorKind::RequestTimeout => 408,
             ErrorKind::Timeout => 504,
-            ErrorKind::CircuitOpen => 503,
+            ErrorKind::CircuitOpen | ErrorKind::AuditUnavailable => 503,
             ErrorKind::UpstreamError => 502,
             ErrorKind::ToolError => 500,
             ErrorKind::Cancelled => 499,
@@ -127,6 +132,7 @@ impl ErrorKind {
             ErrorKind::Cancelled => "Cancelled",
             ErrorKind::QuotaExceeded => "Quota exceeded",
             ErrorKind::RequestTimeout => "Request timeout",
+            ErrorKind::AuditUnavailable => "Audit log unavailable",
         }
     }
 }

@@ -3,10 +3,13 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use serde_json::Value;
-use toolgate_audit::{AuditLog, Durability, Entry, Location};
+use toolgate_audit::{
+    AuditLog, AuditUnavailable, Chain, Durability, Entry, Location, WriterOptions,
+};
 use toolgate_config::{AuditConfig, ToolConfig};
 
 /// The arguments digest of a refusal (it had none that were looked at).
@@ -15,6 +18,26 @@ static NO_ARGUMENTS: std::sync::LazyLock<[u8; 32]> =
 
 /// The key name of audit records for a key no entry has.
 pub const UNKNOWN_KEY: &str = "_unknown";
+
+/// The HMAC key for the chain from the variable `var` names; plain SHA-256 without.
+/// The key is never logged.
+///
+/// # Errors
+/// The variable is unset or shorter than 32 bytes.
+pub fn chain_of(var: Option<&str>) -> Result<Chain, String> {
+    let Some(var) = var else {
+        return Ok(Chain::unkeyed());
+    };
+    match std::env::var_os(var) {
+        Some(key) if key.len() >= 32 => Ok(Chain::keyed(key.as_encoded_bytes())),
+        Some(_) => Err(format!(
+            "audit log: the HMAC key in ${var} must be at least 32 bytes"
+        )),
+        None => Err(format!(
+            "audit log: [audit] hmac_key_env names ${var}, which is not set"
+        )),
+    }
+}
 
 /// Argument handling of one tool.
 #[derive(Debug, Clone, Default)]
@@ -85,8 +108,19 @@ impl Auditor {
                 Location::Postgres { url, table }
             }
         };
-        let log = AuditLog::open(&location, durability, cfg.queue_capacity)
-            .map_err(|e| format!("audit log: {e}"))?;
+        let mut options = WriterOptions::new(&location, durability);
+        options.capacity = cfg.queue_capacity;
+        options.enqueue_timeout = Duration::from_millis(cfg.enqueue_timeout_ms);
+        if let Some(p) = &cfg.spool_path {
+            options.spool_path = p.as_str().into();
+        }
+        options.spool_max_records = cfg.spool_max_records;
+        options.max_backoff = Duration::from_millis(cfg.reconnect_max_ms);
+        options.head_interval = Duration::from_millis(cfg.head_interval_ms);
+        options.open.connect_timeout = Duration::from_millis(cfg.connect_timeout_ms);
+        options.open.statement_timeout = Duration::from_millis(cfg.statement_timeout_ms);
+        options.open.chain = chain_of(cfg.hmac_key_env.as_deref())?;
+        let log = AuditLog::open_with(&location, options).map_err(|e| format!("audit log: {e}"))?;
         Ok(Self {
             log,
             policies: ArcSwap::from_pointee(policies(tools)),
@@ -115,9 +149,25 @@ impl Auditor {
         CapturedArgs { sha256, kept }
     }
 
+    /// Whether a call may start (its record can be kept, or with `sync`, committed).
+    ///
+    /// # Errors
+    /// Why not: the call is refused with `503 audit_unavailable`.
+    pub fn admit(&self) -> Result<(), AuditUnavailable> {
+        self.log.admit()
+    }
+
     /// Log a finished call (waiting for the commit under `durability = "sync"`).
-    pub async fn record(&self, facts: CallFacts<'_>, args: CapturedArgs) {
-        self.log.append(Self::entry(facts, args)).await;
+    ///
+    /// # Errors
+    /// The record could not be kept, or with `sync` committed: the caller must not
+    /// be told the call succeeded.
+    pub async fn record(
+        &self,
+        facts: CallFacts<'_>,
+        args: CapturedArgs,
+    ) -> Result<(), AuditUnavailable> {
+        self.log.append(Self::entry(facts, args)).await
     }
 
     /// Log a call from where nothing can wait (a dropped call's destructor): queued

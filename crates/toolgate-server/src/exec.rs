@@ -89,14 +89,18 @@ pub async fn run_call(
             .record("toolgate.outcome", e.kind.code())
             .record("error.type", e.kind.code()),
     };
-    let outcome = Outcome {
+    let mut outcome = Outcome {
         result,
         duration: start.elapsed(),
     };
     record_call(state, caller, tool, transport, &outcome);
     // From here the call is recorded, even if the wait below is cut short.
-    if let (Some(audit), Some((facts, args))) = (&state.audit, pending.finish(&outcome)) {
-        audit.record(facts, args).await;
+    if let (Some(audit), Some((facts, args))) = (&state.audit, pending.finish(&outcome))
+        && let Err(e) = audit.record(facts, args).await
+    {
+        // No answer claims a call whose record could not be kept (with `sync`, not
+        // committed): the record, where it was spooled, shows what the tool did.
+        outcome.result = Err(audit_unavailable(&e));
     }
     outcome
 }
@@ -159,6 +163,13 @@ impl Drop for Pending<'_> {
     }
 }
 
+/// `503 audit_unavailable`, try again in a second.
+fn audit_unavailable(e: &toolgate_audit::AuditUnavailable) -> ToolError {
+    ToolError::new(ErrorKind::AuditUnavailable, e.to_string())
+        .with_retry_after(Duration::from_secs(1))
+        .server_wide()
+}
+
 /// The checks before a call reaches the registry: scope, rate limit, drain, and the
 /// key's calls-in-flight quota, whose slot the call holds until it ends.
 async fn admit(
@@ -186,6 +197,11 @@ async fn admit(
             .with_retry_after(Duration::from_secs(1))
             .server_wide(),
         });
+    }
+    if let Some(audit) = &state.audit
+        && let Err(e) = audit.admit()
+    {
+        return Err(audit_unavailable(&e));
     }
     if state.readiness.is_draining() {
         return Err(ToolError::new(

@@ -202,8 +202,17 @@ fn register_at_zero(loaded: &LoadedConfig) {
         m::ACCEPT_ERRORS,
         m::AUDIT_QUEUE_FULL,
         m::AUDIT_WRITTEN,
+        m::AUDIT_FAILURES,
+        m::AUDIT_RECONNECTS,
+        m::AUDIT_LOST,
+        m::AUDIT_REFUSED,
     ] {
         metrics::counter!(name).increment(0);
+    }
+    if loaded.config.audit.is_some() {
+        for name in [m::AUDIT_QUEUE_DEPTH, m::AUDIT_SPOOLED, m::AUDIT_HEAD_SEQ] {
+            metrics::gauge!(name).increment(0.0);
+        }
     }
     metrics::counter!(m::OUTPUT_CAPPED, "what" => "websocket_message").increment(0);
     m::connections_open().increment(0.0);

@@ -36,6 +36,23 @@ pub const RELOADS: &str = "toolgate_config_reloads_total";
 pub const AUDIT_QUEUE_FULL: &str = "toolgate_audit_queue_full_total";
 /// Audit records written.
 pub const AUDIT_WRITTEN: &str = "toolgate_audit_records_total";
+/// Records waiting in the audit queue (in memory).
+pub const AUDIT_QUEUE_DEPTH: &str = "toolgate_audit_queue_depth";
+/// Records kept in the on-disk spool while the audit store is down.
+pub const AUDIT_SPOOLED: &str = "toolgate_audit_spooled_records";
+/// 1 while the audit store answers, 0 while the writer spools.
+pub const AUDIT_STORE_UP: &str = "toolgate_audit_store_up";
+/// Failed audit store operations (commit, connect, check).
+pub const AUDIT_FAILURES: &str = "toolgate_audit_store_failures_total";
+/// Reconnections to the audit store after a failure.
+pub const AUDIT_RECONNECTS: &str = "toolgate_audit_store_reconnects_total";
+/// Audit records that could not be kept (neither stored nor spooled).
+pub const AUDIT_LOST: &str = "toolgate_audit_records_lost_total";
+/// Calls refused (`503 audit_unavailable`) because their record could not be kept
+/// or, with `durability = "sync"`, committed.
+pub const AUDIT_REFUSED: &str = "toolgate_audit_refused_calls_total";
+/// The sequence number of the last published audit chain head.
+pub const AUDIT_HEAD_SEQ: &str = "toolgate_audit_head_seq";
 
 /// Connections open on the main listener.
 pub const CONNECTIONS_OPEN: &str = "toolgate_connections_open";
@@ -177,6 +194,26 @@ fn describe() {
         "Audit records that waited for room in the audit queue."
     );
     describe_counter!(AUDIT_WRITTEN, "Audit records written.");
+    describe_gauge!(AUDIT_QUEUE_DEPTH, "Records waiting in the audit queue.");
+    describe_gauge!(
+        AUDIT_SPOOLED,
+        "Records spooled on disk while the audit store is down."
+    );
+    describe_gauge!(
+        AUDIT_STORE_UP,
+        "1 while the audit store answers, 0 while spooling."
+    );
+    describe_counter!(AUDIT_FAILURES, "Failed audit store operations.");
+    describe_counter!(AUDIT_RECONNECTS, "Reconnections to the audit store.");
+    describe_counter!(AUDIT_LOST, "Audit records that could not be kept.");
+    describe_counter!(
+        AUDIT_REFUSED,
+        "Calls refused because their audit record could not be kept."
+    );
+    describe_gauge!(
+        AUDIT_HEAD_SEQ,
+        "Sequence number of the last published audit chain head."
+    );
     describe_gauge!(CONNECTIONS_OPEN, "Connections open on the main listener.");
     describe_counter!(ACCEPT_ERRORS, "Failed accept calls.");
     describe_counter!(

@@ -4,11 +4,14 @@
 //! does, binds 127.0.0.1:0, and serves it on the test's runtime; requests go over
 //! real HTTP with [`reqwest`]. [`key_entry`] writes a `[[keys]]` block for a known key.
 //! [`TestServer::spawn_file`] serves a config file and reloads it when it changes.
-//! [`Dependency`] is a scriptable downstream system for policy tests.
+//! [`Dependency`] is a scriptable downstream system for policy tests; [`FaultProxy`]
+//! sits between the server and a real dependency and fails on command.
 
 mod dependency;
+mod fault;
 
 pub use dependency::Dependency;
+pub use fault::{Fault, FaultProxy};
 
 use std::net::SocketAddr;
 

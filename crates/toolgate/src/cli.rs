@@ -173,5 +173,9 @@ pub enum AuditCommand {
         /// Where the log is.
         #[command(flatten)]
         db: AuditDb,
+        /// A head published earlier (`SEQ:HASH`, from the `audit chain head` log
+        /// line): the log must still hold that record with that hash. Repeatable.
+        #[arg(long = "head", value_name = "SEQ:HASH")]
+        heads: Vec<String>,
     },
 }

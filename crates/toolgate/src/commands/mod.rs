@@ -70,7 +70,7 @@ pub async fn dispatch(cli: Cli) -> i32 {
                 // On a thread of its own: the PostgreSQL client runs its own runtime.
                 on_thread(move || audit::list(&db, &filter))
             }
-            AuditCommand::Verify { db } => on_thread(move || audit::verify(&db)),
+            AuditCommand::Verify { db, heads } => on_thread(move || audit::verify(&db, &heads)),
         },
     }
 }

@@ -14,6 +14,7 @@ mod auth;
 mod batch;
 mod cli;
 mod errors;
+mod faults;
 mod healthcheck;
 mod http_tool;
 mod lifecycle;

@@ -45,7 +45,10 @@ pub(super) fn tool_failure(err: ToolError, tool: &str) -> Result<CallToolResult,
         ErrorKind::ToolNotFound => ErrorCode::INVALID_PARAMS,
         ErrorKind::Forbidden => FORBIDDEN,
         ErrorKind::Unauthorized => UNAUTHORIZED,
-        ErrorKind::Overloaded | ErrorKind::RateLimited | ErrorKind::QuotaExceeded => BUSY,
+        ErrorKind::Overloaded
+        | ErrorKind::RateLimited
+        | ErrorKind::QuotaExceeded
+        | ErrorKind::AuditUnavailable => BUSY,
         ErrorKind::InvalidJson | ErrorKind::PayloadTooLarge | ErrorKind::RequestTimeout => {
             ErrorCode::INVALID_REQUEST
         }
