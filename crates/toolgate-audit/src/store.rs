@@ -15,7 +15,7 @@ pub enum StoreError {
     #[error("audit database: {0}")]
     Sqlite(#[from] rusqlite::Error),
     /// PostgreSQL failed.
-    #[error("audit database: {0}")]
+    #[error("audit database: {}", with_cause(.0))]
     Postgres(#[from] tokio_postgres::Error),
     /// PostgreSQL did not answer in time (the connection is given up).
     #[error("audit database: no answer within {0:?} ({1})")]
@@ -64,6 +64,15 @@ impl Default for OpenOptions {
             connect_timeout: Duration::from_secs(5),
             statement_timeout: Duration::from_secs(5),
         }
+    }
+}
+
+/// The client's error and its cause (which its own text leaves out: a TLS
+/// handshake failure says only that).
+fn with_cause(e: &tokio_postgres::Error) -> String {
+    match std::error::Error::source(e) {
+        Some(cause) => format!("{e}: {cause}"),
+        None => e.to_string(),
     }
 }
 

@@ -214,7 +214,7 @@ fn tool_path(spec: &ToolSpec) -> Value {
                 "429": problem_response("The tool's queue is full (`overloaded`), the key's rate limit was hit (`rate_limited`), the key holds all it may at once (`quota_exceeded`), or this address failed authentication too often (`rate_limited`)."),
                 "500": problem_response("The tool reported failure (`tool_error`)."),
                 "502": problem_response("The tool's dependency failed (`upstream_error`)."),
-                "503": problem_response("The server or the tool's circuit is unavailable (`overloaded`, `circuit_open`)."),
+                "503": problem_response("The server or the tool's circuit is unavailable (`overloaded`, `circuit_open`), or the call's audit record cannot be kept (`audit_unavailable`)."),
                 "504": problem_response("The deadline passed (`timeout`).")
             },
             "x-toolgate-annotations": spec.annotations,

@@ -179,7 +179,17 @@ pub(crate) fn serve(
     config: &std::path::Path,
     key: Option<&str>,
 ) -> (std::process::Child, String, Logs) {
+    serve_env(config, key, &[])
+}
+
+/// [`serve`] with more environment variables.
+pub(crate) fn serve_env(
+    config: &std::path::Path,
+    key: Option<&str>,
+    envs: &[(&str, &str)],
+) -> (std::process::Child, String, Logs) {
     let mut cmd = Command::new(BIN);
+    cmd.envs(envs.iter().copied());
     cmd.args([
         "serve",
         "--listen",
