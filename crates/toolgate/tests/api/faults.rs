@@ -465,7 +465,10 @@ async fn sql_source_through_faults(port: u16, url: &str) {
     assert!(took < Duration::from_secs(5), "{took:?}");
     p.set(Fault::Reset);
     let (status, took) = one(&s).await;
-    assert!(status >= 500 && status != 500, "reset: {status}");
+    assert!(
+        status > 500,
+        "reset: an error of the dependency, not a tool error: {status}"
+    );
     assert!(took < Duration::from_secs(5), "{took:?}");
     p.set(Fault::Pass);
     let deadline = Instant::now() + Duration::from_secs(20);
