@@ -509,7 +509,7 @@ mod tests {
         let indexes: i64 = s
             .conn
             .query_row(
-                "SELECT count(*) FROM sqlite_master WHERE type = 'index'",
+                "SELECT count(*) FROM sqlite_master WHERE type = 'index' AND tbl_name = 'audit'",
                 [],
                 |r| r.get(0),
             )
