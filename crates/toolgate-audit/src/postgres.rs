@@ -153,12 +153,7 @@ impl PgStore {
             self.client
                 .query(&format!("SELECT name, value FROM {meta}"), &[]),
         )?;
-        let get = |name: &str| {
-            rows.iter()
-                .find(|r| r.get::<_, &str>(0) == name)
-                .map(|r| r.get::<_, String>(1))
-        };
-        Ok(get("chain").map(|kind| (kind, get("key_fingerprint").unwrap_or_default())))
+        Ok(chain_of_rows(&rows))
     }
 
     /// Connect and create the table if needed. Without `full_sync`, commits do not
@@ -218,19 +213,11 @@ impl PgStore {
             let rows = tx
                 .query(&format!("SELECT name, value FROM {t}_meta"), &[])
                 .await?;
-            let stored_kind = rows
-                .iter()
-                .find(|r| r.get::<_, &str>(0) == "chain")
-                .map(|r| r.get::<_, String>(1));
-            let stored_fp = rows
-                .iter()
-                .find(|r| r.get::<_, &str>(0) == "key_fingerprint")
-                .map(|r| r.get::<_, String>(1))
-                .unwrap_or_default();
+            let stored = chain_of_rows(&rows);
             let any: Option<tokio_postgres::Row> = tx
                 .query_opt(&format!("SELECT 1 FROM {t} LIMIT 1"), &[])
                 .await?;
-            if stored_kind.is_none() && (any.is_none() || kind == "sha256") {
+            if stored.is_none() && (any.is_none() || kind == "sha256") {
                 tx.execute(
                     &format!("INSERT INTO {t}_meta (name, value) VALUES ('chain', $1), ('key_fingerprint', $2) ON CONFLICT (name) DO NOTHING"),
                     &[&kind, &fingerprint],
@@ -240,10 +227,9 @@ impl PgStore {
                 return Ok(None);
             }
             tx.commit().await?;
-            Ok(Some((
-                stored_kind.unwrap_or_else(|| "sha256".to_owned()),
-                stored_fp,
-            )))
+            Ok(Some(
+                stored.unwrap_or_else(|| ("sha256".to_owned(), String::new())),
+            ))
         })?;
         if let Some((kind, fingerprint)) = stored {
             self.chain
@@ -428,6 +414,16 @@ impl PgStore {
             last_hash: prev,
         })
     }
+}
+
+/// The chain kind and key fingerprint among `<table>_meta`'s `(name, value)` rows.
+fn chain_of_rows(rows: &[tokio_postgres::Row]) -> Option<(String, String)> {
+    let get = |name: &str| {
+        rows.iter()
+            .find(|r| r.get::<_, &str>(0) == name)
+            .map(|r| r.get::<_, String>(1))
+    };
+    get("chain").map(|kind| (kind, get("key_fingerprint").unwrap_or_default()))
 }
 
 /// Drive a connection; its end (the server went away) is logged once.
