@@ -156,9 +156,11 @@ impl PgStore {
         Ok(chain_of_rows(&rows))
     }
 
-    /// Connect and create the table if needed. Without `full_sync`, commits do not
-    /// wait for the WAL flush (`synchronous_commit = off`); a crash of PostgreSQL
-    /// itself may then lose the last moments, never tear a record.
+    /// Connect and create the table if needed. Every commit waits for the server's
+    /// WAL flush (`synchronous_commit` as the server has it, `on` by default) in both
+    /// durability modes: the writer forgets a record once it is committed, so a
+    /// commit acknowledged before it was flushed would be lost, silently, if
+    /// PostgreSQL crashed (seen in the restart tests with `synchronous_commit = off`).
     ///
     /// # Errors
     /// The server cannot be reached, the table cannot be created, or the log was
@@ -182,14 +184,6 @@ impl PgStore {
             )),
         )?;
         store.claim_chain()?;
-        if !options.full_sync {
-            within(
-                &store.rt,
-                store.timeout,
-                "setting synchronous_commit",
-                store.client.batch_execute("SET synchronous_commit = off"),
-            )?;
-        }
         Ok(store)
     }
 
@@ -315,33 +309,58 @@ impl PgStore {
                 )
                 .await?
                 .map_or_else(|| GENESIS.to_owned(), |row| row.get(0));
-            let insert = tx.prepare(&format!(
-                "INSERT INTO {table} (ts, key, tool, transport, outcome, duration_ms, trace_id, args_sha256, arguments, prev_hash, hash)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
-            )).await?;
+            // One statement per batch (arrays, unnested in order): a round trip per
+            // record would make a 1024-record batch outlast the statement deadline
+            // on a slow link, and a spool could then never drain.
+            let n = records.len();
+            let mut ts = Vec::with_capacity(n);
+            let mut keys = Vec::with_capacity(n);
+            let mut tools = Vec::with_capacity(n);
+            let mut transports = Vec::with_capacity(n);
+            let mut outcomes = Vec::with_capacity(n);
+            let mut durations = Vec::with_capacity(n);
+            let mut traces = Vec::with_capacity(n);
+            let mut digests = Vec::with_capacity(n);
+            let mut arguments = Vec::with_capacity(n);
+            let mut prevs = Vec::with_capacity(n);
+            let mut hashes = Vec::with_capacity(n);
             for r in records {
                 let hash = r.chain_hash(&prev, chain);
-                let arguments = r.arguments.as_ref().map(ToString::to_string);
-                let duration = i64::try_from(r.duration_ms).unwrap_or(i64::MAX);
-                tx.execute(
-                    &insert,
-                    &[
-                        &r.ts,
-                        &r.key,
-                        &r.tool,
-                        &r.transport,
-                        &r.outcome,
-                        &duration,
-                        &r.trace_id,
-                        &r.args_sha256,
-                        &arguments,
-                        &prev,
-                        &hash,
-                    ],
-                )
-                .await?;
-                prev = hash;
+                ts.push(r.ts.as_str());
+                keys.push(r.key.as_str());
+                tools.push(r.tool.as_str());
+                transports.push(r.transport.as_str());
+                outcomes.push(r.outcome.as_str());
+                durations.push(i64::try_from(r.duration_ms).unwrap_or(i64::MAX));
+                traces.push(r.trace_id.as_str());
+                digests.push(r.args_sha256.as_str());
+                arguments.push(r.arguments.as_ref().map(ToString::to_string));
+                prevs.push(std::mem::replace(&mut prev, hash.clone()));
+                hashes.push(hash);
             }
+            tx.execute(
+                &format!(
+                    "INSERT INTO {table} (ts, key, tool, transport, outcome, duration_ms, trace_id, args_sha256, arguments, prev_hash, hash)
+                     SELECT ts, key, tool, transport, outcome, duration_ms, trace_id, args_sha256, arguments, prev_hash, hash
+                     FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::int8[], $7::text[], $8::text[], $9::text[], $10::text[], $11::text[])
+                       WITH ORDINALITY AS r(ts, key, tool, transport, outcome, duration_ms, trace_id, args_sha256, arguments, prev_hash, hash, n)
+                     ORDER BY n"
+                ),
+                &[
+                    &ts,
+                    &keys,
+                    &tools,
+                    &transports,
+                    &outcomes,
+                    &durations,
+                    &traces,
+                    &digests,
+                    &arguments,
+                    &prevs,
+                    &hashes,
+                ],
+            )
+            .await?;
             tx.commit().await
         })
     }

@@ -150,7 +150,9 @@ impl SqliteStore {
             "synchronous",
             if full_sync { "FULL" } else { "NORMAL" },
         )?;
-        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        // How long a write waits for a lock another process holds on the file
+        // before the store counts as failed (and records go to the spool).
+        conn.busy_timeout(options.statement_timeout)?;
         conn.execute_batch(SCHEMA)?;
         let last_hash = conn
             .query_row(

@@ -52,7 +52,8 @@ pub struct OpenOptions {
     /// PostgreSQL: how long connecting may take.
     pub connect_timeout: Duration,
     /// PostgreSQL: how long one statement or commit may take before the connection is
-    /// given up (a hung or black-holed server).
+    /// given up (a hung or black-holed server). SQLite: how long a write waits for a
+    /// lock held by another process before the store counts as failed.
     pub statement_timeout: Duration,
 }
 

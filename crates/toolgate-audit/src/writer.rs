@@ -422,6 +422,10 @@ struct Writer {
     backoff: Duration,
     next_attempt: Instant,
     last_error: String,
+    /// The last write failed and none has succeeded since: the store may answer
+    /// `SELECT 1` (a SQLite file another process holds locked) and still not take
+    /// records, so readiness does not trust the connection alone.
+    failing: bool,
     next_head: Instant,
     published: Option<(i64, String)>,
 }
@@ -452,6 +456,7 @@ impl Writer {
             backoff: FIRST_BACKOFF,
             next_attempt: now,
             last_error: "not connected yet".to_owned(),
+            failing: false,
             published: None,
             options,
         };
@@ -558,6 +563,10 @@ impl Writer {
                     );
                     self.store = Some(store);
                     self.backoff = FIRST_BACKOFF;
+                    // Nothing waits to prove it wrong; otherwise the drain below does.
+                    if self.spool.as_ref().is_none_or(Spool::is_empty) {
+                        self.failing = false;
+                    }
                 }
                 Err(e) => {
                     metrics::counter!(m::AUDIT_FAILURES).increment(1);
@@ -591,6 +600,7 @@ impl Writer {
             tracing::error!(error = %e, spool = %self.options.spool_path.display(), "the audit store failed; records are spooled until it is back");
         }
         self.last_error = e.to_string();
+        self.failing = true;
         self.backoff = FIRST_BACKOFF;
         self.schedule_retry();
     }
@@ -614,6 +624,7 @@ impl Writer {
             };
             match store.append(&records) {
                 Ok(()) => {
+                    self.failing = false;
                     metrics::counter!(m::AUDIT_WRITTEN).increment(records.len() as u64);
                     if let Err(e) = spool.remove_through(last) {
                         // Appended but still spooled: it would be appended twice.
@@ -642,7 +653,10 @@ impl Writer {
         let spool_empty = self.spool.as_ref().is_none_or(Spool::is_empty);
         if spool_empty && let Some(store) = self.store.as_mut() {
             match store.append(records) {
-                Ok(()) => return Kept::Committed,
+                Ok(()) => {
+                    self.failing = false;
+                    return Kept::Committed;
+                }
                 Err(e) => self.lose_store(&e),
             }
         }
@@ -681,7 +695,12 @@ impl Writer {
     }
 
     fn check(&mut self) -> Result<(), String> {
+        let spooled = self.spool.as_ref().map_or(0, Spool::len);
         match self.store.as_mut() {
+            Some(_) if self.failing => Err(format!(
+                "the audit store does not take records ({}); {spooled} records spooled",
+                self.last_error
+            )),
             Some(store) => match store.check() {
                 Ok(()) => Ok(()),
                 Err(e) => {
@@ -691,9 +710,8 @@ impl Writer {
                 }
             },
             None => Err(format!(
-                "the audit store is unavailable ({}); {} records spooled",
-                self.last_error,
-                self.spool.as_ref().map_or(0, Spool::len)
+                "the audit store is unavailable ({}); {spooled} records spooled",
+                self.last_error
             )),
         }
     }

@@ -121,7 +121,8 @@ pub struct AuditConfig {
     #[serde(default = "default_audit_pg_timeout")]
     pub connect_timeout_ms: u64,
     /// PostgreSQL: how long a statement or commit may take before the connection is
-    /// given up (ms, 1..=600000; also the TCP keepalive and user timeout). Default 5000.
+    /// given up (ms, 1..=600000; also the TCP keepalive and user timeout). SQLite: how
+    /// long a write waits for a lock another process holds. Default 5000.
     #[serde(default = "default_audit_pg_timeout")]
     pub statement_timeout_ms: u64,
     /// The longest wait between reconnection attempts (ms, 100..=600000; the wait

@@ -5,13 +5,16 @@
 //! real HTTP with [`reqwest`]. [`key_entry`] writes a `[[keys]]` block for a known key.
 //! [`TestServer::spawn_file`] serves a config file and reloads it when it changes.
 //! [`Dependency`] is a scriptable downstream system for policy tests; [`FaultProxy`]
-//! sits between the server and a real dependency and fails on command.
+//! sits between the server and a real dependency and fails on command;
+//! [`PrivatePostgres`] is a PostgreSQL server of a test's own, to stop and restart.
 
 mod dependency;
 mod fault;
+mod postgres;
 
 pub use dependency::Dependency;
 pub use fault::{Fault, FaultProxy};
+pub use postgres::{PrivatePostgres, Shutdown};
 
 use std::net::SocketAddr;
 

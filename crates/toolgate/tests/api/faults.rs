@@ -58,11 +58,27 @@ fn audit_config(proxy: &FaultProxy, table: &str, spool: &std::path::Path, extra:
     )
 }
 
-/// One call: status, trace id and problem code; `None` if the client gave up after
-/// 10 s (a hang: every call here has a deadline well below that).
-async fn call(s: &TestServer, tool: &str, args: &Value) -> Option<(u16, String, String)> {
+/// One answered call.
+#[derive(Debug, Clone)]
+pub(crate) struct Answer {
+    pub status: u16,
+    pub trace: String,
+    pub code: String,
+    /// When the answer arrived.
+    pub at: Instant,
+    /// How long the call took.
+    pub took: Duration,
+}
+
+/// One call with `key`: status, trace id and problem code; `None` if the client gave
+/// up after 10 s (a hang: every call here has a deadline well below that).
+pub(crate) async fn call_as(s: &TestServer, key: &str, tool: &str, args: &Value) -> Option<Answer> {
+    let t = Instant::now();
     let resp = s
-        .call(tool, args)
+        .client
+        .post(s.url(&format!("/api/v1/tools/{tool}")))
+        .header("X-Tool-API-Key", key)
+        .json(args)
         .timeout(Duration::from_secs(10))
         .send()
         .await
@@ -76,63 +92,145 @@ async fn call(s: &TestServer, tool: &str, args: &Value) -> Option<(u16, String, 
         .to_owned();
     let body: Value = resp.json().await.unwrap_or(Value::Null);
     let code = body["code"].as_str().unwrap_or_default().to_owned();
-    Some((status, trace, code))
+    Some(Answer {
+        status,
+        trace,
+        code,
+        at: Instant::now(),
+        took: t.elapsed(),
+    })
 }
 
-/// Calls `echo` from 4 workers until `stop`; every answer (status, trace id, code).
-async fn load(s: Arc<TestServer>, stop: Arc<AtomicBool>) -> Vec<(u16, String, String)> {
-    let mut workers = Vec::new();
-    for w in 0..4 {
+/// [`call_as`] with the operator key.
+pub(crate) async fn call(s: &TestServer, tool: &str, args: &Value) -> Option<Answer> {
+    call_as(s, toolgate_test_support::OPERATOR_KEY, tool, args).await
+}
+
+/// Calls `tool` from `workers` workers until `stop`; every answer. Panics if a call
+/// hangs past 10 s.
+pub(crate) async fn load_on(
+    s: Arc<TestServer>,
+    tool: &'static str,
+    workers: usize,
+    stop: Arc<AtomicBool>,
+) -> Vec<Answer> {
+    let mut handles = Vec::new();
+    for w in 0..workers {
         let (s, stop) = (Arc::clone(&s), Arc::clone(&stop));
-        workers.push(tokio::spawn(async move {
+        handles.push(tokio::spawn(async move {
             let mut seen = Vec::new();
             let mut i = 0u64;
             while !stop.load(Ordering::SeqCst) {
                 i += 1;
-                let answer = call(&s, "echo", &json!({"w": w, "i": i})).await;
-                seen.push(answer.expect("a call hung past 10 s"));
+                // `echo` takes anything (and each call differs); the others none.
+                let args = if tool == "echo" {
+                    json!({"w": w, "i": i})
+                } else {
+                    json!({})
+                };
+                let answer = call(&s, tool, &args)
+                    .await
+                    .unwrap_or_else(|| panic!("a call of {tool} hung past 10 s"));
+                // A refusal says when to come back; a tight loop would only add noise.
+                if answer.status != 200 {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                seen.push(answer);
             }
             seen
         }));
     }
     let mut all = Vec::new();
-    for w in workers {
-        all.extend(w.await.unwrap());
+    for h in handles {
+        all.extend(h.await.unwrap());
     }
     all
 }
 
+/// Calls `echo` from 4 workers until `stop`.
+async fn load(s: Arc<TestServer>, stop: Arc<AtomicBool>) -> Vec<Answer> {
+    load_on(s, "echo", 4, stop).await
+}
+
+/// Whether this is the full-size run (`bench/faults/run.sh`): longer outages and more
+/// rounds; the figures it prints are those docs/operations.md quotes.
+pub(crate) fn full_size() -> bool {
+    std::env::var("TOOLGATE_FAULT_FULL").is_ok_and(|v| v == "1")
+}
+
+/// How long a dependency stays away: 1 s in the test suite, 5 s full-size.
+pub(crate) fn outage() -> Duration {
+    Duration::from_secs(if full_size() { 5 } else { 1 })
+}
+
+/// Print a measured figure (`figure: <scenario> k=v ...`) for `bench/faults/run.sh`.
+pub(crate) fn figure(scenario: &str, values: &[(&str, String)]) {
+    let fields: Vec<String> = values.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    eprintln!("figure: {scenario} {}", fields.join(" "));
+}
+
+pub(crate) fn ms(d: Duration) -> String {
+    d.as_millis().to_string()
+}
+
+/// How answers split by status, as `200:123,503:4`.
+pub(crate) fn by_status(answers: &[Answer]) -> String {
+    let mut counts = std::collections::BTreeMap::new();
+    for a in answers {
+        *counts.entry(a.status).or_insert(0u64) += 1;
+    }
+    counts
+        .iter()
+        .map(|(s, n)| format!("{s}:{n}"))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// The slowest answer.
+pub(crate) fn slowest(answers: &[Answer]) -> Duration {
+    answers.iter().map(|a| a.took).max().unwrap_or_default()
+}
+
+/// How long after `from` the first `200` came.
+pub(crate) fn first_ok_after(answers: &[Answer], from: Instant) -> Option<Duration> {
+    answers
+        .iter()
+        .filter(|a| a.status == 200 && a.at >= from)
+        .map(|a| a.at - from)
+        .min()
+}
+
 /// Wait (up to 30 s) until `/readyz` says the audit store is ok again and nothing is
-/// spooled.
-async fn until_audit_recovered(s: &TestServer) {
-    let deadline = Instant::now() + Duration::from_secs(30);
+/// spooled; how long that took.
+pub(crate) async fn until_audit_recovered(s: &TestServer) -> Duration {
+    let started = Instant::now();
+    let deadline = started + Duration::from_secs(30);
     loop {
         let body: Value = s.get("/readyz").send().await.unwrap().json().await.unwrap();
-        let metrics = s
-            .get("/metrics")
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
-        let spooled = metrics
-            .lines()
-            .find(|l| l.starts_with("toolgate_audit_spooled_records"))
-            .and_then(|l| l.rsplit(' ').next())
-            .and_then(|v| v.parse::<f64>().ok());
-        if body["checks"]["audit"] == "ok" && spooled == Some(0.0) {
-            return;
+        let spooled = metric(&metrics(s).await, "toolgate_audit_spooled_records");
+        if body["checks"]["audit"] == "ok" && spooled == 0.0 {
+            return started.elapsed();
         }
         assert!(
             Instant::now() < deadline,
-            "the audit store did not recover: {body} spooled={spooled:?}"
+            "the audit store did not recover: {body} spooled={spooled}"
         );
-        tokio::time::sleep(Duration::from_millis(200)).await;
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 
-fn metric(text: &str, name: &str) -> f64 {
+pub(crate) async fn metrics(s: &TestServer) -> String {
+    s.get("/metrics")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
+/// The sum of a family's samples.
+pub(crate) fn metric(text: &str, name: &str) -> f64 {
     text.lines()
         .filter(|l| l.starts_with(name))
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
@@ -145,8 +243,9 @@ fn direct(config: &str, p: &FaultProxy) -> String {
     config.replace(&p.host_port(), "127.0.0.1:5432")
 }
 
-/// `toolgate audit verify` passes and every trace id in `answered` has its record.
-fn assert_log_holds(config: &str, answered: &HashSet<String>) {
+/// `toolgate audit verify` passes and every trace id in `answered` has its record;
+/// how many records the log holds.
+pub(crate) fn assert_log_holds(config: &str, answered: &HashSet<String>) -> usize {
     let f = crate::cli::write_config(config);
     let path = f.path().to_str().unwrap();
     let out = Command::new(BIN)
@@ -180,6 +279,7 @@ fn assert_log_holds(config: &str, answered: &HashSet<String>) {
         answered.len(),
         &missing[..missing.len().min(5)]
     );
+    String::from_utf8_lossy(&out.stdout).lines().count()
 }
 
 fn drop_table(table: &str) {
@@ -191,12 +291,35 @@ fn drop_table(table: &str) {
         .status();
 }
 
-fn answered_ok(answers: &[(u16, String, String)]) -> HashSet<String> {
+/// The trace ids of the calls answered `200`.
+pub(crate) fn answered_ok(answers: &[Answer]) -> HashSet<String> {
     answers
         .iter()
-        .filter(|(s, _, _)| *s == 200)
-        .map(|(_, t, _)| t.clone())
+        .filter(|a| a.status == 200)
+        .map(|a| a.trace.clone())
         .collect()
+}
+
+/// The trace ids of every answered call, whatever its status: each ran through the
+/// call path and has its record.
+pub(crate) fn answered_all(answers: &[Answer]) -> HashSet<String> {
+    let all: HashSet<String> = answers.iter().map(|a| a.trace.clone()).collect();
+    assert!(!all.contains(""), "an answer without a trace id");
+    all
+}
+
+/// Statuses other than those expected, at most five of them.
+fn unexpected<'a>(answers: &'a [Answer], allowed: &[u16]) -> Vec<&'a Answer> {
+    answers
+        .iter()
+        .filter(|a| !allowed.contains(&a.status))
+        .take(5)
+        .collect()
+}
+
+/// A SQLite audit log in `dir`, for the scenarios whose fault is elsewhere.
+fn sqlite_audit(dir: &std::path::Path) -> String {
+    format!("\n[audit]\npath = \"{}\"\n", dir.join("audit.db").display())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -213,40 +336,45 @@ async fn audit_store_connections_reset_mid_load_lose_nothing_with_async() {
     let loader = tokio::spawn(load(Arc::clone(&s), Arc::clone(&stop)));
     tokio::time::sleep(Duration::from_millis(500)).await;
     p.set(Fault::Reset);
-    tokio::time::sleep(Duration::from_millis(1500)).await;
-    let metrics = s
-        .get("/metrics")
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    tokio::time::sleep(outage()).await;
+    let during = metrics(&s).await;
     p.set(Fault::Pass);
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let recovery = until_audit_recovered(&s).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
     stop.store(true, Ordering::SeqCst);
     let answers = loader.await.unwrap();
     // With `async`, a store that is away costs callers nothing: every call is 200.
-    let refused: Vec<_> = answers.iter().filter(|(s, _, _)| *s != 200).collect();
-    assert!(refused.is_empty(), "{:?}", &refused[..refused.len().min(5)]);
+    assert!(
+        unexpected(&answers, &[200]).is_empty(),
+        "{:?}",
+        unexpected(&answers, &[200])
+    );
     assert!(answers.len() > 50, "too little load: {}", answers.len());
     assert!(
-        metric(&metrics, "toolgate_audit_store_failures_total") >= 1.0,
+        metric(&during, "toolgate_audit_store_failures_total") >= 1.0,
         "the failure was seen"
     );
-    until_audit_recovered(&s).await;
-    let metrics = s
-        .get("/metrics")
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    assert!(metric(&metrics, "toolgate_audit_store_reconnects_total") >= 1.0);
-    assert_eq!(metric(&metrics, "toolgate_audit_records_lost_total"), 0.0);
+    let after = metrics(&s).await;
+    assert!(metric(&after, "toolgate_audit_store_reconnects_total") >= 1.0);
+    assert_eq!(metric(&after, "toolgate_audit_records_lost_total"), 0.0);
     Arc::into_inner(s).unwrap().stop().await.unwrap();
-    assert_log_holds(&direct(&config, &p), &answered_ok(&answers));
+    let kept = assert_log_holds(&direct(&config, &p), &answered_ok(&answers));
+    figure(
+        "audit-pg-reset-async",
+        &[
+            ("outage_ms", ms(outage())),
+            ("calls", answers.len().to_string()),
+            ("statuses", by_status(&answers)),
+            (
+                "spooled_during",
+                metric(&during, "toolgate_audit_spooled_records").to_string(),
+            ),
+            ("records_kept", kept.to_string()),
+            ("lost", "0".into()),
+            ("recovery_ms", ms(recovery)),
+            ("slowest_call_ms", ms(slowest(&answers))),
+        ],
+    );
     drop_table(&table);
 }
 
@@ -269,23 +397,22 @@ async fn audit_store_black_holed_with_sync_refuses_in_time_then_recovers() {
     for i in 0..5 {
         answers.push(call(&s, "echo", &json!({"i": i})).await.unwrap());
     }
-    assert!(answers.iter().all(|(st, _, _)| *st == 200), "{answers:?}");
+    assert!(answers.iter().all(|a| a.status == 200), "{answers:?}");
     // No RST, no FIN: only the client-side deadline (1 s here) can notice.
     p.set(Fault::BlackHole);
     let started = Instant::now();
     let mut during = Vec::new();
     for i in 0..10 {
-        let t = Instant::now();
         let answer = call(&s, "echo", &json!({"during": i}))
             .await
             .expect("a call hung while the audit store was black-holed");
-        assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
+        assert!(answer.took < Duration::from_secs(5), "{:?}", answer.took);
         during.push(answer);
     }
     assert!(started.elapsed() < Duration::from_secs(20));
     let refused = during
         .iter()
-        .filter(|(st, _, code)| *st == 503 && code == "audit_unavailable")
+        .filter(|a| a.status == 503 && a.code == "audit_unavailable")
         .count();
     assert!(
         refused >= 8,
@@ -295,10 +422,11 @@ async fn audit_store_black_holed_with_sync_refuses_in_time_then_recovers() {
     let ready = s.get("/readyz").send().await.unwrap();
     assert_eq!(ready.status().as_u16(), 503);
     p.set(Fault::Pass);
-    let deadline = Instant::now() + Duration::from_secs(20);
+    let back = Instant::now();
+    let deadline = back + Duration::from_secs(20);
     loop {
         let answer = call(&s, "echo", &json!({"after": true})).await.unwrap();
-        let ok = answer.0 == 200;
+        let ok = answer.status == 200;
         answers.push(answer);
         if ok {
             break;
@@ -308,14 +436,25 @@ async fn audit_store_black_holed_with_sync_refuses_in_time_then_recovers() {
             "no recovery: {:?}",
             answers.last()
         );
-        tokio::time::sleep(Duration::from_millis(200)).await;
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    answers.extend(during);
+    let recovery = back.elapsed();
     until_audit_recovered(&s).await;
     s.stop().await.unwrap();
-    // Every 200 (before, during, after) is committed; the refused calls' records,
-    // spooled while the store was away, are in the log too, in one verified chain.
-    assert_log_holds(&direct(&config, &p), &answered_ok(&answers));
+    // Every 200 (before, during and after) is committed; so is every refused call's
+    // record, spooled while the store was away, in one verified chain.
+    let kept = assert_log_holds(&direct(&config, &p), &answered_all(&answers));
+    let _ = assert_log_holds(&direct(&config, &p), &answered_all(&during));
+    figure(
+        "audit-pg-blackhole-sync",
+        &[
+            ("statement_timeout_ms", "1000".into()),
+            ("during", by_status(&during)),
+            ("slowest_during_ms", ms(slowest(&during))),
+            ("records_kept", kept.to_string()),
+            ("first_200_after_ms", ms(recovery)),
+        ],
+    );
     drop_table(&table);
 }
 
@@ -334,7 +473,7 @@ async fn a_full_spool_refuses_calls_and_keeps_every_answered_record() {
         "queue_capacity = 10\nspool_max_records = 40",
     );
     let s = TestServer::spawn(&config).await.unwrap();
-    assert_eq!(call(&s, "echo", &json!({})).await.unwrap().0, 200);
+    assert_eq!(call(&s, "echo", &json!({})).await.unwrap().status, 200);
     p.set(Fault::Drop);
     let mut answers = Vec::new();
     for i in 0..80 {
@@ -342,35 +481,41 @@ async fn a_full_spool_refuses_calls_and_keeps_every_answered_record() {
     }
     let refused = answers
         .iter()
-        .filter(|(st, _, code)| *st == 503 && code == "audit_unavailable")
+        .filter(|a| a.status == 503 && a.code == "audit_unavailable")
         .count();
     assert!(
         refused >= 20,
         "a full spool refuses calls: {refused} refused"
     );
-    assert!(answers.iter().all(|(st, _, _)| *st == 200 || *st == 503));
-    let metrics = s
-        .get("/metrics")
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    assert!(metric(&metrics, "toolgate_audit_refused_calls_total") >= 20.0);
+    assert!(unexpected(&answers, &[200, 503]).is_empty());
+    let during = metrics(&s).await;
+    assert!(metric(&during, "toolgate_audit_refused_calls_total") >= 20.0);
     p.set(Fault::Pass);
-    until_audit_recovered(&s).await;
+    let recovery = until_audit_recovered(&s).await;
     // Accepted again once drained.
-    assert_eq!(call(&s, "echo", &json!({})).await.unwrap().0, 200);
+    assert_eq!(call(&s, "echo", &json!({})).await.unwrap().status, 200);
     s.stop().await.unwrap();
-    assert_log_holds(&direct(&config, &p), &answered_ok(&answers));
+    let kept = assert_log_holds(&direct(&config, &p), &answered_ok(&answers));
+    figure(
+        "audit-pg-closed-spool-full-async",
+        &[
+            ("spool_max_records", "40".into()),
+            ("calls", by_status(&answers)),
+            ("records_kept", kept.to_string()),
+            (
+                "lost",
+                metric(&during, "toolgate_audit_records_lost_total").to_string(),
+            ),
+            ("drained_in_ms", ms(recovery)),
+        ],
+    );
     drop_table(&table);
 }
 
-/// Redis behind the proxy for shared rate limits.
-fn redis_config(proxy: &FaultProxy, on_error: &str) -> String {
+/// Redis behind the proxy for shared rate limits, and a SQLite audit log in `dir`.
+fn redis_config(proxy: &FaultProxy, on_error: &str, dir: &std::path::Path) -> String {
     format!(
-        "{}\n[rate_limits]\nstore = \"redis\"\nredis_url = \"redis://{}\"\non_store_error = \"{on_error}\"\nkey_prefix = \"fault{}\"\n{}",
+        "{}\n[rate_limits]\nstore = \"redis\"\nredis_url = \"redis://{}\"\non_store_error = \"{on_error}\"\nkey_prefix = \"fault{}\"\n{}{}",
         toolgate_config::DEMO_CONFIG,
         proxy.host_port(),
         &toolgate_server::trace::generate()[..8],
@@ -378,37 +523,33 @@ fn redis_config(proxy: &FaultProxy, on_error: &str) -> String {
         toolgate_test_support::key_entry("limited", LIMITED_KEY, &["*"]).replace(
             "scopes = [\"*\"]",
             "scopes = [\"*\"]\nrate_limit = { per_second = 1000, burst = 1000 }"
-        )
+        ),
+        sqlite_audit(dir)
     )
 }
 
 const LIMITED_KEY: &str = "tg_fault_limited";
 
-/// One call as the rate-limited key: its status, or `None` after 10 s.
-async fn limited_call(s: &TestServer) -> Option<u16> {
-    let resp = s
-        .client
-        .post(s.url("/api/v1/tools/echo"))
-        .header("X-Tool-API-Key", LIMITED_KEY)
-        .json(&json!({}))
-        .timeout(Duration::from_secs(10))
-        .send()
-        .await
-        .ok()?;
-    Some(resp.status().as_u16())
-}
-
-async fn until_status(s: &TestServer, want: u16, within: Duration) -> Vec<u16> {
+/// Calls as the rate-limited key until one answers `want` (within `within`); every
+/// answer.
+async fn until_status(s: &TestServer, want: u16, within: Duration) -> Vec<Answer> {
     let deadline = Instant::now() + within;
     let mut seen = Vec::new();
     loop {
-        let status = limited_call(s).await.expect("a call hung");
-        seen.push(status);
+        let answer = call_as(s, LIMITED_KEY, "echo", &json!({}))
+            .await
+            .expect("a call hung");
+        let status = answer.status;
+        seen.push(answer);
         if status == want {
             return seen;
         }
-        assert!(Instant::now() < deadline, "never {want}: {seen:?}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert!(
+            Instant::now() < deadline,
+            "never {want}: {:?}",
+            by_status(&seen)
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 
@@ -419,71 +560,126 @@ async fn redis_down_and_back_fails_closed_or_open_as_configured_and_recovers() {
     }
     for (policy, during) in [("closed", 503), ("open", 200)] {
         let p = proxy(6379).await;
-        let s = TestServer::spawn(&redis_config(&p, policy)).await.unwrap();
-        assert_eq!(limited_call(&s).await, Some(200), "{policy}");
+        let dir = tempfile::tempdir().unwrap();
+        let config = redis_config(&p, policy, dir.path());
+        let s = TestServer::spawn(&config).await.unwrap();
+        let mut answers = until_status(&s, 200, Duration::from_secs(1)).await;
         p.set(Fault::Reset);
-        until_status(&s, during, Duration::from_secs(10)).await;
+        answers.extend(until_status(&s, during, Duration::from_secs(10)).await);
         p.set(Fault::BlackHole);
         // Black-holed: the store's deadline answers, not a hang.
-        let t = Instant::now();
-        let status = limited_call(&s).await.expect("hung on a black-holed Redis");
-        assert_eq!(status, during, "{policy}");
-        assert!(
-            t.elapsed() < Duration::from_secs(5),
-            "{policy}: {:?}",
-            t.elapsed()
-        );
+        let answer = call_as(&s, LIMITED_KEY, "echo", &json!({}))
+            .await
+            .expect("hung on a black-holed Redis");
+        assert_eq!(answer.status, during, "{policy}");
+        assert!(answer.took < Duration::from_secs(5), "{policy}: {answer:?}");
+        let black_holed = answer.took;
+        answers.push(answer);
         p.set(Fault::Pass);
-        until_status(&s, 200, Duration::from_secs(20)).await;
+        let back = Instant::now();
+        answers.extend(until_status(&s, 200, Duration::from_secs(20)).await);
+        let recovery = first_ok_after(&answers, back).unwrap_or_default();
+        // Once back, the limit is enforced again: a burst past it is refused.
+        assert!(
+            unexpected(&answers, &[200, 503]).is_empty(),
+            "{policy}: {:?}",
+            unexpected(&answers, &[200, 503])
+        );
         s.stop().await.unwrap();
+        // Every answered call, let through or refused, has its record.
+        let kept = assert_log_holds(&config, &answered_all(&answers));
+        figure(
+            &format!("redis-{policy}"),
+            &[
+                ("calls", by_status(&answers)),
+                ("black_holed_call_ms", ms(black_holed)),
+                ("records_kept", kept.to_string()),
+                ("first_200_after_ms", ms(recovery)),
+            ],
+        );
     }
 }
 
-/// A SQL source behind the proxy: a black hole answers `504 timeout` at the tool's
-/// deadline, a reset answers an error at once, and the pool recovers by itself.
+/// A SQL source behind the proxy, under load: a black hole answers `504 timeout` at
+/// the tool's deadline, a reset answers an error at once, and the pool recovers by
+/// itself; every answered call is in the audit log.
 async fn sql_source_through_faults(port: u16, url: &str) {
     let p = proxy(port).await;
+    let dir = tempfile::tempdir().unwrap();
     let config = format!(
-        "{}\n[sources.db]\nkind = \"{}\"\nurl = \"{}\"\n\n[[tools]]\nname = \"one\"\nkind = \"sql\"\nsource = \"db\"\nstatement = \"SELECT 1 AS one\"\nparams = []\ntimeout_ms = 1000\n",
+        "{}\n[sources.db]\nkind = \"{}\"\nurl = \"{}\"\n\n[[tools]]\nname = \"one\"\nkind = \"sql\"\nsource = \"db\"\nstatement = \"SELECT 1 AS one\"\nparams = []\ntimeout_ms = 1000\n{}",
         toolgate_config::DEMO_CONFIG,
         if port == 5432 { "postgres" } else { "mysql" },
-        url.replace("{proxy}", &p.host_port())
+        url.replace("{proxy}", &p.host_port()),
+        sqlite_audit(dir.path())
     );
-    let s = TestServer::spawn(&config).await.unwrap();
-    let one = |s: &TestServer| {
-        let s = s.call("one", &json!({})).timeout(Duration::from_secs(10));
-        async move {
-            let t = Instant::now();
-            let resp = s.send().await.expect("a SQL call hung past 10 s");
-            (resp.status().as_u16(), t.elapsed())
-        }
+    let s = Arc::new(TestServer::spawn(&config).await.unwrap());
+    let db = if port == 5432 {
+        "postgresql"
+    } else {
+        "mariadb"
     };
-    assert_eq!(one(&s).await.0, 200);
+    let mut probes = vec![call(&s, "one", &json!({})).await.unwrap()];
+    assert_eq!(probes[0].status, 200);
+    let stop = Arc::new(AtomicBool::new(false));
+    let loader = tokio::spawn(load_on(Arc::clone(&s), "one", 2, Arc::clone(&stop)));
+    tokio::time::sleep(Duration::from_millis(300)).await;
     p.set(Fault::BlackHole);
-    let (status, took) = one(&s).await;
-    assert_eq!(status, 504, "black-holed: the deadline answers");
-    assert!(took < Duration::from_secs(5), "{took:?}");
+    let hole = call(&s, "one", &json!({})).await.expect("hung");
+    assert_eq!(hole.status, 504, "black-holed: the deadline answers");
+    assert!(hole.took < Duration::from_secs(5), "{hole:?}");
+    probes.push(hole.clone());
     p.set(Fault::Reset);
-    let (status, took) = one(&s).await;
+    let reset = call(&s, "one", &json!({})).await.expect("hung");
     assert!(
-        status > 500,
-        "reset: an error of the dependency, not a tool error: {status}"
+        reset.status > 500,
+        "reset: an error of the dependency, not a tool error: {reset:?}"
     );
-    assert!(took < Duration::from_secs(5), "{took:?}");
+    assert!(reset.took < Duration::from_secs(5), "{reset:?}");
+    probes.push(reset.clone());
+    tokio::time::sleep(outage()).await;
     p.set(Fault::Pass);
-    let deadline = Instant::now() + Duration::from_secs(20);
+    let back = Instant::now();
+    let deadline = back + Duration::from_secs(20);
     loop {
-        let (status, _) = one(&s).await;
-        if status == 200 {
+        let answer = call(&s, "one", &json!({})).await.expect("hung");
+        let ok = answer.status == 200;
+        probes.push(answer);
+        if ok {
             break;
         }
         assert!(
             Instant::now() < deadline,
-            "the pool did not recover: {status}"
+            "the pool did not recover: {:?}",
+            probes.last()
         );
-        tokio::time::sleep(Duration::from_millis(200)).await;
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    s.stop().await.unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    stop.store(true, Ordering::SeqCst);
+    let mut answers = loader.await.unwrap();
+    // The load saw the same: answers in time, errors of the dependency, never a 500.
+    assert!(
+        answers.iter().all(|a| a.status == 200 || a.status > 500),
+        "{:?}",
+        unexpected(&answers, &[200, 502, 503, 504])
+    );
+    assert!(slowest(&answers) < Duration::from_secs(5));
+    let recovery = first_ok_after(&probes, back).unwrap_or_default();
+    answers.extend(probes);
+    Arc::into_inner(s).unwrap().stop().await.unwrap();
+    let kept = assert_log_holds(&config, &answered_all(&answers));
+    figure(
+        &format!("sql-{db}-blackhole-reset"),
+        &[
+            ("calls", by_status(&answers)),
+            ("black_holed_call_ms", ms(hole.took)),
+            ("reset_call_ms", ms(reset.took)),
+            ("slowest_call_ms", ms(slowest(&answers))),
+            ("records_kept", kept.to_string()),
+            ("first_200_after_ms", ms(recovery)),
+        ],
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -508,38 +704,57 @@ async fn an_http_upstream_that_hangs_resets_or_is_slow() {
     let app = Router::new().route("/x", get(|| async { Json(json!({"ok": true})) }));
     tokio::spawn(async move { axum::serve(listener, app).await });
     let p = FaultProxy::start(upstream).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
     let config = format!(
-        "{}\n[[tools]]\nname = \"up\"\nkind = \"http\"\nurl = \"http://{}/x\"\nallow_private = [\"127.0.0.1\"]\ntimeout_ms = 1000\n",
+        "{}\n[[tools]]\nname = \"up\"\nkind = \"http\"\nurl = \"http://{}/x\"\nallow_private = [\"127.0.0.1\"]\ntimeout_ms = 1000\n{}",
         toolgate_config::DEMO_CONFIG,
-        p.host_port()
+        p.host_port(),
+        sqlite_audit(dir.path())
     );
-    let s = TestServer::spawn(&config).await.unwrap();
-    let up = |s: &TestServer| {
-        let s = s.call("up", &json!({})).timeout(Duration::from_secs(10));
-        async move {
-            let t = Instant::now();
-            let resp = s.send().await.expect("an http call hung past 10 s");
-            let status = resp.status().as_u16();
-            let body: Value = resp.json().await.unwrap_or(Value::Null);
-            (
-                status,
-                body["code"].as_str().unwrap_or_default().to_owned(),
-                t.elapsed(),
-            )
-        }
-    };
-    assert_eq!(up(&s).await.0, 200);
+    let s = Arc::new(TestServer::spawn(&config).await.unwrap());
+    let stop = Arc::new(AtomicBool::new(false));
+    let loader = tokio::spawn(load_on(Arc::clone(&s), "up", 2, Arc::clone(&stop)));
+    let mut probes = vec![call(&s, "up", &json!({})).await.expect("hung")];
+    assert_eq!(probes[0].status, 200);
     p.set(Fault::Delay(Duration::from_millis(300)));
-    assert_eq!(up(&s).await.0, 200, "slow but inside the deadline");
+    let slow = call(&s, "up", &json!({})).await.expect("hung");
+    assert_eq!(slow.status, 200, "slow but inside the deadline");
+    probes.push(slow.clone());
     p.set(Fault::BlackHole);
-    let (status, code, took) = up(&s).await;
-    assert_eq!((status, code.as_str()), (504, "timeout"));
-    assert!(took < Duration::from_secs(5), "{took:?}");
+    let hole = call(&s, "up", &json!({})).await.expect("hung");
+    assert_eq!((hole.status, hole.code.as_str()), (504, "timeout"));
+    assert!(hole.took < Duration::from_secs(5), "{hole:?}");
+    probes.push(hole.clone());
     p.set(Fault::Reset);
-    let (status, code, took) = up(&s).await;
-    assert_eq!((status, code.as_str()), (502, "upstream_error"));
-    assert!(took < Duration::from_secs(5), "{took:?}");
+    let reset = call(&s, "up", &json!({})).await.expect("hung");
+    assert_eq!((reset.status, reset.code.as_str()), (502, "upstream_error"));
+    assert!(reset.took < Duration::from_secs(5), "{reset:?}");
+    probes.push(reset.clone());
+    tokio::time::sleep(outage()).await;
     p.set(Fault::Pass);
-    assert_eq!(up(&s).await.0, 200, "recovered");
-    s.stop().await.unwrap();
+    let back = call(&s, "up", &json!({})).await.expect("hung");
+    assert_eq!(back.status, 200, "recovered");
+    probes.push(back);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    stop.store(true, Ordering::SeqCst);
+    let mut answers = loader.await.unwrap();
+    assert!(
+        unexpected(&answers, &[200, 502, 503, 504]).is_empty(),
+        "{:?}",
+        unexpected(&answers, &[200, 502, 503, 504])
+    );
+    assert!(slowest(&answers) < Duration::from_secs(5));
+    answers.extend(probes);
+    Arc::into_inner(s).unwrap().stop().await.unwrap();
+    let kept = assert_log_holds(&config, &answered_all(&answers));
+    figure(
+        "http-upstream",
+        &[
+            ("calls", by_status(&answers)),
+            ("slow_call_ms", ms(slow.took)),
+            ("black_holed_call_ms", ms(hole.took)),
+            ("reset_call_ms", ms(reset.took)),
+            ("records_kept", kept.to_string()),
+        ],
+    );
 }

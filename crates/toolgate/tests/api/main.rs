@@ -23,6 +23,7 @@ mod metrics;
 mod openapi;
 mod reload;
 mod resilience;
+mod restarts;
 mod shared_limits;
 mod sql_databases;
 mod streaming;
