@@ -33,6 +33,10 @@ pub struct PgStore {
     lock_key: i64,
     chain: Chain,
     timeout: Duration,
+    /// The last hash of a batch whose append failed after it was sent: the server
+    /// may have committed it without the answer arriving (a reset or a deadline
+    /// between commit and reply). See [`PgStore::take_unacknowledged`].
+    unacknowledged: Option<String>,
 }
 
 fn valid_table(name: &str) -> bool {
@@ -119,6 +123,7 @@ impl PgStore {
             lock_key,
             chain: options.chain.clone(),
             timeout,
+            unacknowledged: None,
         };
         let ms = timeout.as_millis();
         within(
@@ -197,6 +202,7 @@ impl PgStore {
             lock_key,
             chain,
             timeout,
+            ..
         } = self;
         let (kind, fingerprint) = (chain.kind(), chain.fingerprint());
         let t = table.as_str();
@@ -284,10 +290,17 @@ impl PgStore {
         Ok(row.as_ref().map(row_to_record))
     }
 
+    /// The last hash of the batch whose append failed last, if it was sent: the
+    /// batch is in the log if and only if the log's head has that hash now.
+    pub fn take_unacknowledged(&mut self) -> Option<String> {
+        self.unacknowledged.take()
+    }
+
     /// Append records in one transaction after the current last record.
     ///
     /// # Errors
-    /// Nothing of the batch was stored.
+    /// The batch was not stored, or (see [`PgStore::take_unacknowledged`]) its
+    /// commit was not acknowledged.
     pub fn append(&mut self, records: &[Record]) -> Result<(), StoreError> {
         let Self {
             rt,
@@ -296,9 +309,11 @@ impl PgStore {
             lock_key,
             chain,
             timeout,
+            unacknowledged,
         } = self;
         let table = table.as_str();
-        within(rt, *timeout, "appending", async {
+        let mut last_hash = None;
+        let result = within(rt, *timeout, "appending", async {
             let tx = client.transaction().await?;
             tx.execute("SELECT pg_advisory_xact_lock($1)", &[&*lock_key])
                 .await?;
@@ -338,6 +353,7 @@ impl PgStore {
                 prevs.push(std::mem::replace(&mut prev, hash.clone()));
                 hashes.push(hash);
             }
+            last_hash = hashes.last().cloned();
             tx.execute(
                 &format!(
                     "INSERT INTO {table} (ts, key, tool, transport, outcome, duration_ms, trace_id, args_sha256, arguments, prev_hash, hash)
@@ -362,7 +378,9 @@ impl PgStore {
             )
             .await?;
             tx.commit().await
-        })
+        });
+        *unacknowledged = if result.is_err() { last_hash } else { None };
+        result
     }
 
     /// Records matching `filter`, oldest first.

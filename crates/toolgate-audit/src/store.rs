@@ -190,6 +190,16 @@ impl Store {
         }
     }
 
+    /// After a failed [`Store::append`]: the hash the batch would have left at the
+    /// head, when its commit may have happened unseen (PostgreSQL; a local SQLite
+    /// commit is never in doubt).
+    pub fn take_unacknowledged(&mut self) -> Option<String> {
+        match self {
+            Store::Sqlite(_) => None,
+            Store::Postgres(s) => s.take_unacknowledged(),
+        }
+    }
+
     /// Whether the database answers.
     ///
     /// # Errors

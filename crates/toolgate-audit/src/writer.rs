@@ -426,6 +426,10 @@ struct Writer {
     /// `SELECT 1` (a SQLite file another process holds locked) and still not take
     /// records, so readiness does not trust the connection alone.
     failing: bool,
+    /// The head hash and size of a batch whose commit was sent but not acknowledged;
+    /// that batch is at the front of the spool. Checked at the next connection, so
+    /// that a batch the server did commit is not appended twice.
+    unacknowledged: Option<(String, usize)>,
     next_head: Instant,
     published: Option<(i64, String)>,
 }
@@ -457,6 +461,7 @@ impl Writer {
             next_attempt: now,
             last_error: "not connected yet".to_owned(),
             failing: false,
+            unacknowledged: None,
             published: None,
             options,
         };
@@ -563,6 +568,7 @@ impl Writer {
                     );
                     self.store = Some(store);
                     self.backoff = FIRST_BACKOFF;
+                    self.settle_unacknowledged();
                     // Nothing waits to prove it wrong; otherwise the drain below does.
                     if self.spool.as_ref().is_none_or(Spool::is_empty) {
                         self.failing = false;
@@ -638,10 +644,51 @@ impl Writer {
                     }
                 }
                 Err(e) => {
+                    let unacknowledged = store.take_unacknowledged();
+                    self.unacknowledged = unacknowledged.map(|h| (h, records.len()));
                     self.lose_store(&e);
                     return;
                 }
             }
+        }
+    }
+
+    /// A batch sent before the store failed, and not acknowledged, is in the log if
+    /// the log's head is that batch's last hash: then it leaves the spool instead of
+    /// being appended again. (Another replica appending in between makes the heads
+    /// differ, and the batch is appended again: at least once, never lost.)
+    fn settle_unacknowledged(&mut self) {
+        let Some((hash, n)) = self.unacknowledged.take() else {
+            return;
+        };
+        if self.spool_broken {
+            // The batch never reached the spool (and is counted lost).
+            return;
+        }
+        let (Some(store), Some(spool)) = (self.store.as_mut(), self.spool.as_mut()) else {
+            return;
+        };
+        match store.head() {
+            Ok(Some((_, head))) if head == hash => match spool.peek(n) {
+                Ok((records, last)) if records.len() == n => {
+                    if let Err(e) = spool.remove_through(last) {
+                        tracing::error!(error = %e, "the audit spool cannot be trimmed");
+                        self.spool_broken = true;
+                        return;
+                    }
+                    tracing::warn!(
+                        records = n,
+                        "a batch whose commit was not acknowledged is in the log; it is not appended again"
+                    );
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::error!(error = %e, "the audit spool cannot be read");
+                    self.spool_broken = true;
+                }
+            },
+            Ok(_) => {}
+            Err(e) => self.lose_store(&e),
         }
     }
 
@@ -657,7 +704,12 @@ impl Writer {
                     self.failing = false;
                     return Kept::Committed;
                 }
-                Err(e) => self.lose_store(&e),
+                Err(e) => {
+                    // The spool is empty: these records go to its front below.
+                    let unacknowledged = store.take_unacknowledged();
+                    self.unacknowledged = unacknowledged.map(|h| (h, records.len()));
+                    self.lose_store(&e);
+                }
             }
         }
         if self.spool_broken {

@@ -262,7 +262,7 @@ pub(crate) fn assert_log_holds(config: &str, answered: &HashSet<String>) -> usiz
         .output()
         .unwrap();
     assert!(out.status.success());
-    let logged: HashSet<String> = String::from_utf8_lossy(&out.stdout)
+    let traces: Vec<String> = String::from_utf8_lossy(&out.stdout)
         .lines()
         .map(|l| {
             serde_json::from_str::<Value>(l).unwrap()["trace_id"]
@@ -271,6 +271,15 @@ pub(crate) fn assert_log_holds(config: &str, answered: &HashSet<String>) -> usiz
                 .to_owned()
         })
         .collect();
+    let logged: HashSet<String> = traces.iter().cloned().collect();
+    // One request, one record: a batch whose commit was not acknowledged is not
+    // appended twice.
+    assert_eq!(
+        logged.len(),
+        traces.len(),
+        "{} records are duplicates",
+        traces.len() - logged.len()
+    );
     let missing: Vec<&String> = answered.iter().filter(|t| !logged.contains(*t)).collect();
     assert!(
         missing.is_empty(),
@@ -279,7 +288,7 @@ pub(crate) fn assert_log_holds(config: &str, answered: &HashSet<String>) -> usiz
         answered.len(),
         &missing[..missing.len().min(5)]
     );
-    String::from_utf8_lossy(&out.stdout).lines().count()
+    traces.len()
 }
 
 fn drop_table(table: &str) {

@@ -31,20 +31,35 @@ fn private_postgres() -> Option<PrivatePostgres> {
     Some(PrivatePostgres::start().unwrap())
 }
 
-/// Stop `pg` as `how`, keep it down for [`outage`], start it again; when it was back.
-async fn restart(pg: &Arc<PrivatePostgres>, how: Shutdown) -> Instant {
+/// When a restart's server was down: from `stopped` (it was gone) to `starting`
+/// (asked to start); `back` once it accepted connections again.
+#[derive(Debug, Clone, Copy)]
+struct Restart {
+    stopped: Instant,
+    starting: Instant,
+    back: Instant,
+}
+
+/// Stop `pg` as `how`, keep it down for [`outage`], start it again.
+async fn restart(pg: &Arc<PrivatePostgres>, how: Shutdown) -> Restart {
     let stopping = Arc::clone(pg);
     tokio::task::spawn_blocking(move || stopping.stop(how))
         .await
         .unwrap()
         .unwrap();
+    let stopped = Instant::now();
     tokio::time::sleep(outage()).await;
-    let starting = Arc::clone(pg);
-    tokio::task::spawn_blocking(move || starting.start_again())
+    let starting = Instant::now();
+    let pg = Arc::clone(pg);
+    tokio::task::spawn_blocking(move || pg.start_again())
         .await
         .unwrap()
         .unwrap();
-    Instant::now()
+    Restart {
+        stopped,
+        starting,
+        back: Instant::now(),
+    }
 }
 
 fn audit_on(pg: &PrivatePostgres, dir: &std::path::Path, durability: &str) -> String {
@@ -70,7 +85,7 @@ async fn the_audit_database_restarted_and_crashed_mid_load_loses_nothing_with_as
     tokio::time::sleep(Duration::from_millis(500)).await;
     let mut figures = Vec::new();
     for how in [Shutdown::Fast, Shutdown::Immediate] {
-        let back = restart(&pg, how).await;
+        let back = restart(&pg, how).await.back;
         let spooled = metric(&metrics(&s).await, "toolgate_audit_spooled_records");
         until_audit_recovered(&s).await;
         figures.push((how, spooled, back.elapsed()));
@@ -119,15 +134,14 @@ async fn the_audit_database_crashed_mid_load_with_sync_refuses_and_keeps_every_2
     let stop = Arc::new(AtomicBool::new(false));
     let loader = tokio::spawn(load_on(Arc::clone(&s), "echo", 4, Arc::clone(&stop)));
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let down = Instant::now();
-    let back = restart(&pg, Shutdown::Immediate).await;
+    let r = restart(&pg, Shutdown::Immediate).await;
     until_audit_recovered(&s).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     stop.store(true, Ordering::SeqCst);
     let answers = loader.await.unwrap();
     let during: Vec<Answer> = answers
         .iter()
-        .filter(|a| a.at > down + Duration::from_millis(200) && a.at < back)
+        .filter(|a| a.at > r.stopped && a.at < r.starting)
         .cloned()
         .collect();
     // While the database is away, `sync` calls are refused, at once, never a 200.
@@ -140,7 +154,7 @@ async fn the_audit_database_crashed_mid_load_with_sync_refuses_and_keeps_every_2
         by_status(&during)
     );
     assert!(slowest(&answers) < Duration::from_secs(5));
-    let recovery = first_ok_after(&answers, back).expect("no 200 after the restart");
+    let recovery = first_ok_after(&answers, r.back).expect("no 200 after the restart");
     Arc::into_inner(s).unwrap().stop().await.unwrap();
     // Every 200 is committed; the refused calls' records too (spooled, then drained).
     let kept = assert_log_holds(&config, &answered_all(&answers));
@@ -177,7 +191,7 @@ async fn sql_tools_on_a_database_restarted_mid_load_answer_in_time_and_recover()
     tokio::time::sleep(Duration::from_millis(500)).await;
     let mut recoveries = Vec::new();
     for how in [Shutdown::Fast, Shutdown::Immediate] {
-        let back = restart(&pg, how).await;
+        let back = restart(&pg, how).await.back;
         // Recovered: a call answers 200 again within 20 s, without a restart of ours.
         let deadline = back + Duration::from_secs(20);
         loop {
@@ -290,7 +304,7 @@ async fn a_sqlite_audit_log_locked_by_another_process_spools_or_refuses_then_rec
         let answers = loader.await.unwrap();
         let during: Vec<Answer> = answers
             .iter()
-            .filter(|a| a.at > locked + Duration::from_millis(700) && a.at < released)
+            .filter(|a| a.at > locked + Duration::from_millis(700) && a.at < locked + hold)
             .cloned()
             .collect();
         assert!(!during.is_empty());
