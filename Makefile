@@ -2,7 +2,7 @@
 
 CARGO ?= cargo
 
-.PHONY: test fmt-check lint deny unit doc-test openapi-check mcp-interop clients-test run build release fmt bench
+.PHONY: test idp-deps fmt-check lint deny unit doc-test openapi-check mcp-interop clients-test run build release fmt bench
 
 ## Everything CI checks: formatting, lints, the dependency policy, all tests, OpenAPI
 ## validity, MCP interop. `unit` stays last so that the nextest summary is the last
@@ -19,8 +19,16 @@ lint:
 deny:
 	$(CARGO) deny --locked check bans licenses sources
 
+## The test identity provider's packages (tests/idp, from its lock file).
+idp-deps:
+	@if command -v npm >/dev/null 2>&1; then \
+		[ -d tests/idp/node_modules/oidc-provider ] || (cd tests/idp && npm ci --no-audit --no-fund); \
+	else \
+		echo "npm is missing: the identity tests will be skipped" >&2; \
+	fi
+
 ## Unit and integration tests (nextest when installed, cargo test otherwise).
-unit:
+unit: idp-deps
 	@if $(CARGO) nextest --version >/dev/null 2>&1; then \
 		$(CARGO) nextest run --workspace --locked --no-fail-fast; \
 	else \

@@ -554,6 +554,9 @@ async function handleAdmin(req, res, url) {
   switch (route) {
     case 'GET /admin/keys':
       return sendJson(res, 200, keyListing());
+    case 'GET /admin/stats':
+      // Requests served per path (the tests bound how often the JWKS is fetched).
+      return sendJson(res, 200, { requests: Object.fromEntries(requestCounts) });
     case 'POST /admin/rotate': {
       const body = await readBody(req);
       const key = generateKey(body.alg ?? keys[0].alg, body.kid);
@@ -612,10 +615,13 @@ async function handleAdmin(req, res, url) {
 
 // ---------------------------------------------------------------- server ---
 
+const requestCounts = new Map();
+
 const server = http.createServer(async (req, res) => {
   try {
     if (!provider) return sendJson(res, 503, { error: 'starting' });
     const url = new URL(req.url, issuer);
+    requestCounts.set(url.pathname, (requestCounts.get(url.pathname) ?? 0) + 1);
     if (url.pathname.startsWith('/admin/')) return await handleAdmin(req, res, url);
     if (req.method === 'GET' && url.pathname === '/.well-known/oauth-authorization-server') {
       // RFC 8414 metadata: oidc-provider only serves the OpenID discovery

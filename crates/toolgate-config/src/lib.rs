@@ -24,9 +24,9 @@ mod validate;
 pub use keys::{KeyHash, ScopePattern};
 pub use load::{DEMO_CONFIG, LoadedConfig, Problem, Problems};
 pub use model::{
-    AuditConfig, AuditLocation, BreakerConfig, BuiltinName, Config, Durability, KeyConfig,
-    OnStoreError, ParamConfig, ParamType, RateLimitConfig, RateLimitStore, RateLimitStoreConfig,
-    RetryConfig, ServerConfig, SourceConfig, SourceKind, ToolConfig, ToolDefaults, ToolKind,
-    WasmDirConfig,
+    AuditConfig, AuditLocation, AuthConfig, BreakerConfig, BuiltinName, Config, Durability,
+    IssuerConfig, KeyConfig, OnStoreError, ParamConfig, ParamType, RateLimitConfig, RateLimitStore,
+    RateLimitStoreConfig, RetryConfig, ServerConfig, SourceConfig, SourceKind, ToolConfig,
+    ToolDefaults, ToolKind, WasmDirConfig,
 };
 pub use params::params_schema;

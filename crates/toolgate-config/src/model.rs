@@ -34,6 +34,70 @@ pub struct Config {
     /// Where per-key rate limits are counted. Default: in memory.
     #[serde(default)]
     pub rate_limits: RateLimitStoreConfig,
+    /// Bearer tokens from identity providers, beside the keys. Default: keys only.
+    #[serde(default)]
+    pub auth: AuthConfig,
+}
+
+/// `[auth]`: OAuth 2.1 / OpenID Connect access tokens (JWTs) accepted beside the
+/// API keys.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct AuthConfig {
+    /// This server's public URL: the `resource` of its protected resource metadata
+    /// (RFC 9728) and the audience tokens must carry unless an issuer sets its own.
+    pub resource: Option<Spanned<String>>,
+    /// How long a token that passed is reused before its signature is checked again
+    /// (ms, 0..=3600000; never past its `exp`). Default 60000.
+    pub token_cache_ms: Option<Spanned<u64>>,
+    /// The trusted issuers.
+    #[serde(default)]
+    pub issuers: Vec<Spanned<IssuerConfig>>,
+}
+
+/// `[[auth.issuers]]`: one trusted token issuer, and what its tokens may call.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IssuerConfig {
+    /// A short name, for logs and the audit log (`name:subject`).
+    pub name: Spanned<String>,
+    /// The `iss` of its tokens; its discovery document is found from it.
+    pub issuer: Spanned<String>,
+    /// The `aud` its tokens must carry. Default `[auth] resource`.
+    pub audience: Option<Spanned<String>>,
+    /// The JWKS URL. Default: the discovery document's `jwks_uri`.
+    pub jwks_uri: Option<Spanned<String>>,
+    /// Accepted algorithms. Default all of RS256/384/512, PS256/384/512, ES256/384,
+    /// EdDSA (never HMAC or `none`).
+    pub algorithms: Option<Spanned<Vec<String>>>,
+    /// Clock skew allowed on `exp`, `nbf`, `iat` (s, 0..=300). Default 30.
+    pub leeway_s: Option<Spanned<u64>>,
+    /// The least time between two fetches of the keys (ms, 1000..=3600000; an
+    /// unknown `kid` fetches them at most this often). Default 10000.
+    pub jwks_min_refresh_ms: Option<Spanned<u64>>,
+    /// Past this age the keys are fetched again (ms, 1000..=86400000). Default 300000.
+    pub jwks_max_age_ms: Option<Spanned<u64>>,
+    /// How long one fetch may take (ms, 100..=60000). Default 5000.
+    pub fetch_timeout_ms: Option<Spanned<u64>>,
+    /// The claims whose values are looked up in `grants`. Default
+    /// `["scope", "scp", "roles", "groups"]`.
+    pub scope_claims: Option<Vec<String>>,
+    /// A scope, role or group value to the tool patterns it allows, e.g.
+    /// `"tools:read" = ["search_*", "get_*"]`.
+    #[serde(default)]
+    pub grants: BTreeMap<String, Vec<String>>,
+    /// Calls per second each subject may make. Default: unlimited.
+    #[serde(default)]
+    pub rate_limit: Option<Spanned<RateLimitConfig>>,
+    /// Calls each subject may have in flight. Default `[server] key_max_in_flight`.
+    #[serde(default)]
+    pub max_in_flight: Option<Spanned<usize>>,
+    /// WebSockets each subject may have open. Default `[server] key_max_websockets`.
+    #[serde(default)]
+    pub max_websockets: Option<Spanned<usize>>,
+    /// MCP sessions each subject may have open. Default `[server] key_max_mcp_sessions`.
+    #[serde(default)]
+    pub max_mcp_sessions: Option<Spanned<usize>>,
 }
 
 /// Where rate-limit buckets live.

@@ -97,6 +97,7 @@ pub(crate) fn validate(loaded: &LoadedConfig) -> Vec<Problem> {
         c.report(0..0, "[rate_limits] store = \"redis\" needs redis_url");
     }
     check_keys(&mut c, cfg);
+    check_auth(&mut c, cfg);
     check_sources(&mut c, cfg);
     let mut seen = HashSet::new();
     for tool in &cfg.tools {
@@ -262,30 +263,140 @@ fn check_keys(c: &mut Checker<'_>, cfg: &Config) {
                 c.report(key.scopes.span(), e);
             }
         }
-        if let Some(rl) = &key.rate_limit {
-            let r = rl.get_ref();
-            let burst_ok = r
-                .burst
-                .is_none_or(|b| b.is_finite() && (1.0..=1e9).contains(&b));
-            let rate_ok = r.per_second.is_finite() && (0.001..=1e9).contains(&r.per_second);
-            if !(rate_ok && burst_ok) {
+        check_limits(
+            c,
+            key.rate_limit.as_ref(),
+            [
+                (&key.max_in_flight, "max_in_flight", 1),
+                (&key.max_websockets, "max_websockets", 0),
+                (&key.max_mcp_sessions, "max_mcp_sessions", 0),
+            ],
+        );
+    }
+}
+
+/// A key's or an issuer's rate limit and quotas (value, field, least value).
+fn check_limits(
+    c: &mut Checker<'_>,
+    rate_limit: Option<&toml::Spanned<crate::model::RateLimitConfig>>,
+    quotas: [(&Option<toml::Spanned<usize>>, &str, usize); 3],
+) {
+    if let Some(rl) = rate_limit {
+        let r = rl.get_ref();
+        let burst_ok = r
+            .burst
+            .is_none_or(|b| b.is_finite() && (1.0..=1e9).contains(&b));
+        let rate_ok = r.per_second.is_finite() && (0.001..=1e9).contains(&r.per_second);
+        if !(rate_ok && burst_ok) {
+            c.report(
+                rl.span(),
+                "rate_limit needs per_second 0.001..=1e9 and burst 1..=1e9",
+            );
+        }
+    }
+    for (value, what, min) in quotas {
+        if let Some(v) = value
+            && !(min..=1_000_000).contains(v.get_ref())
+        {
+            c.report(v.span(), format!("{what} must be {min}..=1000000"));
+        }
+    }
+}
+
+/// The algorithms an issuer may name (asymmetric JWS only).
+const TOKEN_ALGORITHMS: &[&str] = &[
+    "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "EdDSA",
+];
+
+fn is_http_url(s: &str) -> bool {
+    (s.starts_with("https://") || s.starts_with("http://"))
+        && s.split_once("://")
+            .is_some_and(|(_, rest)| !rest.is_empty())
+}
+
+fn check_auth(c: &mut Checker<'_>, cfg: &Config) {
+    let a = &cfg.auth;
+    if let Some(r) = &a.resource
+        && !is_http_url(r.get_ref())
+    {
+        c.report(r.span(), "[auth] resource must be an http(s) URL");
+    }
+    if let Some(t) = &a.token_cache_ms
+        && *t.get_ref() > 3_600_000
+    {
+        c.report(t.span(), "[auth] token_cache_ms must be 0..=3600000");
+    }
+    let mut names = HashSet::new();
+    for spanned in &a.issuers {
+        let i = spanned.get_ref();
+        if !names.insert(i.name.get_ref().clone()) {
+            c.report(
+                i.name.span(),
+                format!("duplicate issuer name {:?}", i.name.get_ref()),
+            );
+        }
+        if !is_http_url(i.issuer.get_ref()) {
+            c.report(i.issuer.span(), "issuer must be an http(s) URL");
+        }
+        if i.audience.is_none() && a.resource.is_none() {
+            c.report(
+                spanned.span(),
+                "an issuer needs `audience`, or [auth] needs `resource`",
+            );
+        }
+        if let Some(u) = &i.jwks_uri
+            && !is_http_url(u.get_ref())
+        {
+            c.report(u.span(), "jwks_uri must be an http(s) URL");
+        }
+        if let Some(algs) = &i.algorithms {
+            for alg in algs.get_ref() {
+                if !TOKEN_ALGORITHMS.contains(&alg.as_str()) {
+                    c.report(
+                        algs.span(),
+                        format!(
+                            "algorithm {alg:?} is not accepted; one of {}",
+                            TOKEN_ALGORITHMS.join(", ")
+                        ),
+                    );
+                }
+            }
+        }
+        for (value, what, range) in [
+            (&i.leeway_s, "leeway_s", 0..=300),
+            (
+                &i.jwks_min_refresh_ms,
+                "jwks_min_refresh_ms",
+                1000..=3_600_000,
+            ),
+            (&i.jwks_max_age_ms, "jwks_max_age_ms", 1000..=86_400_000),
+            (&i.fetch_timeout_ms, "fetch_timeout_ms", 100..=60_000),
+        ] {
+            if let Some(v) = value
+                && !range.contains(v.get_ref())
+            {
                 c.report(
-                    rl.span(),
-                    "rate_limit needs per_second 0.001..=1e9 and burst 1..=1e9",
+                    v.span(),
+                    format!("{what} must be {}..={}", range.start(), range.end()),
                 );
             }
         }
-        for (value, what, min) in [
-            (&key.max_in_flight, "max_in_flight", 1),
-            (&key.max_websockets, "max_websockets", 0),
-            (&key.max_mcp_sessions, "max_mcp_sessions", 0),
-        ] {
-            if let Some(v) = value
-                && !(min..=1_000_000).contains(v.get_ref())
-            {
-                c.report(v.span(), format!("{what} must be {min}..=1000000"));
+        for patterns in i.grants.values() {
+            for p in patterns {
+                if let Err(e) = ScopePattern::parse(p) {
+                    c.report(spanned.span(), e);
+                }
             }
         }
+        check_limits(
+            c,
+            i.rate_limit.as_ref(),
+            [
+                (&i.max_in_flight, "max_in_flight", 1),
+                (&i.max_websockets, "max_websockets", 0),
+                (&i.max_mcp_sessions, "max_mcp_sessions", 0),
+            ],
+        );
     }
 }
 

@@ -43,8 +43,9 @@ pub struct Principal {
     pub scopes: Scopes,
     /// The key's rate limit, if it has one.
     pub limit: Option<RateLimit>,
-    /// Its in-memory bucket (used unless the limits are shared through Redis).
-    pub rate: Option<Mutex<TokenBucket>>,
+    /// Its in-memory bucket (used unless the limits are shared through Redis); the
+    /// principals of one token subject share theirs.
+    pub rate: Option<Arc<Mutex<TokenBucket>>>,
     /// The key's digest (never the key): sessions are bound to it, and a socket
     /// finds its key again after a reload by it.
     pub hash: KeyHash,
@@ -52,6 +53,19 @@ pub struct Principal {
     pub privileged: bool,
     /// What the key holds now, against its limits.
     pub quotas: Arc<KeyQuotas>,
+    /// Who a bearer token speaks for; `None` for an API key.
+    pub identity: Option<Arc<TokenIdentity>>,
+}
+
+/// The identity behind a bearer token (never the token itself).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenIdentity {
+    /// `iss`.
+    pub issuer: String,
+    /// `sub`.
+    pub subject: String,
+    /// The OAuth client the token was issued to, when it says.
+    pub client_id: Option<String>,
 }
 
 impl Principal {
@@ -67,6 +81,7 @@ impl Principal {
             rate: None,
             hash,
             privileged: false,
+            identity: None,
         }
     }
 
@@ -261,7 +276,7 @@ fn build(
                 burst: r.burst.unwrap_or(r.per_second.max(1.0)),
             }
         });
-        let rate = limit.map(|l| Mutex::new(TokenBucket::new(l, Instant::now())));
+        let rate = limit.map(|l| Arc::new(Mutex::new(TokenBucket::new(l, Instant::now()))));
         let name = k.name.get_ref().clone();
         let quotas = quotas_for(&name, &hash, defaults.for_key(k));
         entries.push((
@@ -274,6 +289,7 @@ fn build(
                 hash,
                 privileged: k.operator,
                 quotas,
+                identity: None,
             }),
         ));
     }
@@ -320,6 +336,9 @@ impl FromRequestParts<AppState> for Caller {
         if let Some(Authenticated(principal)) = parts.extensions.get::<Authenticated>() {
             return Ok(Caller(Arc::clone(principal)));
         }
+        if let Some(refused) = parts.extensions.get::<crate::gate::TokenRefused>() {
+            return Err(token_refused(refused));
+        }
         if parts.extensions.get::<crate::gate::KeyRefused>().is_some() {
             return Err(ApiError::new(
                 ErrorKind::Forbidden,
@@ -344,6 +363,13 @@ impl FromRequestParts<AppState> for Caller {
         tracing::Span::current().record("key", principal.name.as_str());
         Ok(Caller(principal))
     }
+}
+
+/// `401 unauthorized` for a bearer token that did not pass, saying why (the edge
+/// adds `error="invalid_token"` to the challenge).
+#[must_use]
+pub fn token_refused(refused: &crate::gate::TokenRefused) -> ApiError {
+    ApiError::new(ErrorKind::Unauthorized, refused.0.clone())
 }
 
 impl Caller {

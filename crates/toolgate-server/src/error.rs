@@ -119,7 +119,12 @@ impl ApiError {
     }
 
     /// Route-level errors outside the contract's tool codes.
-    fn route(code: &'static str, title: &'static str, status: StatusCode, detail: String) -> Self {
+    pub(crate) fn route(
+        code: &'static str,
+        title: &'static str,
+        status: StatusCode,
+        detail: String,
+    ) -> Self {
         Self(Box::new(Inner {
             code,
             title,

@@ -72,6 +72,7 @@ pub async fn gate(State(state): State<AppState>, mut req: Request, next: Next) -
         .into_response();
     }
     let mut principal = None;
+    let mut bad_token = false;
     if let Some(key) = key_of(req.headers()) {
         let peer = req
             .extensions()
@@ -88,22 +89,43 @@ pub async fn gate(State(state): State<AppState>, mut req: Request, next: Next) -
             .with_retry_after(wait.max(Duration::from_secs(1)))
             .into_response();
         }
-        match state.keys.verify(key) {
-            Some(p) => {
+        // A key; else, if it looks like one, a bearer token of a trusted issuer.
+        let found = match state.keys.verify(key) {
+            Some(p) => Ok(p),
+            None if toolgate_identity::looks_like_jwt(key) => match state.tokens.load_full() {
+                Some(tokens) => tokens.authenticate(key).await.map_err(Some),
+                None => Err(None),
+            },
+            None => Err(None),
+        };
+        match found {
+            Ok(p) => {
                 tracing::Span::current().record("key", p.name.as_str());
                 principal = Some(p);
             }
-            None => {
+            Err(refused) => {
                 // The handler answers (each transport in its own way); the failure is
                 // charged here, once.
                 let now_blocked = state.auth_throttle.charge(peer);
-                count_failure("unknown_key");
-                audit_refusal(&state, transport_of(path), "forbidden");
+                let transport = transport_of(path);
+                match refused {
+                    Some(e) => {
+                        count_failure("invalid_token");
+                        audit_refusal(&state, transport, "unauthorized");
+                        tracing::info!(error = %e, "a bearer token was refused");
+                        req.extensions_mut().insert(TokenRefused(e.to_string()));
+                        bad_token = true;
+                    }
+                    None => {
+                        count_failure("unknown_key");
+                        audit_refusal(&state, transport, "forbidden");
+                        req.extensions_mut().insert(KeyRefused);
+                    }
+                }
                 if now_blocked {
                     tracing::warn!(%peer, "too many failed authentications; the address is throttled");
-                    audit_refusal(&state, transport_of(path), "rate_limited");
+                    audit_refusal(&state, transport, "rate_limited");
                 }
-                req.extensions_mut().insert(KeyRefused);
             }
         }
     }
@@ -130,7 +152,54 @@ pub async fn gate(State(state): State<AppState>, mut req: Request, next: Next) -
     if let Some(p) = principal {
         req.extensions_mut().insert(Authenticated(p));
     }
-    next.run(req).await
+    finish(&state, next.run(req).await, bad_token)
+}
+
+/// A bearer token that is no key and did not pass; handlers answer `401
+/// invalid_token` with the reason.
+#[derive(Debug, Clone)]
+pub struct TokenRefused(pub String);
+
+/// With `[auth] resource`, every `401` says where the protected resource metadata
+/// is (RFC 9728, as the MCP authorization spec asks), and a `403` for want of scope
+/// says which token scopes would do.
+fn finish(
+    state: &AppState,
+    mut response: axum::response::Response,
+    bad_token: bool,
+) -> axum::response::Response {
+    use axum::http::{HeaderValue, StatusCode, header::WWW_AUTHENTICATE};
+    let status = response.status();
+    if status != StatusCode::UNAUTHORIZED && status != StatusCode::FORBIDDEN {
+        return response;
+    }
+    let url = state.tokens.load().as_ref().and_then(|t| t.metadata_url());
+    if url.is_none() && !bad_token {
+        return response;
+    }
+    let headers = response.headers_mut();
+    let Some(mut challenge) = headers
+        .get(WWW_AUTHENTICATE)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+        .or_else(|| {
+            (status == StatusCode::UNAUTHORIZED).then(|| "Bearer realm=\"toolgate\"".to_owned())
+        })
+    else {
+        return response;
+    };
+    if bad_token && !challenge.contains("error=") {
+        challenge.push_str(", error=\"invalid_token\"");
+    }
+    if let Some(url) = url
+        && (status == StatusCode::UNAUTHORIZED || challenge.contains("insufficient_scope"))
+    {
+        challenge.push_str(&format!(", resource_metadata=\"{url}\""));
+    }
+    if let Ok(v) = HeaderValue::from_str(&challenge) {
+        headers.insert(WWW_AUTHENTICATE, v);
+    }
+    response
 }
 
 /// The key a request presents: its headers, or a WebSocket subprotocol offer.
@@ -159,10 +228,11 @@ fn count_failure(reason: &'static str) {
     // Handles kept: a flood of wrong keys should cost as little as possible.
     static UNKNOWN: OnceLock<metrics::Counter> = OnceLock::new();
     static THROTTLED: OnceLock<metrics::Counter> = OnceLock::new();
-    let (cell, label) = if reason == "throttled" {
-        (&THROTTLED, "throttled")
-    } else {
-        (&UNKNOWN, "unknown_key")
+    static BAD_TOKEN: OnceLock<metrics::Counter> = OnceLock::new();
+    let (cell, label) = match reason {
+        "throttled" => (&THROTTLED, "throttled"),
+        "invalid_token" => (&BAD_TOKEN, "invalid_token"),
+        _ => (&UNKNOWN, "unknown_key"),
     };
     cell.get_or_init(
         || metrics::counter!(toolgate_telemetry::metrics::AUTH_FAILURES, "reason" => label),

@@ -40,6 +40,7 @@ pub mod quota;
 pub mod ratelimit;
 pub mod reload;
 pub mod state;
+pub mod tokens;
 pub mod trace;
 pub mod transport;
 
@@ -78,6 +79,14 @@ pub fn router(state: AppState) -> Router {
         .route("/openapi.json", get(openapi::document))
         .route("/docs", get(openapi::docs_page))
         .route("/docs/api-reference.js", get(openapi::api_reference))
+        .route(
+            "/.well-known/oauth-protected-resource",
+            get(tokens::protected_resource),
+        )
+        .route(
+            "/.well-known/oauth-protected-resource/mcp",
+            get(tokens::protected_resource),
+        )
         .merge(transport::mcp::router(&state))
         .fallback(error::not_found)
         .method_not_allowed_fallback(error::method_not_allowed);

@@ -161,19 +161,25 @@ impl QuotaDefaults {
     /// The limits of `key`, its own where set.
     #[must_use]
     pub fn for_key(self, key: &KeyConfig) -> Self {
+        self.with_limits(
+            key.max_in_flight.as_ref().map(|v| *v.get_ref()),
+            key.max_websockets.as_ref().map(|v| *v.get_ref()),
+            key.max_mcp_sessions.as_ref().map(|v| *v.get_ref()),
+        )
+    }
+
+    /// These defaults with the limits given (in flight, WebSockets, MCP sessions).
+    #[must_use]
+    pub fn with_limits(
+        self,
+        in_flight: Option<usize>,
+        websockets: Option<usize>,
+        mcp_sessions: Option<usize>,
+    ) -> Self {
         Self {
-            in_flight: key
-                .max_in_flight
-                .as_ref()
-                .map_or(self.in_flight, |v| *v.get_ref()),
-            websockets: key
-                .max_websockets
-                .as_ref()
-                .map_or(self.websockets, |v| *v.get_ref()),
-            mcp_sessions: key
-                .max_mcp_sessions
-                .as_ref()
-                .map_or(self.mcp_sessions, |v| *v.get_ref()),
+            in_flight: in_flight.unwrap_or(self.in_flight),
+            websockets: websockets.unwrap_or(self.websockets),
+            mcp_sessions: mcp_sessions.unwrap_or(self.mcp_sessions),
         }
     }
 }

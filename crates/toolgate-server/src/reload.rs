@@ -104,6 +104,7 @@ pub fn apply(state: &AppState, loaded: &LoadedConfig) -> Result<ReloadSummary, P
         &loaded.config.keys,
         crate::quota::QuotaDefaults::from_server(&loaded.config.server),
     );
+    state.tokens.store(crate::state::tokens_of(loaded));
     state.docs.rebuild(&state.registry);
     if let Some(audit) = &state.audit {
         audit.update(&loaded.config.tools);

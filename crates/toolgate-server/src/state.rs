@@ -92,6 +92,8 @@ pub struct Shared {
     pub limiter: Arc<crate::ratelimit::Limiter>,
     /// The audit log, when `[audit]` is configured.
     pub audit: Option<Arc<crate::audit::Auditor>>,
+    /// Bearer tokens of the `[auth]` issuers (replaced on reload).
+    pub tokens: arc_swap::ArcSwapOption<crate::tokens::Tokens>,
     /// The operator key given at start (kept across reloads).
     pub(crate) operator_key: Option<SecretString>,
 }
@@ -178,8 +180,21 @@ impl AppState {
                 }),
             ),
             audit,
+            tokens: arc_swap::ArcSwapOption::new(tokens_of(loaded)),
             operator_key: operator.cloned(),
         }))
+    }
+}
+
+/// The `[auth]` issuers of `loaded`; `None` without any (or, logged, when their
+/// HTTP client cannot be built: tokens are then refused, keys still work).
+pub(crate) fn tokens_of(loaded: &LoadedConfig) -> Option<Arc<crate::tokens::Tokens>> {
+    match crate::tokens::Tokens::from_config(&loaded.config.auth, &loaded.config.server) {
+        Ok(tokens) => tokens.map(Arc::new),
+        Err(e) => {
+            tracing::error!(error = %e, "bearer tokens are refused");
+            None
+        }
     }
 }
 
@@ -191,7 +206,7 @@ fn register_at_zero(loaded: &LoadedConfig) {
     for reason in ["in_flight_limit", "draining"] {
         metrics::counter!(m::SHED, "reason" => reason).increment(0);
     }
-    for reason in ["unknown_key", "throttled"] {
+    for reason in ["unknown_key", "throttled", "invalid_token"] {
         metrics::counter!(m::AUTH_FAILURES, "reason" => reason).increment(0);
     }
     for result in ["ok", "refused"] {

@@ -10,10 +10,12 @@
 
 mod dependency;
 mod fault;
+mod idp;
 mod postgres;
 
 pub use dependency::Dependency;
 pub use fault::{Fault, FaultProxy};
+pub use idp::Idp;
 pub use postgres::{PrivatePostgres, Shutdown};
 
 use std::net::SocketAddr;

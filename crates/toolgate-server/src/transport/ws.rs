@@ -51,9 +51,13 @@ const WRITE_BUFFER_BYTES: usize = 64 * 1024;
 pub async fn upgrade(
     State(state): State<AppState>,
     authenticated: Option<Extension<Authenticated>>,
+    refused: Option<Extension<crate::gate::TokenRefused>>,
     headers: HeaderMap,
     ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Result<Response, ApiError> {
+    if let Some(Extension(refused)) = refused {
+        return Err(crate::auth::token_refused(&refused));
+    }
     let caller = authenticate(&state, authenticated.map(|e| e.0.0), &headers)?;
     let ws = match ws {
         Ok(ws) => ws,

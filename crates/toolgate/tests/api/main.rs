@@ -17,6 +17,7 @@ mod errors;
 mod faults;
 mod healthcheck;
 mod http_tool;
+mod identity;
 mod lifecycle;
 mod mcp;
 mod metrics;

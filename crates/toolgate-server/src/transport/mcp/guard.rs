@@ -267,6 +267,9 @@ fn authenticate(state: &AppState, req: &Request) -> Result<(Arc<Principal>, Owne
                     NO_KEY,
                 )));
             };
+            if let Some(refused) = req.extensions().get::<crate::gate::TokenRefused>() {
+                return Err(Box::new(unauthorized(&refused.0, BAD_KEY)));
+            }
             let Some(caller) = state.keys.verify(key) else {
                 return Err(Box::new(unauthorized("the API key is not valid", BAD_KEY)));
             };
