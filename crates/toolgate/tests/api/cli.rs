@@ -469,3 +469,36 @@ fn serve_refuses_a_short_operator_key() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("at least 32"), "{err}");
 }
+
+#[test]
+fn check_reports_bad_auth_issuers_at_their_lines() {
+    let f = write_config(
+        r#"[auth]
+resource = "tools.example.com"
+
+[[auth.issuers]]
+name = "corp"
+issuer = "https://login.example.com"
+algorithms = ["HS256"]
+leeway_s = 9000
+
+[auth.issuers.grants]
+"tools:read" = [""]
+"#,
+    );
+    let path = f.path().to_str().unwrap();
+    let (code, _, err) = toolgate(&["check", path]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains(&format!("{path}:2:")), "resource: {err}");
+    assert!(err.contains(&format!("{path}:7:")), "algorithms: {err}");
+    assert!(err.contains("HS256"), "{err}");
+    assert!(err.contains(&format!("{path}:8:")), "leeway: {err}");
+    assert!(err.contains("leeway_s must be 0..=300"), "{err}");
+    // An issuer without an audience needs [auth] resource.
+    let f =
+        write_config("[[auth.issuers]]\nname = \"corp\"\nissuer = \"https://login.example.com\"\n");
+    let path = f.path().to_str().unwrap();
+    let (code, _, err) = toolgate(&["check", path]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("needs `audience`"), "{err}");
+}
