@@ -657,6 +657,14 @@ pub struct ToolConfig {
     /// `sql` only: the parameters.
     #[serde(default)]
     pub params: Vec<ParamConfig>,
+    /// `sql` on PostgreSQL only: session settings taken from the caller's token
+    /// claims, set for the call's transaction only (`set_config(name, value, true)`,
+    /// as `SET LOCAL`), e.g. `{ "app.tenant" = "tenant_id", "app.user" = "sub" }`,
+    /// so that row-level security policies see who is asking. The values are bound,
+    /// never interpolated; a caller without the claim (or with an API key) is
+    /// refused. Default: none.
+    #[serde(default)]
+    pub session: BTreeMap<String, String>,
     /// `sql` and `sql_query`: most rows returned; more set `truncated`. Default 1000.
     #[serde(default)]
     pub max_rows: Option<Spanned<usize>>,

@@ -485,6 +485,47 @@ fn check_policies(c: &mut Checker<'_>, t: &ToolConfig) {
     }
 }
 
+/// `session`: a `sql` tool on PostgreSQL; custom setting names (`prefix.name`, as
+/// PostgreSQL requires of settings it does not know); claim names.
+fn check_session(c: &mut Checker<'_>, cfg: &Config, t: &ToolConfig) {
+    let name = t.name.get_ref();
+    let at = t.kind.span();
+    let on_postgres = t
+        .source
+        .as_ref()
+        .and_then(|s| cfg.sources.get(s.get_ref()))
+        .is_some_and(|s| s.get_ref().kind == crate::model::SourceKind::Postgres);
+    if *t.kind.get_ref() != ToolKind::Sql || !on_postgres {
+        c.report(
+            at.clone(),
+            format!("tool {name:?}: `session` is only for sql tools on a postgres source"),
+        );
+    }
+    let ident = |s: &str| {
+        !s.is_empty()
+            && s.starts_with(|ch: char| ch.is_ascii_lowercase() || ch == '_')
+            && s.chars()
+                .all(|ch| ch.is_ascii_lowercase() || ch.is_ascii_digit() || ch == '_')
+    };
+    for (setting, claim) in &t.session {
+        let parts: Vec<&str> = setting.split('.').collect();
+        if parts.len() < 2 || !parts.iter().all(|p| ident(p)) {
+            c.report(
+                at.clone(),
+                format!(
+                    "tool {name:?}: session setting {setting:?} must be `prefix.name` (lowercase letters, digits, _)"
+                ),
+            );
+        }
+        if claim.is_empty() {
+            c.report(
+                at.clone(),
+                format!("tool {name:?}: session setting {setting:?} names no claim"),
+            );
+        }
+    }
+}
+
 fn check_kind_fields(c: &mut Checker<'_>, cfg: &Config, t: &ToolConfig) {
     let name = t.name.get_ref();
     let kind = *t.kind.get_ref();
@@ -510,6 +551,9 @@ fn check_kind_fields(c: &mut Checker<'_>, cfg: &Config, t: &ToolConfig) {
                 c.report(kind_at.clone(), misplaced(field, "sql and sql_query"));
             }
         }
+    }
+    if !t.session.is_empty() {
+        check_session(c, cfg, t);
     }
     if kind != ToolKind::Sql {
         if t.statement.is_some() {

@@ -64,6 +64,17 @@ impl fmt::Debug for ProgressSink {
     }
 }
 
+/// Who a call is made for: the caller's name and, for a bearer token, its claims
+/// (never the token). Tools may carry it down to their data source (a PostgreSQL
+/// session setting for row-level security); the agent's arguments cannot set it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CallerIdentity {
+    /// The key's name, or `issuer:subject` for a token.
+    pub name: String,
+    /// The token's claims; `None` for an API key.
+    pub claims: Option<std::sync::Arc<serde_json::Map<String, serde_json::Value>>>,
+}
+
 /// What a tool knows about the call it is serving.
 #[derive(Debug, Clone)]
 pub struct CallContext {
@@ -75,6 +86,8 @@ pub struct CallContext {
     pub progress: ProgressSink,
     /// Trace id of the request, for logs.
     pub trace_id: Option<String>,
+    /// Who the call is made for, when the server knows.
+    pub caller: Option<std::sync::Arc<CallerIdentity>>,
 }
 
 impl CallContext {
@@ -86,7 +99,15 @@ impl CallContext {
             cancel: CancellationToken::new(),
             progress: ProgressSink::none(),
             trace_id: None,
+            caller: None,
         }
+    }
+
+    /// Set who the call is made for.
+    #[must_use]
+    pub fn with_caller(mut self, caller: Option<std::sync::Arc<CallerIdentity>>) -> Self {
+        self.caller = caller;
+        self
     }
 
     /// Replace the cancellation token.

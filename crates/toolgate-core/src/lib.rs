@@ -19,7 +19,7 @@ pub mod error;
 pub mod spec;
 pub mod tool;
 
-pub use context::{CallContext, Progress, ProgressSink};
+pub use context::{CallContext, CallerIdentity, Progress, ProgressSink};
 pub use error::{ErrorKind, FieldError, MAX_FIELD_ERRORS, ToolError};
 pub use spec::{Annotations, ToolSpec};
 pub use tool::{Tool, ToolCall, ToolOutput};

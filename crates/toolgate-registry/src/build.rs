@@ -207,7 +207,13 @@ fn build_tool(
                     statement.span(),
                     format!("tool {:?}: {e}", t.name.get_ref()),
                 )
-            })?;
+            })?
+            .with_session(
+                t.session
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect(),
+            );
             Ok(Built {
                 upstream: None,
                 tool: Arc::new(tool),

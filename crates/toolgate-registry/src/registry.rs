@@ -149,6 +149,8 @@ pub struct Invocation {
     pub trace_id: Option<String>,
     /// The transport the call came through.
     pub transport: Transport,
+    /// Who the call is made for (set by the server from the authenticated caller).
+    pub caller: Option<std::sync::Arc<toolgate_core::CallerIdentity>>,
 }
 
 /// A readiness check of one dependency.

@@ -55,6 +55,8 @@ pub struct Principal {
     pub quotas: Arc<KeyQuotas>,
     /// Who a bearer token speaks for; `None` for an API key.
     pub identity: Option<Arc<TokenIdentity>>,
+    /// What tools are told of the caller (built once, shared by its calls).
+    pub caller: Arc<toolgate_core::CallerIdentity>,
 }
 
 /// The identity behind a bearer token (never the token itself).
@@ -68,12 +70,25 @@ pub struct TokenIdentity {
     pub client_id: Option<String>,
 }
 
+/// What tools are told of a caller named `name` with `claims`.
+#[must_use]
+pub fn caller_identity(
+    name: &str,
+    claims: Option<Arc<serde_json::Map<String, serde_json::Value>>>,
+) -> Arc<toolgate_core::CallerIdentity> {
+    Arc::new(toolgate_core::CallerIdentity {
+        name: name.to_owned(),
+        claims,
+    })
+}
+
 impl Principal {
     /// A principal without a rate limit or quotas, for the key with digest `hash`.
     #[must_use]
     pub fn new(name: impl Into<String>, scopes: Scopes, hash: KeyHash) -> Self {
         let name = name.into();
         Self {
+            caller: caller_identity(&name, None),
             quotas: Arc::new(KeyQuotas::new(&name, QuotaDefaults::unlimited())),
             name,
             scopes,
@@ -282,6 +297,7 @@ fn build(
         entries.push((
             hash.clone(),
             Arc::new(Principal {
+                caller: caller_identity(&name, None),
                 name,
                 scopes: Scopes::Patterns(patterns),
                 limit,

@@ -1,6 +1,7 @@
 //! Running one call on behalf of a caller: the scope check, the registry call and
 //! the call's log line. Every transport goes through [`run_call`].
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::Value;
@@ -46,9 +47,10 @@ pub async fn run_call(
     caller: &Principal,
     tool: &str,
     arguments: Value,
-    inv: Invocation,
+    mut inv: Invocation,
 ) -> Outcome {
     let start = Instant::now();
+    inv.caller = Some(Arc::clone(&caller.caller));
     let transport = inv.transport;
     let trace_id = inv.trace_id.clone().unwrap_or_default();
     // The audit record needs the arguments' hash before the call consumes them.

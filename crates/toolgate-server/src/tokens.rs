@@ -211,6 +211,7 @@ impl Tokens {
             quotas,
             privileged: false,
             scopes: Scopes::Patterns(patterns),
+            caller: crate::auth::caller_identity(&name, Some(Arc::new(v.claims.clone()))),
             name,
             identity: Some(Arc::new(crate::auth::TokenIdentity {
                 issuer: v.issuer.clone(),

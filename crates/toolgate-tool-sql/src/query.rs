@@ -135,6 +135,7 @@ impl QueryTool {
             binds: &[],
             caps: self.caps,
             writes: false,
+            session: &[],
         }
     }
 }

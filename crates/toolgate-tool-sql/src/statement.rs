@@ -36,6 +36,8 @@ pub struct StatementTool {
     order: Vec<usize>,
     caps: Caps,
     writes: bool,
+    /// PostgreSQL session settings from the caller's claims: (setting, claim).
+    session: Vec<(String, String)>,
 }
 
 /// One declared parameter, as binding needs it.
@@ -99,7 +101,45 @@ impl StatementTool {
             order,
             caps: caps.into(),
             writes,
+            session: Vec::new(),
         })
+    }
+
+    /// Set PostgreSQL session settings from the caller's claims for each call's
+    /// transaction: `(setting, claim)` pairs (`[[tools]] session`).
+    #[must_use]
+    pub fn with_session(mut self, session: Vec<(String, String)>) -> Self {
+        self.session = session;
+        self
+    }
+
+    /// The session settings' values from the caller's claims: text as it is, other
+    /// JSON values as JSON text.
+    fn session_values(&self, ctx: &CallContext) -> Result<Vec<(String, String)>, ToolError> {
+        let claims = ctx.caller.as_ref().and_then(|c| c.claims.as_ref());
+        self.session
+            .iter()
+            .map(|(setting, claim)| {
+                let value = claims.and_then(|c| c.get(claim)).ok_or_else(|| {
+                    ToolError::new(
+                        toolgate_core::ErrorKind::Forbidden,
+                        format!(
+                            "this tool runs as the caller and needs the claim {claim:?} of its access token (for {setting}); {}",
+                            if claims.is_some() {
+                                "the token has none"
+                            } else {
+                                "an API key has no claims"
+                            }
+                        ),
+                    )
+                })?;
+                let text = match value {
+                    Value::String(s) => s.clone(),
+                    other => other.to_string(),
+                };
+                Ok((setting.clone(), text))
+            })
+            .collect()
     }
 
     /// JSON Schema (2020-12) derived from the params: type object, properties with
@@ -175,12 +215,13 @@ impl StatementTool {
         Ok(self.order.iter().map(|&i| values[i].clone()).collect())
     }
 
-    fn job<'a>(&'a self, binds: &'a [Bound]) -> Job<'a> {
+    fn job<'a>(&'a self, binds: &'a [Bound], session: &'a [(String, String)]) -> Job<'a> {
         Job {
             sql: &self.statement,
             binds,
             caps: self.caps,
             writes: self.writes,
+            session,
         }
     }
 }
@@ -192,11 +233,12 @@ impl Tool for StatementTool {
             Source::Sqlite(s) => self.run_sqlite(s, &arguments, &ctx).await?,
             Source::Postgres(s) => {
                 let binds = self.positional(&arguments)?;
-                s.run(&ctx, self.job(&binds)).await
+                let session = self.session_values(&ctx)?;
+                s.run(&ctx, self.job(&binds, &session)).await
             }
             Source::Mysql(s) => {
                 let binds = self.positional(&arguments)?;
-                s.run(&ctx, self.job(&binds)).await
+                s.run(&ctx, self.job(&binds, &[])).await
             }
         };
         result

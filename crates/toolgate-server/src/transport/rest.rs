@@ -64,6 +64,7 @@ pub async fn call_tool(
 ) -> Result<Json<Value>, ApiError> {
     let timeout = requested_timeout(&headers)?;
     let inv = Invocation {
+        caller: None,
         timeouts: vec![timeout],
         cancel: state.calls.child_token(),
         trace_id: crate::trace::current(),

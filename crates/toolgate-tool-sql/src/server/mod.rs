@@ -58,6 +58,8 @@ pub(crate) struct Job<'a> {
     pub(crate) caps: crate::rows::Caps,
     /// Runs in a read-write transaction (a destructive tool).
     pub(crate) writes: bool,
+    /// PostgreSQL session settings for this transaction only (name, value).
+    pub(crate) session: &'a [(String, String)],
 }
 
 /// A parameter value, typed by its declaration so a statement always sees the same

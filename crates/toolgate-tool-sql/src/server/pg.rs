@@ -167,6 +167,25 @@ async fn transact(
         Ok(pid) => lease.set_server_id(u64::try_from(pid).unwrap_or_default()),
         Err(e) => return (Err(server_error(e)), false),
     }
+    if !job.session.is_empty() {
+        // The caller's identity for row-level security: bound values, local to this
+        // transaction (`set_config(..., true)` is `SET LOCAL`), gone at its end.
+        let (names, values): (Vec<&str>, Vec<&str>) = job
+            .session
+            .iter()
+            .map(|(n, v)| (n.as_str(), v.as_str()))
+            .unzip();
+        let set = sqlx::query(
+            "SELECT set_config(s.name, s.value, true) FROM unnest($1::text[], $2::text[]) AS s(name, value)",
+        )
+        .bind(names)
+        .bind(values)
+        .fetch_all(&mut *lease.conn())
+        .await;
+        if let Err(e) = set {
+            return (Err(server_error(e)), false);
+        }
+    }
     let result = statement(lease.conn(), job).await;
     let end = match &result {
         Ok(c) if !c.complete => return (result.map(|c| c.set), false),

@@ -78,6 +78,7 @@ pub(super) async fn call(config: &ConfigArg, tool: &str, args: &str) -> i32 {
         }
     });
     let inv = Invocation {
+        caller: None,
         cancel,
         transport: toolgate_registry::Transport::Cli,
         ..Invocation::default()

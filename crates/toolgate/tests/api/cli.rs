@@ -502,3 +502,28 @@ leeway_s = 9000
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("needs `audience`"), "{err}");
 }
+
+#[test]
+fn check_refuses_session_settings_outside_postgresql() {
+    let f = write_config(
+        r#"[sources.demo]
+kind = "sqlite"
+demo = true
+
+[[tools]]
+name = "mine"
+kind = "sql"
+source = "demo"
+statement = "SELECT 1"
+session = { "tenant" = "tenant_id" }
+"#,
+    );
+    let path = f.path().to_str().unwrap();
+    let (code, _, err) = toolgate(&["check", path]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("only for sql tools on a postgres source"),
+        "{err}"
+    );
+    assert!(err.contains("must be `prefix.name`"), "{err}");
+}

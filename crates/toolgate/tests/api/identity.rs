@@ -27,7 +27,8 @@ fn idp_config() -> Value {
              "scope": "tools:echo tools:all", "token_endpoint_auth_method": "client_secret_basic",
              "extra_token_claims": {"tenant_id": "t1"}},
             {"client_id": CLIENT_B.0, "client_secret": CLIENT_B.1, "grant_types": ["client_credentials"],
-             "scope": "tools:echo", "token_endpoint_auth_method": "client_secret_basic"}
+             "scope": "tools:echo tools:all", "token_endpoint_auth_method": "client_secret_basic",
+             "extra_token_claims": {"tenant_id": "t2"}}
         ]
     })
 }
@@ -423,4 +424,116 @@ async fn mcp_accepts_the_same_tokens() {
         "{text}"
     );
     s.stop().await.unwrap();
+}
+
+fn psql(sql: &str) {
+    let out = std::process::Command::new("psql")
+        .args([
+            "-h",
+            "127.0.0.1",
+            "-U",
+            "postgres",
+            "-d",
+            "test",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-qc",
+            sql,
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[tokio::test]
+async fn postgresql_row_level_security_sees_the_callers_tenant() {
+    let Some(idp) = idp() else { return };
+    if std::net::TcpStream::connect("127.0.0.1:5432").is_err() {
+        assert!(std::env::var("CI").is_err(), "PostgreSQL must run under CI");
+        eprintln!("SKIPPED: no PostgreSQL on 127.0.0.1:5432; the RLS test did not run");
+        return;
+    }
+    let table = format!("rls_{}", &toolgate_server::trace::generate()[..12]);
+    // A role that is not the table's owner (owners and superusers bypass RLS), and a
+    // policy that reads the setting toolgate sets from the token's claim.
+    psql(&format!(
+        "DO $$ BEGIN CREATE ROLE toolgate_rls LOGIN; EXCEPTION WHEN duplicate_object THEN NULL; END $$;
+         CREATE TABLE {table} (tenant text NOT NULL, item text NOT NULL);
+         INSERT INTO {table} VALUES ('t1', 'apple'), ('t1', 'avocado'), ('t2', 'banana');
+         ALTER TABLE {table} ENABLE ROW LEVEL SECURITY;
+         CREATE POLICY tenant_rows ON {table} USING (tenant = current_setting('app.tenant', true));
+         GRANT SELECT ON {table} TO toolgate_rls;"
+    ));
+    let extra = format!(
+        "\n[sources.rls]\nkind = \"postgres\"\nurl = \"postgres://toolgate_rls@127.0.0.1:5432/test?sslmode=disable\"\npool_size = 1\n\n[[tools]]\nname = \"my_items\"\nkind = \"sql\"\nsource = \"rls\"\nstatement = \"SELECT item FROM {table} ORDER BY item\"\nparams = []\nsession = {{ \"app.tenant\" = \"tenant_id\" }}\n\n[[tools]]\nname = \"all_items\"\nkind = \"sql\"\nsource = \"rls\"\nstatement = \"SELECT item FROM {table} ORDER BY item\"\nparams = []\n"
+    );
+    // The tools go before [auth] (a table header ends the issuer's grants).
+    let cfg = config(&idp, "").replacen("\n[auth]\n", &format!("{extra}\n[auth]\n"), 1);
+    let s = TestServer::spawn(&cfg).await.unwrap();
+    let items = |body: &Value| -> Vec<String> {
+        body["output"]["rows"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{body}"))
+            .iter()
+            .map(|r| {
+                r.get("item")
+                    .or_else(|| r.get(0))
+                    .and_then(Value::as_str)
+                    .unwrap_or_else(|| panic!("{r}"))
+                    .to_owned()
+            })
+            .collect()
+    };
+    let a = idp
+        .client_token(CLIENT_A, RESOURCE, "tools:all")
+        .await
+        .unwrap();
+    let b = idp
+        .client_token(CLIENT_B, RESOURCE, "tools:all")
+        .await
+        .unwrap();
+    let (status, _, body) = call_empty(&s, &a, "my_items").await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(items(&body), ["apple", "avocado"]);
+    let (status, _, body) = call_empty(&s, &b, "my_items").await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(items(&body), ["banana"]);
+    // The setting lived only in that call's transaction: the next call on the same
+    // (single) connection, by a tool that sets nothing, sees no tenant's rows.
+    let (status, _, body) = call_empty(&s, &a, "all_items").await;
+    assert_eq!(status, 200, "{body}");
+    assert!(items(&body).is_empty(), "{body}");
+    // An API key has no claims: refused, with the reason.
+    let resp = s.call("my_items", &json!({})).send().await.unwrap();
+    assert_eq!(resp.status().as_u16(), 403);
+    let body: Value = resp.json().await.unwrap();
+    assert!(
+        body["detail"].as_str().unwrap().contains("tenant_id"),
+        "{body}"
+    );
+    // The agent cannot set it: the tool takes no arguments at all.
+    let (status, _, _) = call(&s, &a, "my_items").await;
+    assert_eq!(status, 422);
+    s.stop().await.unwrap();
+    psql(&format!("DROP TABLE {table}"));
+}
+
+async fn call_empty(s: &TestServer, token: &str, tool: &str) -> (u16, String, Value) {
+    let resp = s
+        .client
+        .post(s.url(&format!("/api/v1/tools/{tool}")))
+        .bearer_auth(token)
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    (
+        resp.status().as_u16(),
+        String::new(),
+        resp.json().await.unwrap_or(Value::Null),
+    )
 }

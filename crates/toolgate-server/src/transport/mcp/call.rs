@@ -99,6 +99,7 @@ impl Call {
             timeout,
         } = self;
         let inv = Invocation {
+            caller: None,
             timeouts: vec![timeout],
             cancel: cancel.clone(),
             progress: sink,

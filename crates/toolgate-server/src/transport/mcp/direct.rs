@@ -210,6 +210,7 @@ pub(super) async fn serve(state: &AppState, req: Request, parsed: Parsed) -> Res
     let tool = params.name.into_owned();
     let arguments = Value::Object(params.arguments.unwrap_or_default());
     let inv = Invocation {
+        caller: None,
         timeouts: vec![timeout],
         cancel: state.calls.child_token(),
         progress: ProgressSink::none(),

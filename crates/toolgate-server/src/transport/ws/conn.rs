@@ -243,6 +243,7 @@ impl Conn {
     fn start(&mut self, call: CallRequest) {
         let token = self.token.child_token();
         let inv = Invocation {
+            caller: None,
             timeouts: vec![call.timeout],
             cancel: token.clone(),
             trace_id: crate::trace::current(),
