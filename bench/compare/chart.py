@@ -69,7 +69,7 @@ def render(results: dict) -> str:
         {n: (s.get("rss_hwm_kib") or 0) / 1024 or None for n, s in srv.items()},
         {n: (r["rss_hwm_kib"] / 1024 if r else None) for n, r in (inflight or {"results": {}})["results"].items()},
     ]
-    last_titles = ["start to first ready, ms (lower is better)", "peak RSS, scenarios 1-7, MiB (lower is better)",
+    last_titles = ["start to first ready, ms (lower is better)", "peak RSS, all but the in-flight scenario, MiB (lower is better)",
                    "peak RSS, in-flight scenario, MiB (lower is better)"]
 
     row_h = len(series) * (BAR_H + BAR_GAP) + ROW_PAD

@@ -286,6 +286,56 @@ class Scenario:
         return self.loads.get(spec.name) or self.loads.get(spec.kind)
 
 
+# The `jwt` scenario: an access token of the test identity provider (tests/idp, when
+# `npm ci` was run there), checked by the same toolgate with an [auth] issuer added to
+# its config. The token is fetched once; the JWKS once: no network on the hot path.
+BENCH_RESOURCE = "http://toolgate.bench"
+JWT: dict[str, object] = {}
+
+
+def start_idp(tmp: Path) -> None:
+    """Start tests/idp, fetch a client-credentials token, write toolgate's config with
+    the issuer; on any failure leave JWT empty (the scenario is then skipped, saying so)."""
+    idp_dir = ROOT / "tests" / "idp"
+    if shutil.which("node") is None or not (idp_dir / "node_modules" / "oidc-provider").exists():
+        print("note: no node or no tests/idp/node_modules (cd tests/idp && npm ci): the jwt scenario is skipped")
+        return
+    conf = tmp / "idp.json"
+    conf.write_text(json.dumps({
+        "keys": ["RS256"],
+        "resources": {BENCH_RESOURCE: {"audience": BENCH_RESOURCE, "scope": "tools:all", "format": "jwt",
+                                       "ttl": 86400}},
+        "clients": [{"client_id": "bench", "client_secret": "bench-secret",
+                     "grant_types": ["client_credentials"], "scope": "tools:all",
+                     "token_endpoint_auth_method": "client_secret_post"}],
+    }))
+    proc = subprocess.Popen(["node", str(idp_dir / "server.mjs"), str(conf)], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    ready = json.loads(proc.stdout.readline() or "{}")
+    issuer = ready.get("issuer")
+    if not issuer:
+        print("note: the test identity provider did not start: the jwt scenario is skipped")
+        proc.kill()
+        return
+    body = f"grant_type=client_credentials&client_id=bench&client_secret=bench-secret&resource={BENCH_RESOURCE}&scope=tools:all"
+    host, port = issuer.removeprefix("http://").split(":")
+    conn = http.client.HTTPConnection(host, int(port), timeout=10)
+    conn.request("POST", "/token", body, {"content-type": "application/x-www-form-urlencoded"})
+    token = json.loads(conn.getresponse().read()).get("access_token")
+    conn.close()
+    if not token:
+        print("note: no token from the test identity provider: the jwt scenario is skipped")
+        proc.kill()
+        return
+    config = tmp / "toolgate-jwt.toml"
+    config.write_text((HERE / "toolgate.toml").read_text() + (
+        f'\n[auth]\nresource = "{BENCH_RESOURCE}"\n\n[[auth.issuers]]\nname = "bench"\nissuer = "{issuer}"\n'
+        f'\n[auth.issuers.grants]\n"tools:all" = ["*"]\n'))
+    JWT.update(proc=proc, token=token, config=config)
+    if SERVERS["toolgate"].config is None:
+        SERVERS["toolgate"].config = config
+
+
 def scenarios() -> list[Scenario]:
     batch = "/api/v1/tools/execute"
     ok = '"success":true'
@@ -307,6 +357,9 @@ def scenarios() -> list[Scenario]:
                              note="POST /api/v1/tools/echo"),
             "fastapi": Load(batch, body=ECHO1, expect=ok, note="a batch of one"),
             "bare": Load(batch, body=ECHO1, expect=ok, note="a batch of one")}),
+        *([Scenario("jwt", "single call: echo, JWT access token", 64, {
+            "toolgate": Load("/api/v1/tools/echo", body='{"n":1}', key=str(JWT["token"]), expect='"output"',
+                             note="POST /api/v1/tools/echo, RS256 token of tests/idp")})] if JWT else []),
         Scenario("sse", "SSE: echo stream", 64, {
             "toolgate": Load("/api/v1/tools/echo/stream", body='{"n":1}', expect="event: done",
                              note="POST /api/v1/tools/echo/stream, whole stream read")}),
@@ -583,7 +636,7 @@ def table(results: dict, servers: list[str]) -> str:
         rows.append(None)  # a rule
     srv = results["servers"]
     add("start to first ready /readyz", "ms", {s: srv[s].get("start_ms") for s in srv}, "{:,.1f}", False)
-    add("peak RSS, scenarios 1-7 (VmHWM)", "MiB", {s: srv[s]["rss_hwm_kib"] / 1024 for s in srv}, "{:,.1f}", False)
+    add("peak RSS, all but in-flight (VmHWM)", "MiB", {s: srv[s]["rss_hwm_kib"] / 1024 for s in srv}, "{:,.1f}", False)
 
     widths = [max(len(r[i]) for r in [head] + [r for r in rows if r]) for i in range(len(head))]
     rule = "  ".join("-" * w for w in widths)
@@ -664,6 +717,9 @@ def main() -> int:
         INFLIGHT = fd - 1024
     servers = [s.strip() for s in os.environ.get("BENCH_SERVERS", ",".join(SERVERS)).split(",") if s.strip()]
     wanted = os.environ.get("BENCH_SCENARIOS", "").strip()
+    idp_tmp = Path(tempfile.mkdtemp(prefix="toolgate-bench-idp-"))
+    if "toolgate" in servers and (not wanted or "jwt" in wanted.split(",")):
+        start_idp(idp_tmp)
     plan = [sc for sc in scenarios() if not wanted or sc.id in wanted.split(",")]
     if not INFLIGHT:
         plan = [sc for sc in plan if sc.id != "inflight"]
