@@ -423,6 +423,30 @@ async fn mcp_accepts_the_same_tokens() {
         text.contains("\"echo\"") && !text.contains("\"sleep\""),
         "{text}"
     );
+    // A tool outside the token's scopes: 403 insufficient_scope, naming the scope
+    // that would do, so that the client can step up.
+    let resp = crate::mcp::modern_post(
+        &s,
+        None,
+        "tools/call",
+        Some("sleep"),
+        json!({"name": "sleep", "arguments": {"ms": 1}}),
+    )
+    .bearer_auth(&token)
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(resp.status().as_u16(), 403);
+    let challenge = resp.headers()["www-authenticate"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        challenge.contains("error=\"insufficient_scope\""),
+        "{challenge}"
+    );
+    assert!(challenge.contains("scope=\"tools:all\""), "{challenge}");
+    assert!(challenge.contains("resource_metadata="), "{challenge}");
     s.stop().await.unwrap();
 }
 

@@ -250,7 +250,7 @@ fn authenticate(state: &AppState, req: &Request) -> Result<(Arc<Principal>, Owne
             None,
             UNAUTHORIZED,
             problem.to_problem(),
-            Some(challenge),
+            Some(std::borrow::Cow::Borrowed(challenge)),
         )
     };
     let found = req
@@ -356,12 +356,22 @@ fn admit(
             let detail = format!("the key {:?} has no scope for tool {tool:?}", caller.name);
             let problem = ApiError::from_tool(ToolError::new(ErrorKind::Forbidden, detail), tool);
             let doc = problem.to_problem();
+            // A token's caller learns which scopes would do (step-up authorization).
+            let needed = match (&caller.identity, g.state.tokens.load_full()) {
+                (Some(_), Some(tokens)) => tokens.scopes_for(tool),
+                _ => Vec::new(),
+            };
+            let challenge = if needed.is_empty() {
+                std::borrow::Cow::Borrowed(NO_SCOPE)
+            } else {
+                std::borrow::Cow::Owned(format!("{NO_SCOPE}, scope=\"{}\"", needed.join(" ")))
+            };
             Err(Box::new(refusal(
                 StatusCode::FORBIDDEN,
                 peek.id.clone(),
                 FORBIDDEN,
                 doc,
-                Some(NO_SCOPE),
+                Some(challenge),
             )))
         }
         Some("initialize") if new_session => match g.sessions.reserve(caller) {

@@ -80,7 +80,7 @@ pub(super) fn refusal(
     id: Option<Value>,
     code: ErrorCode,
     doc: Value,
-    challenge: Option<&'static str>,
+    challenge: Option<std::borrow::Cow<'static, str>>,
 ) -> Response {
     let retry_after = doc["retry_after_s"].as_u64();
     let body = json!({
@@ -94,11 +94,10 @@ pub(super) fn refusal(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/json"),
     );
-    if let Some(challenge) = challenge {
-        headers.insert(
-            header::WWW_AUTHENTICATE,
-            HeaderValue::from_static(challenge),
-        );
+    if let Some(challenge) = challenge
+        && let Ok(value) = HeaderValue::from_str(&challenge)
+    {
+        headers.insert(header::WWW_AUTHENTICATE, value);
     }
     if let Some(after) = retry_after {
         headers.insert(header::RETRY_AFTER, HeaderValue::from(after));
