@@ -55,6 +55,21 @@ pub struct AuthConfig {
     pub issuers: Vec<Spanned<IssuerConfig>>,
 }
 
+/// `introspection = { client_id = "...", client_secret_env = "..." }`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IntrospectionConfig {
+    /// The endpoint. Default: the discovery document's `introspection_endpoint`.
+    pub endpoint: Option<String>,
+    /// toolgate's client id at the issuer.
+    pub client_id: String,
+    /// The environment variable holding its secret (never in the file).
+    pub client_secret_env: String,
+    /// The longest an answer (or a refusal) is reused (ms, 0..=3600000; never past
+    /// the token's `exp`). Default 60000.
+    pub cache_ms: Option<u64>,
+}
+
 /// `[[auth.issuers]]`: one trusted token issuer, and what its tokens may call.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -86,6 +101,9 @@ pub struct IssuerConfig {
     /// `"tools:read" = ["search_*", "get_*"]`.
     #[serde(default)]
     pub grants: BTreeMap<String, Vec<String>>,
+    /// Opaque tokens of this issuer are introspected (RFC 7662). Default: JWTs only.
+    #[serde(default)]
+    pub introspection: Option<Spanned<IntrospectionConfig>>,
     /// Calls per second each subject may make. Default: unlimited.
     #[serde(default)]
     pub rate_limit: Option<Spanned<RateLimitConfig>>,

@@ -381,6 +381,32 @@ fn check_auth(c: &mut Checker<'_>, cfg: &Config) {
                 );
             }
         }
+        if let Some(intro) = &i.introspection {
+            let v = intro.get_ref();
+            if v.endpoint.as_deref().is_some_and(|e| !is_http_url(e)) {
+                c.report(
+                    intro.span(),
+                    "introspection endpoint must be an http(s) URL",
+                );
+            }
+            if v.client_id.is_empty() {
+                c.report(intro.span(), "introspection needs client_id");
+            }
+            if v.client_secret_env.is_empty()
+                || !v
+                    .client_secret_env
+                    .chars()
+                    .all(|ch| ch.is_ascii_alphanumeric() || ch == '_')
+            {
+                c.report(
+                    intro.span(),
+                    "introspection client_secret_env must name an environment variable",
+                );
+            }
+            if v.cache_ms.is_some_and(|ms| ms > 3_600_000) {
+                c.report(intro.span(), "introspection cache_ms must be 0..=3600000");
+            }
+        }
         for patterns in i.grants.values() {
             for p in patterns {
                 if let Err(e) = ScopePattern::parse(p) {

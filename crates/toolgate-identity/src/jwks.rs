@@ -90,7 +90,8 @@ struct Inner {
     set: ArcSwap<KeySet>,
     /// Held while fetching; the time of the last attempt (successful or not).
     fetching: tokio::sync::Mutex<Option<Instant>>,
-    discovered_uri: std::sync::Mutex<Option<String>>,
+    /// The discovery document, once fetched.
+    discovered: std::sync::Mutex<Option<Value>>,
 }
 
 /// An issuer's cached key set.
@@ -124,7 +125,7 @@ impl Jwks {
                     fetched: None,
                 }),
                 fetching: tokio::sync::Mutex::new(None),
-                discovered_uri: std::sync::Mutex::new(None),
+                discovered: std::sync::Mutex::new(None),
             }),
         })
     }
@@ -244,12 +245,31 @@ impl Jwks {
         Ok(out)
     }
 
-    /// The `jwks_uri` of the discovery document (remembered once found).
+    /// The `jwks_uri` of the discovery document.
     async fn discover(&self) -> Result<String, String> {
-        if let Ok(found) = self.inner.discovered_uri.lock()
-            && let Some(uri) = found.as_ref()
+        self.metadata("jwks_uri").await
+    }
+
+    /// A URL field of the issuer's discovery document (fetched once, then kept):
+    /// `jwks_uri`, `introspection_endpoint`, ...
+    pub(crate) async fn metadata(&self, field: &str) -> Result<String, String> {
+        let doc = self.document().await?;
+        doc.get(field)
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+            .ok_or_else(|| {
+                format!(
+                    "the discovery document of {} has no {field}",
+                    self.inner.issuer
+                )
+            })
+    }
+
+    async fn document(&self) -> Result<Value, String> {
+        if let Ok(found) = self.inner.discovered.lock()
+            && let Some(doc) = found.as_ref()
         {
-            return Ok(uri.clone());
+            return Ok(doc.clone());
         }
         let issuer = &self.inner.issuer;
         let oidc = format!("{issuer}/.well-known/openid-configuration");
@@ -275,20 +295,20 @@ impl Jwks {
                         errors.push(format!("{url}: names the issuer {named:?}"));
                         continue;
                     }
-                    let uri = doc
-                        .get("jwks_uri")
-                        .and_then(Value::as_str)
-                        .ok_or_else(|| format!("{url}: no jwks_uri"))?
-                        .to_owned();
-                    if let Ok(mut found) = self.inner.discovered_uri.lock() {
-                        *found = Some(uri.clone());
+                    if let Ok(mut found) = self.inner.discovered.lock() {
+                        *found = Some(doc.clone());
                     }
-                    return Ok(uri);
+                    return Ok(doc);
                 }
                 Err(e) => errors.push(e),
             }
         }
         Err(errors.join("; "))
+    }
+
+    /// The HTTP client (timeouts as configured).
+    pub(crate) fn client(&self) -> &reqwest::Client {
+        &self.inner.client
     }
 
     async fn get_json(&self, url: &str) -> Result<Value, String> {

@@ -61,6 +61,23 @@ pub struct IssuerSettings {
     pub scope_claims: Vec<String>,
     /// A granted value (a scope, role or group) to the tool patterns it allows.
     pub grants: BTreeMap<String, Vec<String>>,
+    /// Opaque tokens: how to introspect them (RFC 7662). `None`: JWTs only.
+    pub introspection: Option<IntrospectionSettings>,
+}
+
+/// How an issuer's opaque tokens are introspected (RFC 7662).
+#[derive(Debug, Clone)]
+pub struct IntrospectionSettings {
+    /// The endpoint; `None`: the discovery document's `introspection_endpoint`.
+    pub endpoint: Option<String>,
+    /// This server's client id at the issuer (HTTP Basic authentication).
+    pub client_id: String,
+    /// Its secret.
+    pub client_secret: String,
+    /// The longest an answer is reused (never past the token's `exp`); a refusal is
+    /// reused as long, so that a flood of made-up tokens costs the issuer one request
+    /// each at most this often.
+    pub cache: Duration,
 }
 
 impl IssuerSettings {
@@ -83,6 +100,7 @@ impl IssuerSettings {
                 .map(str::to_owned)
                 .to_vec(),
             grants: BTreeMap::new(),
+            introspection: None,
         }
     }
 }
@@ -176,7 +194,14 @@ pub struct Identity {
     issuers: Vec<Issuer>,
     cache: Mutex<HashMap<[u8; 32], Cached>>,
     token_cache: Duration,
+    /// Opaque tokens an issuer said are not active, until when.
+    refused: Mutex<HashMap<[u8; 32], Instant>>,
+    /// Introspection requests in flight at most (the issuer's protection).
+    introspecting: tokio::sync::Semaphore,
 }
+
+/// Introspection requests in flight at once, at most.
+const MAX_INTROSPECTIONS: usize = 16;
 
 impl std::fmt::Debug for Identity {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -236,7 +261,18 @@ impl Identity {
             issuers,
             cache: Mutex::new(HashMap::new()),
             token_cache,
+            refused: Mutex::new(HashMap::new()),
+            introspecting: tokio::sync::Semaphore::new(MAX_INTROSPECTIONS),
         })
+    }
+
+    /// Whether some issuer introspects opaque tokens (then a credential that is no
+    /// key and no JWT is tried as one).
+    #[must_use]
+    pub fn introspects(&self) -> bool {
+        self.issuers
+            .iter()
+            .any(|i| i.settings.introspection.is_some())
     }
 
     /// Whether any issuer is trusted.
@@ -288,10 +324,15 @@ impl Identity {
         if let Some(hit) = self.cached(&digest) {
             return Ok(hit);
         }
-        let (index, verified, kid_generation) = self.validate(token).await?;
+        let (index, verified, kid_generation, cap) = if looks_like_jwt(token) {
+            let (i, v, g) = self.validate(token).await?;
+            (i, v, g, self.token_cache)
+        } else {
+            self.introspect(token, &digest).await?
+        };
         let verified = Arc::new(verified);
         let left = verified.expires_at.saturating_sub(now_unix());
-        let until = Instant::now() + Duration::from_secs(left).min(self.token_cache);
+        let until = Instant::now() + Duration::from_secs(left).min(cap);
         if let Ok(mut cache) = self.cache.lock() {
             if cache.len() >= CACHE_MAX {
                 let now = Instant::now();
@@ -403,6 +444,146 @@ impl Identity {
             },
             generation,
         ))
+    }
+}
+
+impl Identity {
+    /// Ask the issuers that introspect whether the opaque `token` is active (RFC
+    /// 7662); the first that knows it wins.
+    async fn introspect(
+        &self,
+        token: &str,
+        digest: &[u8; 32],
+    ) -> Result<(usize, Verified, u64, Duration), TokenError> {
+        if let Ok(refused) = self.refused.lock()
+            && refused
+                .get(digest)
+                .is_some_and(|until| *until > Instant::now())
+        {
+            return Err(TokenError::Invalid("the token is not active".into()));
+        }
+        let _permit = self
+            .introspecting
+            .try_acquire()
+            .map_err(|_| TokenError::Unavailable("too many token introspections at once".into()))?;
+        let mut last = TokenError::Malformed("not a JWT, and no issuer introspects tokens".into());
+        for (index, issuer) in self.issuers.iter().enumerate() {
+            let Some(intro) = &issuer.settings.introspection else {
+                continue;
+            };
+            match self.introspect_at(issuer, intro, token).await {
+                Ok(verified) => {
+                    return Ok((index, verified, issuer.jwks.generation(), intro.cache));
+                }
+                Err(TokenError::Invalid(why)) => {
+                    if let Ok(mut refused) = self.refused.lock() {
+                        let now = Instant::now();
+                        if refused.len() >= CACHE_MAX {
+                            refused.retain(|_, until| *until > now);
+                            if refused.len() >= CACHE_MAX {
+                                refused.clear();
+                            }
+                        }
+                        refused.insert(*digest, now + intro.cache);
+                    }
+                    last = TokenError::Invalid(why);
+                }
+                Err(e) => last = e,
+            }
+        }
+        Err(last)
+    }
+
+    async fn introspect_at(
+        &self,
+        issuer: &Issuer,
+        intro: &IntrospectionSettings,
+        token: &str,
+    ) -> Result<Verified, TokenError> {
+        let s = &issuer.settings;
+        let endpoint = match &intro.endpoint {
+            Some(e) => e.clone(),
+            None => issuer
+                .jwks
+                .metadata("introspection_endpoint")
+                .await
+                .map_err(TokenError::Unavailable)?,
+        };
+        let resp = issuer
+            .jwks
+            .client()
+            .post(&endpoint)
+            .basic_auth(&intro.client_id, Some(&intro.client_secret))
+            .form(&[("token", token), ("token_type_hint", "access_token")])
+            .send()
+            .await
+            .map_err(|e| TokenError::Unavailable(format!("{endpoint}: {e}")))?;
+        if !resp.status().is_success() {
+            return Err(TokenError::Unavailable(format!(
+                "{endpoint}: HTTP {}",
+                resp.status()
+            )));
+        }
+        let mut claims: Map<String, Value> = resp
+            .json()
+            .await
+            .map_err(|e| TokenError::Unavailable(format!("{endpoint}: {e}")))?;
+        if claims.remove("active") != Some(Value::Bool(true)) {
+            return Err(TokenError::Invalid("the token is not active".into()));
+        }
+        if let Some(iss) = claims.get("iss").and_then(Value::as_str)
+            && iss.trim_end_matches('/') != s.issuer.trim_end_matches('/')
+        {
+            return Err(TokenError::Invalid(format!("issued by {iss:?}")));
+        }
+        let audience_ok = match claims.get("aud") {
+            None => true,
+            Some(Value::String(a)) => *a == s.audience,
+            Some(Value::Array(all)) => all.iter().any(|a| a.as_str() == Some(&s.audience)),
+            Some(_) => false,
+        };
+        if !audience_ok {
+            return Err(TokenError::Invalid(
+                "the token is for another audience".into(),
+            ));
+        }
+        let expires_at = claims
+            .get("exp")
+            .and_then(Value::as_u64)
+            .unwrap_or(u64::MAX);
+        if expires_at <= now_unix() {
+            return Err(TokenError::Invalid("the token has expired".into()));
+        }
+        let client_id = claims
+            .get("client_id")
+            .and_then(Value::as_str)
+            .map(str::to_owned);
+        // A client-credentials token may have no `sub`: the client is the subject.
+        let subject = claims
+            .get("sub")
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+            .or_else(|| client_id.clone())
+            .ok_or_else(|| TokenError::Invalid("no subject (sub or client_id)".into()))?;
+        let granted = granted_values(&claims, &s.scope_claims);
+        let mut patterns: Vec<String> = granted
+            .iter()
+            .filter_map(|g| s.grants.get(g))
+            .flatten()
+            .cloned()
+            .collect();
+        patterns.sort();
+        patterns.dedup();
+        Ok(Verified {
+            issuer_name: s.name.clone(),
+            issuer: s.issuer.clone(),
+            subject,
+            client_id,
+            granted,
+            patterns,
+            expires_at,
+            claims,
+        })
     }
 }
 

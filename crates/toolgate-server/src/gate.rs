@@ -92,11 +92,12 @@ pub async fn gate(State(state): State<AppState>, mut req: Request, next: Next) -
         // A key; else, if it looks like one, a bearer token of a trusted issuer.
         let found = match state.keys.verify(key) {
             Some(p) => Ok(p),
-            None if toolgate_identity::looks_like_jwt(key) => match state.tokens.load_full() {
-                Some(tokens) => tokens.authenticate(key).await.map_err(Some),
-                None => Err(None),
+            None => match state.tokens.load_full() {
+                Some(tokens) if toolgate_identity::looks_like_jwt(key) || tokens.introspects() => {
+                    tokens.authenticate(key).await.map_err(Some)
+                }
+                _ => Err(None),
             },
-            None => Err(None),
         };
         match found {
             Ok(p) => {

@@ -55,7 +55,7 @@ impl std::fmt::Debug for Tokens {
     }
 }
 
-fn settings_of(i: &IssuerConfig, auth: &AuthConfig) -> IssuerSettings {
+fn settings_of(i: &IssuerConfig, auth: &AuthConfig) -> Result<IssuerSettings, String> {
     let audience = i
         .audience
         .as_ref()
@@ -91,7 +91,23 @@ fn settings_of(i: &IssuerConfig, auth: &AuthConfig) -> IssuerSettings {
         s.scope_claims.clone_from(claims);
     }
     s.grants = i.grants.clone();
-    s
+    if let Some(intro) = &i.introspection {
+        let v = intro.get_ref();
+        let secret = std::env::var(&v.client_secret_env).map_err(|_| {
+            format!(
+                "issuer {:?}: the variable {} (its introspection secret) is not set",
+                i.name.get_ref(),
+                v.client_secret_env
+            )
+        })?;
+        s.introspection = Some(toolgate_identity::IntrospectionSettings {
+            endpoint: v.endpoint.clone(),
+            client_id: v.client_id.clone(),
+            client_secret: secret,
+            cache: Duration::from_millis(v.cache_ms.unwrap_or(60_000)),
+        });
+    }
+    Ok(s)
 }
 
 impl Tokens {
@@ -108,7 +124,7 @@ impl Tokens {
         let mut policies = HashMap::new();
         for spanned in &auth.issuers {
             let i = spanned.get_ref();
-            settings.push(settings_of(i, auth));
+            settings.push(settings_of(i, auth)?);
             let limit = i.rate_limit.as_ref().map(|r| {
                 let r = r.get_ref();
                 RateLimit {
@@ -140,6 +156,12 @@ impl Tokens {
             subjects: Mutex::new(HashMap::new()),
             resource: auth.resource.as_ref().map(|r| r.get_ref().clone()),
         }))
+    }
+
+    /// Whether opaque tokens (no JWT) are introspected.
+    #[must_use]
+    pub fn introspects(&self) -> bool {
+        self.identity.introspects()
     }
 
     /// The principal `token` speaks for.

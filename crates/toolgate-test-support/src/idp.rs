@@ -72,7 +72,10 @@ impl Idp {
             _stdin: stdin,
             _config: file,
             issuer,
-            client: reqwest::Client::new(),
+            // Every request to it is bounded: a stuck IdP fails the test, not hangs it.
+            client: reqwest::Client::builder()
+                .timeout(std::time::Duration::from_secs(20))
+                .build()?,
         })
     }
 

@@ -14,18 +14,22 @@ use toolgate_test_support::{Idp, TestServer};
 const RESOURCE: &str = "http://toolgate.test";
 const CLIENT_A: (&str, &str) = ("svc-a", "svc-a-secret");
 const CLIENT_B: (&str, &str) = ("svc-b", "svc-b-secret");
+const OPAQUE: &str = "http://toolgate.opaque";
 
 fn idp_config() -> Value {
     json!({
         "keys": ["RS256", "ES256", "EdDSA"],
         "resources": {
             RESOURCE: {"audience": RESOURCE, "scope": "tools:echo tools:all", "format": "jwt", "ttl": 300},
-            "http://elsewhere.test": {"audience": "http://elsewhere.test", "scope": "tools:echo", "format": "jwt", "ttl": 300}
+            "http://elsewhere.test": {"audience": "http://elsewhere.test", "scope": "tools:echo", "format": "jwt", "ttl": 300},
+            OPAQUE: {"scope": "tools:echo tools:all", "format": "opaque", "ttl": 300}
         },
         "clients": [
             {"client_id": CLIENT_A.0, "client_secret": CLIENT_A.1, "grant_types": ["client_credentials"],
              "scope": "tools:echo tools:all", "token_endpoint_auth_method": "client_secret_basic",
              "extra_token_claims": {"tenant_id": "t1"}},
+            {"client_id": "toolgate", "client_secret": "toolgate-introspects",
+             "grant_types": ["client_credentials"], "scope": "", "token_endpoint_auth_method": "client_secret_basic"},
             {"client_id": CLIENT_B.0, "client_secret": CLIENT_B.1, "grant_types": ["client_credentials"],
              "scope": "tools:echo tools:all", "token_endpoint_auth_method": "client_secret_basic",
              "extra_token_claims": {"tenant_id": "t2"}}
@@ -61,6 +65,7 @@ async fn call(s: &TestServer, token: &str, tool: &str) -> (u16, String, Value) {
         .post(s.url(&format!("/api/v1/tools/{tool}")))
         .bearer_auth(token)
         .json(&json!({"x": 1}))
+        .timeout(Duration::from_secs(20))
         .send()
         .await
         .unwrap();
@@ -560,4 +565,67 @@ async fn call_empty(s: &TestServer, token: &str, tool: &str) -> (u16, String, Va
         String::new(),
         resp.json().await.unwrap_or(Value::Null),
     )
+}
+
+#[tokio::test]
+async fn opaque_tokens_are_introspected_and_a_revoked_one_refused() {
+    let Some(idp) = idp() else { return };
+    // Set for the test process by .cargo/config.toml ([env]).
+    let var = "TOOLGATE_TEST_INTROSPECTION_SECRET";
+    assert!(
+        std::env::var(var).is_ok(),
+        "{var} comes from .cargo/config.toml"
+    );
+    let cfg = format!(
+        "{}\n[auth]\n\n[[auth.issuers]]\nname = \"corp\"\nissuer = \"{}\"\naudience = \"{OPAQUE}\"\nintrospection = {{ client_id = \"toolgate\", client_secret_env = \"{var}\", cache_ms = 500 }}\n\n[auth.issuers.grants]\n\"tools:echo\" = [\"echo\"]\n",
+        toolgate_config::DEMO_CONFIG,
+        idp.issuer
+    );
+    let s = TestServer::spawn(&cfg).await.unwrap();
+    let token = idp
+        .client_token(CLIENT_A, OPAQUE, "tools:echo")
+        .await
+        .unwrap();
+    assert!(
+        !toolgate_identity_looks_like_jwt(&token),
+        "an opaque token: {token}"
+    );
+    assert_eq!(call(&s, &token, "echo").await.0, 200);
+    assert_eq!(call(&s, &token, "sleep").await.0, 403);
+    // Cached: a second call does not ask again.
+    let asked = idp.requests("/token/introspection").await.unwrap();
+    assert_eq!(call(&s, &token, "echo").await.0, 200);
+    assert_eq!(idp.requests("/token/introspection").await.unwrap(), asked);
+    // Revoked at the issuer: refused once the cached answer (500 ms) is over.
+    let revoked = reqwest::Client::builder()
+        .timeout(Duration::from_secs(20))
+        .build()
+        .unwrap()
+        .post(format!("{}/token/revocation", idp.issuer))
+        .basic_auth(CLIENT_A.0, Some(CLIENT_A.1))
+        .form(&[("token", token.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert!(revoked.status().is_success());
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    let (status, challenge, body) = call(&s, &token, "echo").await;
+    assert_eq!(status, 401, "{body}");
+    assert!(challenge.contains("invalid_token"), "{challenge}");
+    // Made-up strings: refused, and each asked about once, not once per request.
+    let before = idp.requests("/token/introspection").await.unwrap();
+    for _ in 0..5 {
+        assert_eq!(call(&s, "made-up-opaque-token", "echo").await.0, 401);
+    }
+    let after = idp.requests("/token/introspection").await.unwrap();
+    assert_eq!(
+        after - before,
+        1,
+        "one introspection for five identical refusals"
+    );
+    s.stop().await.unwrap();
+}
+
+fn toolgate_identity_looks_like_jwt(token: &str) -> bool {
+    token.split('.').count() == 3
 }
