@@ -422,14 +422,7 @@ impl Identity {
             .find_map(|c| claims.get(*c).and_then(Value::as_str))
             .map(str::to_owned);
         let granted = granted_values(&claims, &s.scope_claims);
-        let mut patterns: Vec<String> = granted
-            .iter()
-            .filter_map(|g| s.grants.get(g))
-            .flatten()
-            .cloned()
-            .collect();
-        patterns.sort();
-        patterns.dedup();
+        let patterns = patterns_of(s, &granted);
         Ok((
             index,
             Verified {
@@ -566,14 +559,7 @@ impl Identity {
             .or_else(|| client_id.clone())
             .ok_or_else(|| TokenError::Invalid("no subject (sub or client_id)".into()))?;
         let granted = granted_values(&claims, &s.scope_claims);
-        let mut patterns: Vec<String> = granted
-            .iter()
-            .filter_map(|g| s.grants.get(g))
-            .flatten()
-            .cloned()
-            .collect();
-        patterns.sort();
-        patterns.dedup();
+        let patterns = patterns_of(s, &granted);
         Ok(Verified {
             issuer_name: s.name.clone(),
             issuer: s.issuer.clone(),
@@ -604,6 +590,19 @@ fn unverified_issuer(token: &str) -> Result<String, TokenError> {
         .and_then(Value::as_str)
         .map(str::to_owned)
         .ok_or_else(|| TokenError::Invalid("no issuer (iss)".into()))
+}
+
+/// The tool patterns that `granted` values map to under the issuer's `grants`.
+fn patterns_of(s: &IssuerSettings, granted: &[String]) -> Vec<String> {
+    let mut patterns: Vec<String> = granted
+        .iter()
+        .filter_map(|g| s.grants.get(g))
+        .flatten()
+        .cloned()
+        .collect();
+    patterns.sort();
+    patterns.dedup();
+    patterns
 }
 
 /// The values of the scope claims: space-separated strings or arrays of strings.
