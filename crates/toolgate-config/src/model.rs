@@ -707,6 +707,12 @@ pub struct ToolConfig {
     /// `http` only: request headers (`${VAR}` expanded; CR and LF refused).
     #[serde(default)]
     pub headers: BTreeMap<String, Spanned<crate::env::EnvString>>,
+    /// `http` only: headers taken from the caller's token claims, e.g.
+    /// `{ "X-User" = "sub", "X-Tenant" = "tenant_id" }`, so that the upstream sees
+    /// who is asking (never the token). A caller without the claim (or with an API
+    /// key) is refused. Default: none.
+    #[serde(default)]
+    pub caller_headers: BTreeMap<String, String>,
     /// `http` only: JSON body template; a string `"{param}"` becomes the argument's
     /// value, other `{param}`s inside strings are replaced by its text.
     #[serde(default)]

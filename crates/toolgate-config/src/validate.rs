@@ -581,6 +581,9 @@ fn check_kind_fields(c: &mut Checker<'_>, cfg: &Config, t: &ToolConfig) {
     if !t.session.is_empty() {
         check_session(c, cfg, t);
     }
+    if kind != ToolKind::Http && !t.caller_headers.is_empty() {
+        c.report(kind_at.clone(), misplaced("caller_headers", "http"));
+    }
     if kind != ToolKind::Sql {
         if t.statement.is_some() {
             c.report(kind_at.clone(), misplaced("statement", "sql"));

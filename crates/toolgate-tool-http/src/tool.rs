@@ -27,6 +27,8 @@ pub struct HttpTool {
     method: Method,
     url: UrlTemplate,
     headers: HeaderMap,
+    /// Headers from the caller's claims: (header, claim).
+    caller_headers: Vec<(HeaderName, String)>,
     body: Option<Value>,
     pointer: Option<String>,
     max_bytes: usize,
@@ -139,6 +141,15 @@ impl HttpTool {
             method,
             url,
             headers: headers_of(t)?,
+            caller_headers: t
+                .caller_headers
+                .iter()
+                .map(|(name, claim)| {
+                    HeaderName::from_bytes(name.as_bytes())
+                        .map(|h| (h, claim.clone()))
+                        .map_err(|_| format!("caller_headers: {name:?} is not a header name"))
+                })
+                .collect::<Result<_, _>>()?,
             body: t.body.clone(),
             pointer: t.response_pointer.clone(),
             max_bytes: t.max_response_bytes.unwrap_or(DEFAULT_MAX_RESPONSE_BYTES),
@@ -190,10 +201,47 @@ impl HttpTool {
         if let Some(tp) = traceparent(ctx) {
             req = req.header("traceparent", tp);
         }
+        for (name, value) in self.caller_values(ctx)? {
+            req = req.header(name, value);
+        }
         if let Some(body) = &self.body {
             req = req.json(&fill_body(body, args));
         }
         Ok(req)
+    }
+
+    /// The `caller_headers` values from the caller's claims (strings as they are,
+    /// other JSON as its text).
+    fn caller_values(
+        &self,
+        ctx: &CallContext,
+    ) -> Result<Vec<(HeaderName, HeaderValue)>, ToolError> {
+        let claims = ctx.caller.as_ref().and_then(|c| c.claims.as_ref());
+        self.caller_headers
+            .iter()
+            .map(|(name, claim)| {
+                let refused = |why: &str| {
+                    ToolError::new(
+                        toolgate_core::ErrorKind::Forbidden,
+                        format!("this tool sends the caller's claim {claim:?} as {name}; {why}"),
+                    )
+                };
+                let value = claims.and_then(|c| c.get(claim)).ok_or_else(|| {
+                    refused(if claims.is_some() {
+                        "the token has none"
+                    } else {
+                        "an API key has no claims"
+                    })
+                })?;
+                let text = match value {
+                    Value::String(s) => s.clone(),
+                    other => other.to_string(),
+                };
+                let value = HeaderValue::from_str(&text)
+                    .map_err(|_| refused("its value cannot be a header value"))?;
+                Ok((name.clone(), value))
+            })
+            .collect()
     }
 
     async fn send(&self, req: reqwest::RequestBuilder) -> Result<Value, ToolError> {

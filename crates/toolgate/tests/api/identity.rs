@@ -629,3 +629,38 @@ async fn opaque_tokens_are_introspected_and_a_revoked_one_refused() {
 fn toolgate_identity_looks_like_jwt(token: &str) -> bool {
     token.split('.').count() == 3
 }
+
+#[tokio::test]
+async fn an_http_upstream_sees_who_is_asking_never_the_token() {
+    use axum::{Json, Router, http::HeaderMap, routing::get};
+    let Some(idp) = idp() else { return };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let upstream = listener.local_addr().unwrap();
+    let app = Router::new().route(
+        "/whoami",
+        get(|headers: HeaderMap| async move {
+            let h = |n: &str| headers.get(n).and_then(|v| v.to_str().ok()).map(str::to_owned);
+            Json(json!({"user": h("x-user"), "tenant": h("x-tenant"), "authorization": h("authorization")}))
+        }),
+    );
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let tool = format!(
+        "\n[[tools]]\nname = \"whoami\"\nkind = \"http\"\nurl = \"http://{upstream}/whoami\"\nallow_private = [\"127.0.0.1\"]\ncaller_headers = {{ \"X-User\" = \"sub\", \"X-Tenant\" = \"tenant_id\" }}\n"
+    );
+    let cfg = config(&idp, "").replacen("\n[auth]\n", &format!("{tool}\n[auth]\n"), 1);
+    let s = TestServer::spawn(&cfg).await.unwrap();
+    let a = idp
+        .client_token(CLIENT_A, RESOURCE, "tools:all")
+        .await
+        .unwrap();
+    let (status, _, body) = call_empty(&s, &a, "whoami").await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["output"]["user"], "svc-a", "{body}");
+    assert_eq!(body["output"]["tenant"], "t1", "{body}");
+    // No token passthrough: the upstream never sees the caller's credential.
+    assert_eq!(body["output"]["authorization"], Value::Null, "{body}");
+    // A key has no claims: refused before the upstream is called.
+    let resp = s.call("whoami", &json!({})).send().await.unwrap();
+    assert_eq!(resp.status().as_u16(), 403);
+    s.stop().await.unwrap();
+}
