@@ -26,7 +26,7 @@ pub use load::{DEMO_CONFIG, LoadedConfig, Problem, Problems};
 pub use model::{
     AuditConfig, AuditLocation, AuthConfig, BreakerConfig, BuiltinName, Config, Durability,
     IssuerConfig, KeyConfig, OnStoreError, ParamConfig, ParamType, RateLimitConfig, RateLimitStore,
-    RateLimitStoreConfig, RetryConfig, ServerConfig, SourceConfig, SourceKind, ToolConfig,
-    ToolDefaults, ToolKind, WasmDirConfig,
+    RateLimitStoreConfig, RetryConfig, ServerConfig, SourceConfig, SourceKind, TokenExchangeConfig,
+    ToolConfig, ToolDefaults, ToolKind, WasmDirConfig,
 };
 pub use params::params_schema;

@@ -55,6 +55,25 @@ pub struct AuthConfig {
     pub issuers: Vec<Spanned<IssuerConfig>>,
 }
 
+/// `token_exchange = { token_endpoint = "...", client_id = "...", client_secret_env =
+/// "...", audience = "..." }`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenExchangeConfig {
+    /// The issuer's token endpoint.
+    pub token_endpoint: String,
+    /// toolgate's client id at the issuer.
+    pub client_id: String,
+    /// The environment variable holding its secret.
+    pub client_secret_env: String,
+    /// The `audience` asked for.
+    pub audience: Option<String>,
+    /// The `resource` asked for (RFC 8707).
+    pub resource: Option<String>,
+    /// The `scope` asked for.
+    pub scope: Option<String>,
+}
+
 /// `introspection = { client_id = "...", client_secret_env = "..." }`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -713,6 +732,10 @@ pub struct ToolConfig {
     /// key) is refused. Default: none.
     #[serde(default)]
     pub caller_headers: BTreeMap<String, String>,
+    /// `http` only: get a token of the upstream's own for the caller (RFC 8693
+    /// token exchange) and send it as `Authorization: Bearer`. Default: none.
+    #[serde(default)]
+    pub token_exchange: Option<Spanned<TokenExchangeConfig>>,
     /// `http` only: JSON body template; a string `"{param}"` becomes the argument's
     /// value, other `{param}`s inside strings are replaced by its text.
     #[serde(default)]

@@ -584,6 +584,41 @@ fn check_kind_fields(c: &mut Checker<'_>, cfg: &Config, t: &ToolConfig) {
     if kind != ToolKind::Http && !t.caller_headers.is_empty() {
         c.report(kind_at.clone(), misplaced("caller_headers", "http"));
     }
+    if let Some(x) = &t.token_exchange {
+        let v = x.get_ref();
+        if kind != ToolKind::Http {
+            c.report(kind_at.clone(), misplaced("token_exchange", "http"));
+        }
+        if !is_http_url(&v.token_endpoint) {
+            c.report(
+                x.span(),
+                "token_exchange token_endpoint must be an http(s) URL",
+            );
+        }
+        if v.audience.is_none() && v.resource.is_none() {
+            c.report(x.span(), "token_exchange needs `audience` or `resource`");
+        }
+        if v.client_secret_env.is_empty()
+            || !v
+                .client_secret_env
+                .chars()
+                .all(|ch| ch.is_ascii_alphanumeric() || ch == '_')
+        {
+            c.report(
+                x.span(),
+                "token_exchange client_secret_env must name an environment variable",
+            );
+        }
+        if t.headers
+            .keys()
+            .any(|h| h.eq_ignore_ascii_case("authorization"))
+        {
+            c.report(
+                x.span(),
+                "token_exchange sets Authorization; remove it from `headers`",
+            );
+        }
+    }
     if kind != ToolKind::Sql {
         if t.statement.is_some() {
             c.report(kind_at.clone(), misplaced("statement", "sql"));

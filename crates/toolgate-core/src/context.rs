@@ -67,12 +67,25 @@ impl fmt::Debug for ProgressSink {
 /// Who a call is made for: the caller's name and, for a bearer token, its claims
 /// (never the token). Tools may carry it down to their data source (a PostgreSQL
 /// session setting for row-level security); the agent's arguments cannot set it.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Clone, PartialEq)]
 pub struct CallerIdentity {
     /// The key's name, or `issuer:subject` for a token.
     pub name: String,
     /// The token's claims; `None` for an API key.
     pub claims: Option<std::sync::Arc<serde_json::Map<String, serde_json::Value>>>,
+    /// The caller's access token, for one use only: an RFC 8693 exchange for a token
+    /// of an upstream's own. Never sent anywhere else, never logged.
+    pub token: Option<std::sync::Arc<str>>,
+}
+
+impl fmt::Debug for CallerIdentity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CallerIdentity")
+            .field("name", &self.name)
+            .field("claims", &self.claims)
+            .field("token", &self.token.as_ref().map(|_| "[redacted]"))
+            .finish()
+    }
 }
 
 /// What a tool knows about the call it is serving.

@@ -75,10 +75,12 @@ pub struct TokenIdentity {
 pub fn caller_identity(
     name: &str,
     claims: Option<Arc<serde_json::Map<String, serde_json::Value>>>,
+    token: Option<Arc<str>>,
 ) -> Arc<toolgate_core::CallerIdentity> {
     Arc::new(toolgate_core::CallerIdentity {
         name: name.to_owned(),
         claims,
+        token,
     })
 }
 
@@ -88,7 +90,7 @@ impl Principal {
     pub fn new(name: impl Into<String>, scopes: Scopes, hash: KeyHash) -> Self {
         let name = name.into();
         Self {
-            caller: caller_identity(&name, None),
+            caller: caller_identity(&name, None, None),
             quotas: Arc::new(KeyQuotas::new(&name, QuotaDefaults::unlimited())),
             name,
             scopes,
@@ -297,7 +299,7 @@ fn build(
         entries.push((
             hash.clone(),
             Arc::new(Principal {
-                caller: caller_identity(&name, None),
+                caller: caller_identity(&name, None, None),
                 name,
                 scopes: Scopes::Patterns(patterns),
                 limit,

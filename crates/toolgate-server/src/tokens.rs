@@ -182,7 +182,7 @@ impl Tokens {
                 return Ok(Arc::clone(&s.principal));
             }
             // Another token of the same subject: its own scopes, the same counters.
-            let principal = Arc::new(self.principal(&verified, Some(&s.principal)));
+            let principal = Arc::new(self.principal(&verified, Some(&s.principal), token));
             s.verified = verified;
             s.principal = Arc::clone(&principal);
             return Ok(principal);
@@ -193,7 +193,7 @@ impl Tokens {
             let cut = ages[ages.len() / 2];
             subjects.retain(|_, s| s.seen > cut);
         }
-        let principal = Arc::new(self.principal(&verified, None));
+        let principal = Arc::new(self.principal(&verified, None, token));
         subjects.insert(
             key,
             Subject {
@@ -205,7 +205,7 @@ impl Tokens {
         Ok(principal)
     }
 
-    fn principal(&self, v: &Verified, before: Option<&Arc<Principal>>) -> Principal {
+    fn principal(&self, v: &Verified, before: Option<&Arc<Principal>>, token: &str) -> Principal {
         let name = format!("{}:{}", v.issuer_name, v.subject);
         let patterns = v
             .patterns
@@ -233,7 +233,11 @@ impl Tokens {
             quotas,
             privileged: false,
             scopes: Scopes::Patterns(patterns),
-            caller: crate::auth::caller_identity(&name, Some(Arc::new(v.claims.clone()))),
+            caller: crate::auth::caller_identity(
+                &name,
+                Some(Arc::new(v.claims.clone())),
+                Some(Arc::from(token)),
+            ),
             name,
             identity: Some(Arc::new(crate::auth::TokenIdentity {
                 issuer: v.issuer.clone(),

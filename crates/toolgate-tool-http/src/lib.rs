@@ -15,6 +15,7 @@
 //! - [`guard`]: the SSRF guard and the guarded resolver.
 //! - [`tool`]: the tool itself, [`HttpTool`].
 
+pub mod exchange;
 pub mod guard;
 pub mod template;
 pub mod tool;

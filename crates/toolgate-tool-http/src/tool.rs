@@ -29,6 +29,8 @@ pub struct HttpTool {
     headers: HeaderMap,
     /// Headers from the caller's claims: (header, claim).
     caller_headers: Vec<(HeaderName, String)>,
+    /// RFC 8693 token exchange for the upstream's own token.
+    exchange: Option<crate::exchange::Exchange>,
     body: Option<Value>,
     pointer: Option<String>,
     max_bytes: usize,
@@ -150,6 +152,7 @@ impl HttpTool {
                         .map_err(|_| format!("caller_headers: {name:?} is not a header name"))
                 })
                 .collect::<Result<_, _>>()?,
+            exchange: crate::exchange::Exchange::of(t)?,
             body: t.body.clone(),
             pointer: t.response_pointer.clone(),
             max_bytes: t.max_response_bytes.unwrap_or(DEFAULT_MAX_RESPONSE_BYTES),
@@ -352,7 +355,14 @@ fn classify(e: reqwest::Error) -> ToolError {
 impl Tool for HttpTool {
     async fn call(&self, arguments: Value, ctx: CallContext) -> Result<ToolOutput, ToolError> {
         let args = arguments.as_object().cloned().unwrap_or_default();
-        let req = self.request(&args, &ctx)?;
+        let mut req = self.request(&args, &ctx)?;
+        if let Some(exchange) = &self.exchange {
+            let token = tokio::select! {
+                t = exchange.token_for(&ctx) => t?,
+                () = ctx.cancel.cancelled() => return Err(ToolError::cancelled("the call was cancelled")),
+            };
+            req = req.bearer_auth(token);
+        }
         tokio::select! {
             r = self.send(req) => r,
             () = ctx.cancel.cancelled() => Err(ToolError::cancelled("the call was cancelled")),

@@ -22,14 +22,16 @@ fn idp_config() -> Value {
         "resources": {
             RESOURCE: {"audience": RESOURCE, "scope": "tools:echo tools:all", "format": "jwt", "ttl": 300},
             "http://elsewhere.test": {"audience": "http://elsewhere.test", "scope": "tools:echo", "format": "jwt", "ttl": 300},
-            OPAQUE: {"scope": "tools:echo tools:all", "format": "opaque", "ttl": 300}
+            OPAQUE: {"scope": "tools:echo tools:all", "format": "opaque", "ttl": 300},
+            "http://upstream.test/api": {"audience": "upstream-api", "scope": "upstream:read", "format": "jwt", "ttl": 120}
         },
         "clients": [
             {"client_id": CLIENT_A.0, "client_secret": CLIENT_A.1, "grant_types": ["client_credentials"],
              "scope": "tools:echo tools:all", "token_endpoint_auth_method": "client_secret_basic",
              "extra_token_claims": {"tenant_id": "t1"}},
             {"client_id": "toolgate", "client_secret": "toolgate-introspects",
-             "grant_types": ["client_credentials"], "scope": "", "token_endpoint_auth_method": "client_secret_basic"},
+             "grant_types": ["client_credentials", "urn:ietf:params:oauth:grant-type:token-exchange"],
+             "scope": "upstream:read", "token_endpoint_auth_method": "client_secret_basic"},
             {"client_id": CLIENT_B.0, "client_secret": CLIENT_B.1, "grant_types": ["client_credentials"],
              "scope": "tools:echo tools:all", "token_endpoint_auth_method": "client_secret_basic",
              "extra_token_claims": {"tenant_id": "t2"}}
@@ -662,5 +664,75 @@ async fn an_http_upstream_sees_who_is_asking_never_the_token() {
     // A key has no claims: refused before the upstream is called.
     let resp = s.call("whoami", &json!({})).send().await.unwrap();
     assert_eq!(resp.status().as_u16(), 403);
+    s.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn token_exchange_gives_the_upstream_a_token_of_its_own_for_the_caller() {
+    use axum::{Json, Router, http::HeaderMap, routing::get};
+    let Some(idp) = idp() else { return };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let upstream = listener.local_addr().unwrap();
+    let app = Router::new().route(
+        "/api",
+        get(|headers: HeaderMap| async move {
+            let auth = headers
+                .get("authorization")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned);
+            Json(json!({"authorization": auth}))
+        }),
+    );
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let tool = format!(
+        "\n[[tools]]\nname = \"upstream\"\nkind = \"http\"\nurl = \"http://{upstream}/api\"\nallow_private = [\"127.0.0.1\"]\ntoken_exchange = {{ token_endpoint = \"{}/token\", client_id = \"toolgate\", client_secret_env = \"TOOLGATE_TEST_INTROSPECTION_SECRET\", resource = \"http://upstream.test/api\", scope = \"upstream:read\" }}\n",
+        idp.issuer
+    );
+    let cfg = config(&idp, "").replacen("\n[auth]\n", &format!("{tool}\n[auth]\n"), 1);
+    let s = TestServer::spawn(&cfg).await.unwrap();
+    let a = idp
+        .client_token(CLIENT_A, RESOURCE, "tools:all")
+        .await
+        .unwrap();
+    let (status, _, body) = call_empty(&s, &a, "upstream").await;
+    assert_eq!(status, 200, "{body}");
+    let sent = body["output"]["authorization"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{body}"));
+    let exchanged = sent.strip_prefix("Bearer ").unwrap();
+    assert_ne!(exchanged, a, "never the caller's own token");
+    let claims = claims_of(exchanged);
+    assert_eq!(claims["sub"], "svc-a", "{claims}");
+    assert_eq!(claims["aud"], "upstream-api", "{claims}");
+    assert_eq!(claims["act"]["sub"], "toolgate", "{claims}");
+    // Cached for the caller: the next call does not exchange again.
+    let exchanges = idp.requests("/token").await.unwrap();
+    let (status, _, body) = call_empty(&s, &a, "upstream").await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["output"]["authorization"], sent);
+    assert_eq!(idp.requests("/token").await.unwrap(), exchanges);
+    // Another subject gets its own.
+    let b = idp
+        .client_token(CLIENT_B, RESOURCE, "tools:all")
+        .await
+        .unwrap();
+    let (_, _, body) = call_empty(&s, &b, "upstream").await;
+    let other = body["output"]["authorization"]
+        .as_str()
+        .unwrap()
+        .strip_prefix("Bearer ")
+        .unwrap()
+        .to_owned();
+    assert_eq!(claims_of(&other)["sub"], "svc-b");
+    // A key has no token to exchange.
+    assert_eq!(
+        s.call("upstream", &json!({}))
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16(),
+        403
+    );
     s.stop().await.unwrap();
 }
