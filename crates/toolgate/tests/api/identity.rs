@@ -736,3 +736,77 @@ async fn token_exchange_gives_the_upstream_a_token_of_its_own_for_the_caller() {
     );
     s.stop().await.unwrap();
 }
+
+#[tokio::test]
+async fn sse_and_websocket_accept_the_same_tokens() {
+    use futures::{SinkExt as _, StreamExt as _};
+    use tokio_tungstenite::tungstenite::{self, client::IntoClientRequest as _};
+    let Some(idp) = idp() else { return };
+    let s = TestServer::spawn(&config(&idp, "")).await.unwrap();
+    let token = idp
+        .client_token(CLIENT_B, RESOURCE, "tools:echo")
+        .await
+        .unwrap();
+    // SSE: the whole stream, ending in `done`.
+    let resp = s
+        .client
+        .post(s.url("/api/v1/tools/echo/stream"))
+        .bearer_auth(&token)
+        .json(&json!({"n": 1}))
+        .timeout(Duration::from_secs(20))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    let text = resp.text().await.unwrap();
+    assert!(
+        text.contains("event: result") && text.contains("event: done"),
+        "{text}"
+    );
+    // SSE with a bad token: 401 invalid_token.
+    let resp = s
+        .client
+        .post(s.url("/api/v1/tools/echo/stream"))
+        .bearer_auth(format!("{token}x"))
+        .json(&json!({"n": 1}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 401);
+    // WebSocket: a call answered; a tool outside the scopes refused in-band.
+    let mut req = format!("ws://{}/api/v1/ws", s.addr)
+        .into_client_request()
+        .unwrap();
+    req.headers_mut()
+        .insert("authorization", format!("Bearer {token}").parse().unwrap());
+    let (mut ws, _) = tokio_tungstenite::connect_async(req).await.unwrap();
+    ws.send(tungstenite::Message::text(
+        json!({"type": "call", "id": "1", "tool": "echo", "arguments": {"x": 1}}).to_string(),
+    ))
+    .await
+    .unwrap();
+    let mut saw_result = false;
+    while let Ok(Some(Ok(msg))) = tokio::time::timeout(Duration::from_secs(10), ws.next()).await {
+        if let tungstenite::Message::Text(t) = msg {
+            let v: Value = serde_json::from_str(&t).unwrap();
+            if v["type"] == "result" {
+                assert_eq!(v["id"], "1", "{v}");
+                saw_result = true;
+                break;
+            }
+            assert_ne!(v["type"], "error", "{v}");
+        }
+    }
+    assert!(saw_result, "no result over the WebSocket");
+    // A WebSocket with a bad token is refused before the upgrade, with 401.
+    let mut req = format!("ws://{}/api/v1/ws", s.addr)
+        .into_client_request()
+        .unwrap();
+    req.headers_mut()
+        .insert("authorization", format!("Bearer {token}x").parse().unwrap());
+    match tokio_tungstenite::connect_async(req).await {
+        Err(tungstenite::Error::Http(resp)) => assert_eq!(resp.status().as_u16(), 401),
+        other => panic!("upgraded with a bad token: {:?}", other.map(|_| ())),
+    }
+    s.stop().await.unwrap();
+}
