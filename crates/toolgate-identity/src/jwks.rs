@@ -160,12 +160,16 @@ impl Jwks {
         let set = self.inner.set.load();
         match set.find(kid, alg) {
             Some(k) => Ok((k.key.clone(), set.generation)),
-            None => match error {
-                Some(e) if set.keys.is_empty() => Err(TokenError::Unavailable(e)),
-                _ => Err(TokenError::Invalid(format!(
-                    "no key of the issuer matches kid {kid:?} and {alg:?}"
-                ))),
-            },
+            // Never fetched: nobody can tell (also while the next attempt waits out
+            // `jwks_min_refresh`).
+            None if set.fetched.is_none() => {
+                Err(TokenError::Unavailable(error.unwrap_or_else(|| {
+                    "the issuer's keys have not been fetched yet".to_owned()
+                })))
+            }
+            None => Err(TokenError::Invalid(format!(
+                "no key of the issuer matches kid {kid:?} and {alg:?}"
+            ))),
         }
     }
 

@@ -104,6 +104,18 @@ pub async fn gate(State(state): State<AppState>, mut req: Request, next: Next) -
                 tracing::Span::current().record("key", p.name.as_str());
                 principal = Some(p);
             }
+            // Nobody can tell whether the token is good (its issuer is unreachable):
+            // not the caller's failure, so not charged; try again shortly.
+            Err(Some(toolgate_identity::TokenError::Unavailable(why))) => {
+                tracing::warn!(error = %why, "a bearer token cannot be checked now");
+                return crate::ApiError::new(
+                    ErrorKind::Overloaded,
+                    "the token's issuer cannot be reached to check it; try again shortly",
+                )
+                .with_status(axum::http::StatusCode::SERVICE_UNAVAILABLE)
+                .with_retry_after(Duration::from_secs(1))
+                .into_response();
+            }
             Err(refused) => {
                 // The handler answers (each transport in its own way); the failure is
                 // charged here, once.

@@ -810,3 +810,53 @@ async fn sse_and_websocket_accept_the_same_tokens() {
     }
     s.stop().await.unwrap();
 }
+
+#[tokio::test]
+async fn a_token_whose_issuer_cannot_be_reached_gets_503_not_401() {
+    let Some(idp) = idp() else { return };
+    // An issuer nobody answers for (a closed port of 127.0.0.1).
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let gone = format!("http://{}", closed.local_addr().unwrap());
+    drop(closed);
+    let cfg = format!(
+        "{}\n[auth]\nresource = \"{RESOURCE}\"\n\n[[auth.issuers]]\nname = \"gone\"\nissuer = \"{gone}\"\nfetch_timeout_ms = 500\n",
+        toolgate_config::DEMO_CONFIG
+    );
+    let s = TestServer::spawn(&cfg).await.unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let token = idp
+        .sign(
+            &json!({"iss": gone, "aud": RESOURCE, "sub": "x", "iat": now, "exp": now + 300}),
+            "",
+        )
+        .await
+        .unwrap();
+    let resp = s
+        .client
+        .post(s.url("/api/v1/tools/echo"))
+        .bearer_auth(&token)
+        .json(&json!({}))
+        .timeout(Duration::from_secs(20))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 503);
+    assert_eq!(resp.headers()["retry-after"], "1");
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["code"], "overloaded", "{body}");
+    // Still 503 on the next call, while the next fetch waits out jwks_min_refresh.
+    let again = s
+        .client
+        .post(s.url("/api/v1/tools/echo"))
+        .bearer_auth(&token)
+        .json(&json!({}))
+        .timeout(Duration::from_secs(20))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.status().as_u16(), 503);
+    s.stop().await.unwrap();
+}
