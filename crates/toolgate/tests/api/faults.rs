@@ -147,6 +147,29 @@ pub(crate) async fn load_on(
     all
 }
 
+/// Call `tool` with `args` every 50 ms until one answers 200 (within 20 s of now);
+/// every answer, the last one the 200.
+pub(crate) async fn until_ok(s: &TestServer, tool: &str, args: &Value) -> Vec<Answer> {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut answers = Vec::new();
+    loop {
+        let answer = call(s, tool, args)
+            .await
+            .unwrap_or_else(|| panic!("a call of {tool} hung"));
+        let ok = answer.status == 200;
+        answers.push(answer);
+        if ok {
+            return answers;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{tool} did not recover: {:?}",
+            answers.last()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 /// Calls `echo` from 4 workers until `stop`.
 async fn load(s: Arc<TestServer>, stop: Arc<AtomicBool>) -> Vec<Answer> {
     load_on(s, "echo", 4, stop).await
@@ -432,21 +455,7 @@ async fn audit_store_black_holed_with_sync_refuses_in_time_then_recovers() {
     assert_eq!(ready.status().as_u16(), 503);
     p.set(Fault::Pass);
     let back = Instant::now();
-    let deadline = back + Duration::from_secs(20);
-    loop {
-        let answer = call(&s, "echo", &json!({"after": true})).await.unwrap();
-        let ok = answer.status == 200;
-        answers.push(answer);
-        if ok {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no recovery: {:?}",
-            answers.last()
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    answers.extend(until_ok(&s, "echo", &json!({"after": true})).await);
     let recovery = back.elapsed();
     until_audit_recovered(&s).await;
     s.stop().await.unwrap();
@@ -649,21 +658,7 @@ async fn sql_source_through_faults(port: u16, url: &str) {
     tokio::time::sleep(outage()).await;
     p.set(Fault::Pass);
     let back = Instant::now();
-    let deadline = back + Duration::from_secs(20);
-    loop {
-        let answer = call(&s, "one", &json!({})).await.expect("hung");
-        let ok = answer.status == 200;
-        probes.push(answer);
-        if ok {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the pool did not recover: {:?}",
-            probes.last()
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    probes.extend(until_ok(&s, "one", &json!({})).await);
     tokio::time::sleep(Duration::from_millis(300)).await;
     stop.store(true, Ordering::SeqCst);
     let mut answers = loader.await.unwrap();

@@ -61,12 +61,23 @@ fn config(idp: &Idp, extra: &str) -> String {
     )
 }
 
+/// Call `tool` with `{"x": 1}` (for `echo`; other tools refuse it): status,
+/// `WWW-Authenticate`, body.
 async fn call(s: &TestServer, token: &str, tool: &str) -> (u16, String, Value) {
+    call_with(s, token, tool, &json!({"x": 1})).await
+}
+
+/// Call `tool` with no arguments.
+async fn call_empty(s: &TestServer, token: &str, tool: &str) -> (u16, String, Value) {
+    call_with(s, token, tool, &json!({})).await
+}
+
+async fn call_with(s: &TestServer, token: &str, tool: &str, args: &Value) -> (u16, String, Value) {
     let resp = s
         .client
         .post(s.url(&format!("/api/v1/tools/{tool}")))
         .bearer_auth(token)
-        .json(&json!({"x": 1}))
+        .json(args)
         .timeout(Duration::from_secs(20))
         .send()
         .await
@@ -553,22 +564,6 @@ async fn postgresql_row_level_security_sees_the_callers_tenant() {
     psql(&format!("DROP TABLE {table}"));
 }
 
-async fn call_empty(s: &TestServer, token: &str, tool: &str) -> (u16, String, Value) {
-    let resp = s
-        .client
-        .post(s.url(&format!("/api/v1/tools/{tool}")))
-        .bearer_auth(token)
-        .json(&json!({}))
-        .send()
-        .await
-        .unwrap();
-    (
-        resp.status().as_u16(),
-        String::new(),
-        resp.json().await.unwrap_or(Value::Null),
-    )
-}
-
 #[tokio::test]
 async fn opaque_tokens_are_introspected_and_a_revoked_one_refused() {
     let Some(idp) = idp() else { return };
@@ -848,15 +843,6 @@ async fn a_token_whose_issuer_cannot_be_reached_gets_503_not_401() {
     let body: Value = resp.json().await.unwrap();
     assert_eq!(body["code"], "overloaded", "{body}");
     // Still 503 on the next call, while the next fetch waits out jwks_min_refresh.
-    let again = s
-        .client
-        .post(s.url("/api/v1/tools/echo"))
-        .bearer_auth(&token)
-        .json(&json!({}))
-        .timeout(Duration::from_secs(20))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(again.status().as_u16(), 503);
+    assert_eq!(call_empty(&s, &token, "echo").await.0, 503);
     s.stop().await.unwrap();
 }
