@@ -9,4 +9,5 @@ if ! "$venv/bin/python" -c 'import mcp' >/dev/null 2>&1; then
   "$venv/bin/pip" install --quiet --disable-pip-version-check -r tests/mcp-interop/requirements.txt
 fi
 cargo build --quiet --locked -p toolgate
-"$venv/bin/python" tests/mcp-interop/interop.py --binary target/debug/toolgate
+# CARGO_TARGET_DIR is honoured (a checkout may share another one's builds).
+"$venv/bin/python" tests/mcp-interop/interop.py --binary "${CARGO_TARGET_DIR:-target}/debug/toolgate"
