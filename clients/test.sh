@@ -17,7 +17,7 @@ langs=("$@")
 # TOOLGATE_BIN=/path/to/toolgate tests that binary instead of building one.
 if [ -z "${TOOLGATE_BIN:-}" ]; then
   (cd "$root" && cargo build --quiet --locked -p toolgate)
-  export TOOLGATE_BIN="$root/target/debug/toolgate"
+  export TOOLGATE_BIN="${CARGO_TARGET_DIR:-$root/target}/debug/toolgate"
 fi
 
 step() { printf '\n== clients: %s\n' "$*"; }
