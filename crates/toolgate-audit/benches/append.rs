@@ -63,6 +63,7 @@ async fn run(log: Option<&AuditLog>) -> Duration {
                 trace_id: "4bf92f3577b34da6a3ce929d0e0e4736".to_owned(),
                 args_sha256: args_digest(&arguments),
                 arguments: None,
+                caller: None,
             };
             assert!(
                 log.append(entry).await.is_ok(),

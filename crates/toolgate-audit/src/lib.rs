@@ -23,6 +23,6 @@ pub mod sqlite;
 pub mod store;
 pub mod writer;
 
-pub use record::{Chain, Entry, Record, StoredRecord};
+pub use record::{Caller, Chain, Entry, Record, StoredRecord};
 pub use store::{Filter, Location, OpenOptions, Store, StoreError, Verified};
 pub use writer::{AuditLog, AuditUnavailable, Durability, WriterOptions};

@@ -37,6 +37,9 @@ pub struct PgStore {
     /// may have committed it without the answer arriving (a reset or a deadline
     /// between commit and reply). See [`PgStore::take_unacknowledged`].
     unacknowledged: Option<String>,
+    /// The columns read back: [`COLUMNS`], or [`OLD_COLUMNS`] for a table an
+    /// earlier version wrote.
+    columns: &'static str,
 }
 
 fn valid_table(name: &str) -> bool {
@@ -73,6 +76,21 @@ impl PgStore {
             .chain
             .matches(&kind, &fingerprint)
             .map_err(StoreError::Chain)?;
+        let table = store.table.clone();
+        let has_identity: bool = within(
+            &store.rt,
+            store.timeout,
+            "reading the table's columns",
+            store.client.query_one(
+                "SELECT EXISTS (SELECT 1 FROM pg_attribute
+                  WHERE attrelid = to_regclass($1) AND attname = 'issuer' AND NOT attisdropped)",
+                &[&table],
+            ),
+        )?
+        .get(0);
+        if !has_identity {
+            store.columns = OLD_COLUMNS;
+        }
         Ok(store)
     }
 
@@ -124,6 +142,7 @@ impl PgStore {
             chain: options.chain.clone(),
             timeout,
             unacknowledged: None,
+            columns: COLUMNS,
         };
         let ms = timeout.as_millis();
         within(
@@ -183,6 +202,8 @@ impl PgStore {
                 transport TEXT NOT NULL, outcome TEXT NOT NULL, duration_ms BIGINT NOT NULL,
                 trace_id TEXT NOT NULL, args_sha256 TEXT NOT NULL, arguments TEXT,
                 prev_hash TEXT NOT NULL, hash TEXT NOT NULL);
+             ALTER TABLE {t} ADD COLUMN IF NOT EXISTS issuer TEXT,
+               ADD COLUMN IF NOT EXISTS subject TEXT, ADD COLUMN IF NOT EXISTS client_id TEXT;
              CREATE INDEX IF NOT EXISTS {t}_ts ON {t} (ts);
              CREATE INDEX IF NOT EXISTS {t}_key ON {t} (key, ts);
              CREATE TABLE IF NOT EXISTS {t}_meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);"
@@ -283,7 +304,7 @@ impl PgStore {
             self.timeout,
             "reading a record",
             self.client.query_opt(
-                &format!("SELECT {COLUMNS} FROM {} WHERE seq = $1", self.table),
+                &format!("SELECT {} FROM {} WHERE seq = $1", self.columns, self.table),
                 &[&seq],
             ),
         )?;
@@ -310,6 +331,7 @@ impl PgStore {
             chain,
             timeout,
             unacknowledged,
+            ..
         } = self;
         let table = table.as_str();
         let mut last_hash = None;
@@ -339,6 +361,9 @@ impl PgStore {
             let mut arguments = Vec::with_capacity(n);
             let mut prevs = Vec::with_capacity(n);
             let mut hashes = Vec::with_capacity(n);
+            let mut issuers = Vec::with_capacity(n);
+            let mut subjects = Vec::with_capacity(n);
+            let mut clients = Vec::with_capacity(n);
             for r in records {
                 let hash = r.chain_hash(&prev, chain);
                 ts.push(r.ts.as_str());
@@ -352,14 +377,17 @@ impl PgStore {
                 arguments.push(r.arguments.as_ref().map(ToString::to_string));
                 prevs.push(std::mem::replace(&mut prev, hash.clone()));
                 hashes.push(hash);
+                issuers.push(r.issuer.as_deref());
+                subjects.push(r.subject.as_deref());
+                clients.push(r.client_id.as_deref());
             }
             last_hash = hashes.last().cloned();
             tx.execute(
                 &format!(
-                    "INSERT INTO {table} (ts, key, tool, transport, outcome, duration_ms, trace_id, args_sha256, arguments, prev_hash, hash)
-                     SELECT ts, key, tool, transport, outcome, duration_ms, trace_id, args_sha256, arguments, prev_hash, hash
-                     FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::int8[], $7::text[], $8::text[], $9::text[], $10::text[], $11::text[])
-                       WITH ORDINALITY AS r(ts, key, tool, transport, outcome, duration_ms, trace_id, args_sha256, arguments, prev_hash, hash, n)
+                    "INSERT INTO {table} (ts, key, tool, transport, outcome, duration_ms, trace_id, args_sha256, arguments, prev_hash, hash, issuer, subject, client_id)
+                     SELECT ts, key, tool, transport, outcome, duration_ms, trace_id, args_sha256, arguments, prev_hash, hash, issuer, subject, client_id
+                     FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::int8[], $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[], $14::text[])
+                       WITH ORDINALITY AS r(ts, key, tool, transport, outcome, duration_ms, trace_id, args_sha256, arguments, prev_hash, hash, issuer, subject, client_id, n)
                      ORDER BY n"
                 ),
                 &[
@@ -374,6 +402,9 @@ impl PgStore {
                     &arguments,
                     &prevs,
                     &hashes,
+                    &issuers,
+                    &subjects,
+                    &clients,
                 ],
             )
             .await?;
@@ -390,11 +421,11 @@ impl PgStore {
     pub fn list(&mut self, f: &Filter) -> Result<Vec<StoredRecord>, StoreError> {
         let limit = f.limit.map_or(i64::MAX, i64::from);
         let sql = format!(
-            "SELECT * FROM (SELECT {COLUMNS} FROM {} WHERE ($1::text IS NULL OR key = $1)
+            "SELECT * FROM (SELECT {} FROM {} WHERE ($1::text IS NULL OR key = $1)
                AND ($2::text IS NULL OR tool = $2) AND ($3::text IS NULL OR outcome = $3)
                AND ($4::text IS NULL OR ts >= $4) AND ($5::text IS NULL OR ts < $5)
                ORDER BY seq DESC LIMIT $6) newest ORDER BY seq",
-            self.table
+            self.columns, self.table
         );
         let rows = within(
             &self.rt,
@@ -418,7 +449,7 @@ impl PgStore {
             self.timeout,
             "reading the log",
             self.client.query(
-                &format!("SELECT {COLUMNS} FROM {} ORDER BY seq", self.table),
+                &format!("SELECT {} FROM {} ORDER BY seq", self.columns, self.table),
                 &[],
             ),
         )?;
@@ -474,7 +505,11 @@ where
     }
 }
 
-const COLUMNS: &str = "seq, ts, key, tool, transport, outcome, duration_ms, trace_id, args_sha256, arguments, prev_hash, hash";
+/// Every column of a stored record, in [`row_to_record`]'s order.
+const COLUMNS: &str = "seq, ts, key, tool, transport, outcome, duration_ms, trace_id, args_sha256, arguments, prev_hash, hash, issuer, subject, client_id";
+/// The same for a table without the identity columns (written by an earlier
+/// version and not yet opened by a writer, which adds them).
+const OLD_COLUMNS: &str = "seq, ts, key, tool, transport, outcome, duration_ms, trace_id, args_sha256, arguments, prev_hash, hash, NULL::text, NULL::text, NULL::text";
 
 fn row_to_record(row: &tokio_postgres::Row) -> StoredRecord {
     let arguments: Option<String> = row.get(9);
@@ -491,6 +526,9 @@ fn row_to_record(row: &tokio_postgres::Row) -> StoredRecord {
             trace_id: row.get(7),
             args_sha256: row.get(8),
             arguments: arguments.and_then(|a| serde_json::from_str(&a).ok()),
+            issuer: row.get(12),
+            subject: row.get(13),
+            client_id: row.get(14),
         },
         prev_hash: row.get(10),
         hash: row.get(11),

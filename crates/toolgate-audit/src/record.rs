@@ -118,6 +118,18 @@ impl Chain {
 /// The hash before the first record.
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
+/// Who called with a bearer token: the token's issuer, subject and OAuth client
+/// (never the token itself). Callers with an API key have none.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Caller {
+    /// `iss`.
+    pub issuer: String,
+    /// `sub`.
+    pub subject: String,
+    /// The OAuth client the token was issued to (`client_id`, or `azp`), when it says.
+    pub client_id: Option<String>,
+}
+
 /// One call, as the audit log keeps it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Record {
@@ -139,6 +151,15 @@ pub struct Record {
     pub args_sha256: String,
     /// The arguments, for tools that opt in, with configured fields redacted.
     pub arguments: Option<Value>,
+    /// A token caller's issuer (`iss`); absent for API keys.
+    #[serde(default)]
+    pub issuer: Option<String>,
+    /// A token caller's subject (`sub`).
+    #[serde(default)]
+    pub subject: Option<String>,
+    /// A token caller's OAuth client id, when the token names one.
+    #[serde(default)]
+    pub client_id: Option<String>,
 }
 
 /// A finished call as the hot path hands it over: nothing formatted yet (no
@@ -164,6 +185,9 @@ pub struct Entry {
     pub args_sha256: [u8; 32],
     /// The arguments, for tools that opt in, with configured fields redacted.
     pub arguments: Option<Value>,
+    /// A token caller's identity (shared with the request, so handing it over is a
+    /// reference count).
+    pub caller: Option<std::sync::Arc<Caller>>,
 }
 
 impl Entry {
@@ -180,6 +204,9 @@ impl Entry {
             trace_id: self.trace_id,
             args_sha256: hex32(&self.args_sha256),
             arguments: self.arguments,
+            issuer: self.caller.as_ref().map(|c| c.issuer.clone()),
+            subject: self.caller.as_ref().map(|c| c.subject.clone()),
+            client_id: self.caller.as_ref().and_then(|c| c.client_id.clone()),
         }
     }
 }
@@ -226,6 +253,11 @@ impl Record {
     }
 
     /// [`Record::canonical`] appended to `out` (the writer reuses one buffer).
+    ///
+    /// A token caller's identity is a tenth element, `[issuer, subject, client_id]`,
+    /// present only when the record has one: records of key callers (and every
+    /// record written before the identity fields existed) hash exactly as they did,
+    /// so older logs still verify, and erasing a record's identity breaks its hash.
     pub fn write_canonical(&self, out: &mut Vec<u8>) {
         // Written field by field (each string JSON-escaped) rather than through a
         // `Value`: this runs once per call and allocation shows in throughput.
@@ -247,6 +279,11 @@ impl Record {
         let _ = serde_json::to_writer(&mut *out, &self.args_sha256);
         out.push(b',');
         let _ = serde_json::to_writer(&mut *out, &self.arguments);
+        if self.issuer.is_some() || self.subject.is_some() || self.client_id.is_some() {
+            out.push(b',');
+            let _ =
+                serde_json::to_writer(&mut *out, &(&self.issuer, &self.subject, &self.client_id));
+        }
         out.push(b']');
     }
 
@@ -337,7 +374,34 @@ mod tests {
             trace_id: "t".into(),
             args_sha256: args_sha256(&json!({})),
             arguments: None,
+            issuer: None,
+            subject: None,
+            client_id: None,
         }
+    }
+
+    #[test]
+    fn a_token_callers_identity_is_hashed_and_a_keys_record_hashes_as_before() {
+        let plain = Chain::unkeyed();
+        let key = rec("echo");
+        // The nine-element form, byte for byte what records were hashed as before
+        // the identity fields.
+        let v: Value = serde_json::from_slice(&key.canonical()).unwrap_or_default();
+        assert_eq!(v.as_array().map(Vec::len), Some(9));
+        let mut token = rec("echo");
+        token.issuer = Some("https://idp".into());
+        token.subject = Some("alice".into());
+        token.client_id = Some("agent".into());
+        let v: Value = serde_json::from_slice(&token.canonical()).unwrap_or_default();
+        assert_eq!(v[9], json!(["https://idp", "alice", "agent"]));
+        let h = token.chain_hash(GENESIS, &plain);
+        assert_ne!(h, key.chain_hash(GENESIS, &plain));
+        let mut other = token.clone();
+        other.subject = Some("bob".into());
+        assert_ne!(h, other.chain_hash(GENESIS, &plain));
+        let mut no_client = token.clone();
+        no_client.client_id = None;
+        assert_ne!(h, no_client.chain_hash(GENESIS, &plain));
     }
 
     #[test]

@@ -153,6 +153,9 @@ mod tests {
             trace_id: format!("t{i}"),
             args_sha256: "00".repeat(32),
             arguments: None,
+            issuer: None,
+            subject: None,
+            client_id: None,
         }
     }
 

@@ -19,8 +19,39 @@ pub struct SqliteStore {
     conn: Connection,
     last_hash: String,
     chain: Chain,
+    /// The columns read back: [`COLUMNS`], or for a log opened read-only that was
+    /// written before the identity columns existed, [`OLD_COLUMNS`].
+    columns: &'static str,
     /// The writer's exclusive lock on `<file>.lock`, held while open for writing.
     _lock: Option<std::fs::File>,
+}
+
+/// Every column of a stored record, in [`row_to_record`]'s order.
+const COLUMNS: &str = "seq, ts, key, tool, transport, outcome, duration_ms, trace_id, args_sha256, arguments, prev_hash, hash, issuer, subject, client_id";
+/// The same for a log without the identity columns (written by an earlier version).
+const OLD_COLUMNS: &str = "seq, ts, key, tool, transport, outcome, duration_ms, trace_id, args_sha256, arguments, prev_hash, hash, NULL, NULL, NULL";
+
+/// Whether the `audit` table has the identity columns.
+fn has_identity_columns(conn: &Connection) -> Result<bool, StoreError> {
+    let n: i64 = conn.query_row(
+        "SELECT count(*) FROM pragma_table_info('audit') WHERE name = 'issuer'",
+        [],
+        |r| r.get(0),
+    )?;
+    Ok(n > 0)
+}
+
+/// Add the identity columns to a log written before they existed. The records
+/// already there keep NULLs, which is what they hashed as.
+fn migrate(conn: &Connection) -> Result<(), StoreError> {
+    if !has_identity_columns(conn)? {
+        conn.execute_batch(
+            "ALTER TABLE audit ADD COLUMN issuer TEXT;
+             ALTER TABLE audit ADD COLUMN subject TEXT;
+             ALTER TABLE audit ADD COLUMN client_id TEXT;",
+        )?;
+    }
+    Ok(())
 }
 
 /// Take the writer's lock of the log at `path`: a second process appending to the
@@ -154,6 +185,7 @@ impl SqliteStore {
         // before the store counts as failed (and records go to the spool).
         conn.busy_timeout(options.statement_timeout)?;
         conn.execute_batch(SCHEMA)?;
+        migrate(&conn)?;
         let last_hash = conn
             .query_row(
                 "SELECT hash FROM audit ORDER BY seq DESC LIMIT 1",
@@ -185,6 +217,7 @@ impl SqliteStore {
             conn,
             last_hash,
             chain,
+            columns: COLUMNS,
             _lock: Some(lock),
         })
     }
@@ -203,10 +236,16 @@ impl SqliteStore {
         } else {
             chain.matches("sha256", "").map_err(StoreError::Chain)?;
         }
+        let columns = if has_identity_columns(&conn)? {
+            COLUMNS
+        } else {
+            OLD_COLUMNS
+        };
         Ok(Self {
             conn,
             last_hash: GENESIS.to_owned(),
             chain,
+            columns,
             _lock: None,
         })
     }
@@ -233,8 +272,7 @@ impl SqliteStore {
     /// SQLite failed.
     pub fn get(&self, seq: i64) -> Result<Option<StoredRecord>, StoreError> {
         match self.conn.query_row(
-            "SELECT seq, ts, key, tool, transport, outcome, duration_ms, trace_id, args_sha256, arguments, prev_hash, hash
-             FROM audit WHERE seq = ?1",
+            &format!("SELECT {} FROM audit WHERE seq = ?1", self.columns),
             [seq],
             row_to_record,
         ) {
@@ -259,8 +297,8 @@ impl SqliteStore {
         let mut hex_buf = [0u8; 64];
         {
             let mut stmt = tx.prepare_cached(
-                "INSERT INTO audit (ts, key, tool, transport, outcome, duration_ms, trace_id, args_sha256, arguments, prev_hash, hash)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+                "INSERT INTO audit (ts, key, tool, transport, outcome, duration_ms, trace_id, args_sha256, arguments, prev_hash, hash, issuer, subject, client_id)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
             )?;
             for r in records {
                 let hash = r.chain_digest(&prev, &mut scratch, &self.chain);
@@ -284,7 +322,10 @@ impl SqliteStore {
                     args,
                     arguments,
                     prev_raw,
-                    hash
+                    hash,
+                    r.issuer,
+                    r.subject,
+                    r.client_id
                 ])?;
                 prev_raw = hash;
                 if hex::encode_to_slice(hash, &mut hex_buf).is_ok()
@@ -306,15 +347,16 @@ impl SqliteStore {
     /// SQLite failed.
     pub fn list(&self, filter: &Filter) -> Result<Vec<StoredRecord>, StoreError> {
         let limit = filter.limit.map_or(-1, i64::from);
-        let mut stmt = self.conn.prepare(
+        let mut stmt = self.conn.prepare(&format!(
             "SELECT * FROM (
-                SELECT seq, ts, key, tool, transport, outcome, duration_ms, trace_id, args_sha256, arguments, prev_hash, hash
+                SELECT {}
                 FROM audit
                 WHERE (?1 IS NULL OR key = ?1) AND (?2 IS NULL OR tool = ?2) AND (?3 IS NULL OR outcome = ?3)
                   AND (?4 IS NULL OR ts >= ?4) AND (?5 IS NULL OR ts < ?5)
                 ORDER BY seq DESC LIMIT ?6
              ) ORDER BY seq",
-        )?;
+            self.columns
+        ))?;
         let rows = stmt.query_map(
             params![
                 filter.key,
@@ -334,10 +376,9 @@ impl SqliteStore {
     /// # Errors
     /// [`StoreError::Broken`] at the first record that does not match.
     pub fn verify(&self) -> Result<Verified, StoreError> {
-        let mut stmt = self.conn.prepare(
-            "SELECT seq, ts, key, tool, transport, outcome, duration_ms, trace_id, args_sha256, arguments, prev_hash, hash
-             FROM audit ORDER BY seq",
-        )?;
+        let mut stmt = self
+            .conn
+            .prepare(&format!("SELECT {} FROM audit ORDER BY seq", self.columns))?;
         let mut rows = stmt.query([])?;
         let mut prev = GENESIS.to_owned();
         let mut count = 0u64;
@@ -402,6 +443,9 @@ fn row_to_record(row: &rusqlite::Row<'_>) -> rusqlite::Result<StoredRecord> {
             trace_id: row.get(7)?,
             args_sha256: hash_column(row, 8)?,
             arguments: arguments.and_then(|a| serde_json::from_str(&a).ok()),
+            issuer: row.get(12)?,
+            subject: row.get(13)?,
+            client_id: row.get(14)?,
         },
         prev_hash: hash_column(row, 10)?,
         hash: hash_column(row, 11)?,
@@ -427,7 +471,37 @@ mod tests {
             trace_id: format!("t{i}"),
             args_sha256: args_sha256(&json!({"i": i})),
             arguments: Some(json!({"i": i})),
+            issuer: None,
+            subject: None,
+            client_id: None,
         }
+    }
+
+    #[test]
+    fn identity_fields_are_stored_verified_and_tamper_evident() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.db");
+        let mut s = SqliteStore::open(&path, &OpenOptions::default()).unwrap();
+        let mut token = rec(2);
+        token.issuer = Some("https://idp.example".into());
+        token.subject = Some("alice".into());
+        token.client_id = Some("agent-app".into());
+        s.append(&[rec(1), token.clone(), rec(3)]).unwrap();
+        assert_eq!(s.verify().unwrap().count, 3);
+        let all = s.list(&Filter::default()).unwrap();
+        assert_eq!(all[1].record, token);
+        assert_eq!(all[0].record.subject, None);
+        s.conn
+            .execute("UPDATE audit SET subject = 'bob' WHERE seq = 2", [])
+            .unwrap();
+        assert!(matches!(s.verify(), Err(StoreError::Broken { seq: 2, .. })));
+        s.conn
+            .execute(
+                "UPDATE audit SET issuer = NULL, subject = NULL, client_id = NULL WHERE seq = 2",
+                [],
+            )
+            .unwrap();
+        assert!(matches!(s.verify(), Err(StoreError::Broken { seq: 2, .. })));
     }
 
     #[test]
@@ -485,8 +559,15 @@ mod tests {
                 prev = hash;
             }
         }
+        // Read as it is (no identity columns yet), then migrated by the writer.
+        let old = SqliteStore::open_read_only(&path, Chain::unkeyed()).unwrap();
+        assert_eq!(old.verify().unwrap().count, 2);
+        assert_eq!(old.list(&Filter::default()).unwrap().len(), 2);
+        drop(old);
         let mut s = SqliteStore::open(&path, &OpenOptions::default()).unwrap();
-        s.append(&[rec(3), rec(4)]).unwrap();
+        let mut token = rec(3);
+        token.subject = Some("alice".into());
+        s.append(&[token, rec(4)]).unwrap();
         let verified = s.verify().unwrap();
         assert_eq!(verified.count, 4);
         let all = s.list(&Filter::default()).unwrap();

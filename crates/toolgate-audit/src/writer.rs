@@ -837,6 +837,7 @@ mod tests {
             trace_id: format!("t{i}"),
             args_sha256: args_digest(&json!({})),
             arguments: None,
+            caller: None,
         }
     }
 

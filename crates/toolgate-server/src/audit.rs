@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::auth::TokenIdentity;
 use arc_swap::ArcSwap;
 use serde_json::Value;
 use toolgate_audit::{
@@ -66,6 +67,8 @@ pub struct CapturedArgs {
 pub struct CallFacts<'a> {
     /// Key name.
     pub key: &'a str,
+    /// A token caller's issuer, subject and client.
+    pub identity: Option<&'a Arc<TokenIdentity>>,
     /// Tool name.
     pub tool: &'a str,
     /// Transport label.
@@ -187,6 +190,7 @@ impl Auditor {
             trace_id: facts.trace_id,
             args_sha256: args.sha256,
             arguments: args.kept,
+            caller: facts.identity.cloned(),
         }
     }
 
@@ -196,6 +200,7 @@ impl Auditor {
     pub fn record_refusal(
         &self,
         key: &str,
+        identity: Option<&Arc<TokenIdentity>>,
         tool: &str,
         transport: &'static str,
         outcome: &'static str,
@@ -211,6 +216,7 @@ impl Auditor {
             trace_id,
             args_sha256: *NO_ARGUMENTS,
             arguments: None,
+            caller: identity.cloned(),
         });
     }
 

@@ -59,16 +59,9 @@ pub struct Principal {
     pub caller: Arc<toolgate_core::CallerIdentity>,
 }
 
-/// The identity behind a bearer token (never the token itself).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TokenIdentity {
-    /// `iss`.
-    pub issuer: String,
-    /// `sub`.
-    pub subject: String,
-    /// The OAuth client the token was issued to, when it says.
-    pub client_id: Option<String>,
-}
+/// The identity behind a bearer token (never the token itself): what its calls'
+/// audit records carry.
+pub type TokenIdentity = toolgate_audit::Caller;
 
 /// What tools are told of a caller named `name` with `claims`.
 #[must_use]
@@ -407,6 +400,7 @@ impl Caller {
             if let Some(audit) = &state.audit {
                 audit.record_refusal(
                     &self.0.name,
+                    self.0.identity.as_ref(),
                     tool,
                     transport,
                     "forbidden",

@@ -133,6 +133,7 @@ impl<'a> Pending<'a> {
         let caller: &'a Principal = self.caller;
         CallFacts {
             key: &caller.name,
+            identity: caller.identity.as_ref(),
             tool: self.tool,
             transport: self.transport.label(),
             outcome: outcome

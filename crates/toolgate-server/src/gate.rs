@@ -258,6 +258,7 @@ pub(crate) fn audit_refusal(state: &AppState, transport: &'static str, outcome: 
     if let Some(audit) = &state.audit {
         audit.record_refusal(
             crate::audit::UNKNOWN_KEY,
+            None,
             "",
             transport,
             outcome,

@@ -20,7 +20,7 @@ fn config(db: &std::path::Path, durability: &str) -> String {
     )
 }
 
-fn audit(args: &[&str]) -> (i32, String, String) {
+pub(crate) fn audit(args: &[&str]) -> (i32, String, String) {
     let out = Command::new(BIN).arg("audit").args(args).output().unwrap();
     (
         out.status.code().unwrap_or(-1),
@@ -331,7 +331,7 @@ async fn with_sync_durability_every_answered_call_survives_kill_9() {
 
 /// Whether PostgreSQL answers on 127.0.0.1:5432. Under CI it must; elsewhere the
 /// test is skipped, loudly.
-fn postgres_available() -> bool {
+pub(crate) fn postgres_available() -> bool {
     let up = std::net::TcpStream::connect_timeout(
         &"127.0.0.1:5432".parse().unwrap(),
         Duration::from_secs(1),

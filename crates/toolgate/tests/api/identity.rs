@@ -405,20 +405,50 @@ async fn limits_and_quotas_apply_per_subject_and_the_audit_log_names_it() {
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
-    let keys: Vec<String> = text
+    let records: Vec<Value> = text
         .lines()
-        .map(|l| {
-            serde_json::from_str::<Value>(l).unwrap()["key"]
-                .as_str()
-                .unwrap()
-                .to_owned()
-        })
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
         .collect();
+    let keys: Vec<&str> = records.iter().map(|r| r["key"].as_str().unwrap()).collect();
     assert_eq!(
         keys,
         ["corp:svc-a", "corp:svc-a", "corp:svc-a", "corp:svc-b"]
     );
+    // Issuer, subject and client id are fields of their own, in the chain.
+    for (r, client) in records.iter().zip(["svc-a", "svc-a", "svc-a", "svc-b"]) {
+        assert_eq!(r["issuer"], json!(idp.issuer), "{r}");
+        assert_eq!(r["subject"], json!(client), "{r}");
+        assert_eq!(r["client_id"], json!(client), "{r}");
+    }
+    assert_eq!(records[2]["outcome"], "rate_limited");
     assert!(!text.contains(&a1), "never the token");
+    let out = std::process::Command::new(crate::cli::BIN)
+        .args(["audit", "verify", "--db", db.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Erasing a record's identity breaks the chain at that record.
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    conn.execute(
+        "UPDATE audit SET issuer = NULL, subject = NULL, client_id = NULL WHERE seq = 4",
+        [],
+    )
+    .unwrap();
+    drop(conn);
+    let out = std::process::Command::new(crate::cli::BIN)
+        .args(["audit", "verify", "--db", db.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains('4'),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[tokio::test]
@@ -845,4 +875,101 @@ async fn a_token_whose_issuer_cannot_be_reached_gets_503_not_401() {
     // Still 503 on the next call, while the next fetch waits out jwks_min_refresh.
     assert_eq!(call_empty(&s, &token, "echo").await.0, 503);
     s.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn the_postgresql_audit_log_keeps_issuer_subject_and_client_and_adds_them_to_an_old_table() {
+    if !crate::audit::postgres_available() {
+        return;
+    }
+    let Some(idp) = idp() else { return };
+    let table = format!("audit_ident_{}", &toolgate_server::trace::generate()[..12]);
+    let psql = |sql: &str| {
+        std::process::Command::new("psql")
+            .args([
+                "-h",
+                "127.0.0.1",
+                "-U",
+                "postgres",
+                "-d",
+                "test",
+                "-qc",
+                sql,
+            ])
+            .status()
+            .unwrap()
+            .success()
+    };
+    // A table as an earlier version created it: no identity columns.
+    assert!(psql(&format!(
+        "CREATE TABLE {table} (seq BIGSERIAL PRIMARY KEY, ts TEXT NOT NULL, key TEXT NOT NULL, tool TEXT NOT NULL,
+           transport TEXT NOT NULL, outcome TEXT NOT NULL, duration_ms BIGINT NOT NULL,
+           trace_id TEXT NOT NULL, args_sha256 TEXT NOT NULL, arguments TEXT,
+           prev_hash TEXT NOT NULL, hash TEXT NOT NULL)"
+    )));
+    let cfg = format!(
+        "{}\n[audit]\nurl = \"postgres://postgres@127.0.0.1:5432/test\"\ntable = \"{table}\"\n",
+        config(&idp, "")
+    );
+    let f = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(f.path(), &cfg).unwrap();
+    let config_path = f.path().to_str().unwrap();
+    // Readable as it is, before any writer added the columns.
+    let (code, out, err) = crate::audit::audit(&["list", "--config", config_path]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.trim().is_empty(), "{out}");
+    let s = TestServer::spawn(&cfg).await.unwrap();
+    let a = idp
+        .client_token(CLIENT_A, RESOURCE, "tools:echo")
+        .await
+        .unwrap();
+    let b = idp
+        .client_token(CLIENT_B, RESOURCE, "tools:echo")
+        .await
+        .unwrap();
+    assert_eq!(call(&s, &a, "echo").await.0, 200);
+    assert_eq!(call(&s, &b, "echo").await.0, 200);
+    // Out of scope: refused, and the refusal names the caller too.
+    assert_eq!(call(&s, &b, "run_system_audit").await.0, 403);
+    s.stop().await.unwrap();
+    let (code, out, err) = crate::audit::audit(&["verify", "--config", config_path]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.starts_with("ok: 3 records"), "{out}");
+    let (code, out, err) = crate::audit::audit(&["list", "--config", config_path]);
+    assert_eq!(code, 0, "{err}");
+    let records: Vec<Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let who: Vec<(Value, Value, Value, Value)> = records
+        .iter()
+        .map(|r| {
+            (
+                r["issuer"].clone(),
+                r["subject"].clone(),
+                r["client_id"].clone(),
+                r["outcome"].clone(),
+            )
+        })
+        .collect();
+    let iss = json!(idp.issuer);
+    assert_eq!(
+        who,
+        [
+            (iss.clone(), json!("svc-a"), json!("svc-a"), json!("ok")),
+            (iss.clone(), json!("svc-b"), json!("svc-b"), json!("ok")),
+            (iss, json!("svc-b"), json!("svc-b"), json!("forbidden")),
+        ]
+    );
+    assert!(!out.contains(&a) && !out.contains(&b), "never the token");
+    // Changing who called breaks the chain.
+    assert!(psql(&format!(
+        "UPDATE {table} SET subject = 'svc-a' WHERE seq = (SELECT max(seq) FROM {table})"
+    )));
+    let (code, _, err) = crate::audit::audit(&["verify", "--config", config_path]);
+    assert_eq!(code, 1);
+    assert!(err.contains("chain is broken"), "{err}");
+    psql(&format!(
+        "DROP TABLE {table}; DROP TABLE IF EXISTS {table}_meta"
+    ));
 }

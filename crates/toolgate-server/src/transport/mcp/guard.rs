@@ -347,6 +347,7 @@ fn admit(
             if let Some(audit) = &g.state.audit {
                 audit.record_refusal(
                     &caller.name,
+                    caller.identity.as_ref(),
                     tool,
                     "mcp",
                     "forbidden",
