@@ -1,7 +1,11 @@
-//! Named `:param` placeholders for PostgreSQL (`$1`, `$2`, ...) and MySQL (`?`).
+//! Named `:param` placeholders for PostgreSQL (`$1`, `$2`, ...) and MySQL (`?`), and
+//! the caller's claims (`:caller.<claim>`) on every database.
 //!
 //! SQLite parses `:name` itself; the server databases only know positional
-//! parameters, so the statement text is rewritten once, when the tool is built. The
+//! parameters, so the statement text is rewritten once, when the tool is built. No
+//! database takes a `.` in a parameter name, so on SQLite `:caller.sub` becomes
+//! `:caller$sub` (SQLite takes `$` inside a name; a declared parameter, an
+//! identifier, never has one). The
 //! scanner knows just enough of each dialect's lexical rules to never see a
 //! placeholder where the database would not: string literals (`'...'`, PostgreSQL's
 //! `E'...'` and `$tag$...$tag$`, MySQL's `"..."` and backslash escapes), quoted
@@ -19,6 +23,21 @@ pub(crate) enum Dialect {
     Postgres,
     /// MySQL and MariaDB: `?` placeholders.
     Mysql,
+    /// SQLite: `:name` stays, `:caller.<claim>` becomes `:caller$<claim>`.
+    Sqlite,
+}
+
+/// The prefix of a parameter that names one of the caller's claims.
+pub(crate) const CALLER: &str = "caller.";
+
+/// The claim a parameter name refers to (`caller.sub` → `sub`), if it is one.
+pub(crate) fn caller_claim(name: &str) -> Option<&str> {
+    name.strip_prefix(CALLER)
+}
+
+/// The name SQLite sees for the claim `claim` (no `.`: see the module comment).
+pub(crate) fn sqlite_claim_name(claim: &str) -> String {
+    format!("caller${claim}")
 }
 
 /// A statement with its `:name`s replaced by the dialect's placeholders.
@@ -27,7 +46,8 @@ pub(crate) struct Positional {
     /// The text sent to the database (without a trailing `;`).
     pub(crate) sql: String,
     /// The parameter bound at each position: every distinct name once for
-    /// PostgreSQL (`$n` may repeat), every occurrence for MySQL.
+    /// PostgreSQL (`$n` may repeat), every occurrence for MySQL; for SQLite every
+    /// occurrence (SQLite binds by name). Claims as `caller.<claim>`.
     pub(crate) names: Vec<String>,
 }
 
@@ -82,6 +102,14 @@ pub(crate) fn rewrite(sql: &str, dialect: Dialect) -> Result<Positional, ScanErr
     scan(sql, dialect, &mut |piece| match piece {
         Piece::Text(t) => out.sql.push_str(t),
         Piece::Param(name) => match dialect {
+            Dialect::Sqlite => {
+                out.names.push(name.to_owned());
+                out.sql.push(':');
+                match caller_claim(name) {
+                    Some(claim) => out.sql.push_str(&sqlite_claim_name(claim)),
+                    None => out.sql.push_str(name),
+                }
+            }
             Dialect::Mysql => {
                 out.names.push(name.to_owned());
                 out.sql.push('?');
@@ -173,7 +201,9 @@ fn scan<'a>(
             }
             (b'\'', _) => {
                 let escapes = dialect == Dialect::Mysql
-                    || (matches!(prev, b'e' | b'E') && (i < 2 || !is_ident(bytes[i - 2])));
+                    || (dialect == Dialect::Postgres
+                        && matches!(prev, b'e' | b'E')
+                        && (i < 2 || !is_ident(bytes[i - 2])));
                 i = quoted_end(bytes, i, b'\'', escapes)
                     .ok_or(ScanError::Unterminated("string"))?;
             }
@@ -182,8 +212,12 @@ fn scan<'a>(
                 i = quoted_end(bytes, i, b'"', escapes)
                     .ok_or(ScanError::Unterminated("quoted name"))?;
             }
-            (b'`', Dialect::Mysql) => {
+            (b'`', Dialect::Mysql | Dialect::Sqlite) => {
                 i = quoted_end(bytes, i, b'`', false)
+                    .ok_or(ScanError::Unterminated("quoted name"))?;
+            }
+            (b'[', Dialect::Sqlite) => {
+                i = quoted_end(bytes, i, b']', false)
                     .ok_or(ScanError::Unterminated("quoted name"))?;
             }
             (b'?', Dialect::Mysql) => return Err(ScanError::Positional("?".to_owned())),
@@ -195,7 +229,18 @@ fn scan<'a>(
                         .get(i + 1)
                         .is_some_and(|c| is_name(*c) && !c.is_ascii_digit()) =>
             {
-                let len = bytes[i + 1..].iter().take_while(|c| is_name(**c)).count();
+                let mut len = bytes[i + 1..].iter().take_while(|c| is_name(**c)).count();
+                // `:caller.<claim>`: one name, dot and all.
+                let after = i + 1 + len;
+                if &sql[i + 1..after] == "caller"
+                    && bytes.get(after) == Some(&b'.')
+                    && bytes.get(after + 1).is_some_and(|c| is_name(*c))
+                {
+                    len += 1 + bytes[after + 1..]
+                        .iter()
+                        .take_while(|c| is_name(**c))
+                        .count();
+                }
                 emit(Piece::Text(&sql[start..i]));
                 emit(Piece::Param(&sql[i + 1..i + 1 + len]));
                 i += 1 + len;
@@ -221,7 +266,7 @@ fn comment_len(bytes: &[u8], i: usize, dialect: Dialect) -> Result<Option<usize>
     let line = |rest: &[u8]| rest.iter().position(|c| *c == b'\n').unwrap_or(rest.len());
     // MySQL needs a space (or a control character) after `--`.
     let dash_dash = rest.starts_with(b"--")
-        && (dialect == Dialect::Postgres || rest.get(2).is_none_or(|c| *c <= b' '));
+        && (dialect != Dialect::Mysql || rest.get(2).is_none_or(|c| *c <= b' '));
     if dash_dash || (dialect == Dialect::Mysql && rest.first() == Some(&b'#')) {
         return Ok(Some(line(rest)));
     }

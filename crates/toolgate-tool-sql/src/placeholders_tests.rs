@@ -135,3 +135,62 @@ fn non_ascii_text_survives() {
         Ok(("SELECT 'häh', $1, $1".to_owned(), names(&["név"])))
     );
 }
+
+fn lite(sql: &str) -> Result<(String, Vec<String>), ScanError> {
+    rewrite(sql, Dialect::Sqlite).map(|p| (p.sql, p.names))
+}
+
+#[test]
+fn caller_claims_are_one_name_on_every_dialect() {
+    let sql = "SELECT * FROM t WHERE owner = :caller.sub AND a = :a AND org = :caller.tenant_id";
+    assert_eq!(
+        pg(sql),
+        Ok((
+            "SELECT * FROM t WHERE owner = $1 AND a = $2 AND org = $3".to_owned(),
+            names(&["caller.sub", "a", "caller.tenant_id"])
+        ))
+    );
+    assert_eq!(
+        my(sql),
+        Ok((
+            "SELECT * FROM t WHERE owner = ? AND a = ? AND org = ?".to_owned(),
+            names(&["caller.sub", "a", "caller.tenant_id"])
+        ))
+    );
+    assert_eq!(
+        lite(sql),
+        Ok((
+            "SELECT * FROM t WHERE owner = :caller$sub AND a = :a AND org = :caller$tenant_id"
+                .to_owned(),
+            names(&["caller.sub", "a", "caller.tenant_id"])
+        ))
+    );
+    // A declared `:caller` without a claim, a table named `caller`, and a cast stay
+    // what they were.
+    assert_eq!(
+        pg("SELECT caller.x, :caller::text FROM caller WHERE y = :caller. "),
+        Ok((
+            "SELECT caller.x, $1::text FROM caller WHERE y = $1. ".to_owned(),
+            names(&["caller"])
+        ))
+    );
+}
+
+#[test]
+fn sqlite_literals_and_quoted_names_hide_claims() {
+    assert_eq!(
+        lite("SELECT ':caller.sub', \":caller.x\", [:caller.y], `:caller.z` --:caller.c\n FROM t /* :caller.d */ WHERE a = :caller.sub;"),
+        Ok((
+            "SELECT ':caller.sub', \":caller.x\", [:caller.y], `:caller.z` --:caller.c\n FROM t /* :caller.d */ WHERE a = :caller$sub".to_owned(),
+            names(&["caller.sub"])
+        ))
+    );
+    // SQLite has no backslash escapes and no E'' strings.
+    assert_eq!(
+        lite("SELECT e'a\\' , :caller.sub"),
+        Ok((
+            "SELECT e'a\\' , :caller$sub".to_owned(),
+            names(&["caller.sub"])
+        ))
+    );
+}

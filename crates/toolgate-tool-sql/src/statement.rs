@@ -31,13 +31,24 @@ pub struct StatementTool {
     source: Source,
     statement: Arc<str>,
     params: Arc<[Param]>,
-    /// Server databases: the declared param (index into `params`) bound at each
-    /// positional placeholder of `statement`, which holds the rewritten text.
-    order: Vec<usize>,
+    /// Server databases: what is bound at each positional placeholder of
+    /// `statement`, which holds the rewritten text.
+    order: Vec<Slot>,
+    /// The caller's claims the statement uses (`:caller.<claim>`), each once.
+    claims: Vec<String>,
     caps: Caps,
     writes: bool,
     /// PostgreSQL session settings from the caller's claims: (setting, claim).
     session: Vec<(String, String)>,
+}
+
+/// What a positional placeholder is bound to.
+#[derive(Debug, Clone, Copy)]
+enum Slot {
+    /// A declared param (index into `params`).
+    Arg(usize),
+    /// One of the caller's claims (index into `claims`).
+    Claim(usize),
 }
 
 /// One declared parameter, as binding needs it.
@@ -77,17 +88,48 @@ impl StatementTool {
                 .map_err(|e| e.to_string())
         };
         let (text, used) = match &source {
-            Source::Sqlite(s) => (
-                statement.to_owned(),
-                sqlite::used_params(s, statement, writes)?,
-            ),
+            Source::Sqlite(s) => {
+                // Only a statement with claims is rewritten; any other goes to SQLite
+                // as written (and one SQLite's scanner would read otherwise than ours
+                // is judged by SQLite).
+                let text = placeholders::rewrite(statement, Dialect::Sqlite)
+                    .ok()
+                    .filter(|p| {
+                        p.names
+                            .iter()
+                            .any(|n| placeholders::caller_claim(n).is_some())
+                    })
+                    .map_or_else(|| statement.to_owned(), |p| p.sql);
+                let used = sqlite::used_params(s, &text, writes)?
+                    .into_iter()
+                    .map(|n| match n.strip_prefix("caller$") {
+                        Some(claim) => format!("{}{claim}", placeholders::CALLER),
+                        None => n,
+                    })
+                    .collect::<Vec<_>>();
+                (text, used)
+            }
             Source::Postgres(_) => rewrite(Dialect::Postgres)?,
             Source::Mysql(_) => rewrite(Dialect::Mysql)?,
         };
-        check_usage(&declared, &used)?;
-        let index = |name: &String| declared.iter().position(|p| &p.name == name);
+        let mut claims: Vec<String> = Vec::new();
+        for claim in used.iter().filter_map(|n| placeholders::caller_claim(n)) {
+            if !claims.iter().any(|c| c == claim) {
+                claims.push(claim.to_owned());
+            }
+        }
+        let args: Vec<String> = used
+            .iter()
+            .filter(|n| placeholders::caller_claim(n).is_none())
+            .cloned()
+            .collect();
+        check_usage(&declared, &args)?;
+        let slot = |name: &String| match placeholders::caller_claim(name) {
+            Some(claim) => claims.iter().position(|c| c == claim).map(Slot::Claim),
+            None => declared.iter().position(|p| &p.name == name).map(Slot::Arg),
+        };
         let order = match source.dialect() {
-            Some(_) => used.iter().filter_map(index).collect(),
+            Some(_) => used.iter().filter_map(slot).collect(),
             None => Vec::new(),
         };
         let statement = match source.dialect() {
@@ -99,6 +141,7 @@ impl StatementTool {
             statement: Arc::from(statement),
             params: declared.into(),
             order,
+            claims,
             caps: caps.into(),
             writes,
             session: Vec::new(),
@@ -113,32 +156,20 @@ impl StatementTool {
         self
     }
 
-    /// The session settings' values from the caller's claims: text as it is, other
-    /// JSON values as JSON text.
+    /// The session settings' values from the caller's claims.
     fn session_values(&self, ctx: &CallContext) -> Result<Vec<(String, String)>, ToolError> {
-        let claims = ctx.caller.as_ref().and_then(|c| c.claims.as_ref());
         self.session
             .iter()
-            .map(|(setting, claim)| {
-                let value = claims.and_then(|c| c.get(claim)).ok_or_else(|| {
-                    ToolError::new(
-                        toolgate_core::ErrorKind::Forbidden,
-                        format!(
-                            "this tool runs as the caller and needs the claim {claim:?} of its access token (for {setting}); {}",
-                            if claims.is_some() {
-                                "the token has none"
-                            } else {
-                                "an API key has no claims"
-                            }
-                        ),
-                    )
-                })?;
-                let text = match value {
-                    Value::String(s) => s.clone(),
-                    other => other.to_string(),
-                };
-                Ok((setting.clone(), text))
-            })
+            .map(|(setting, claim)| Ok((setting.clone(), claim_text(ctx, claim, setting)?)))
+            .collect()
+    }
+
+    /// The values of the claims the statement uses, in [`StatementTool::claims`]'
+    /// order.
+    fn claim_values(&self, ctx: &CallContext) -> Result<Vec<String>, ToolError> {
+        self.claims
+            .iter()
+            .map(|claim| claim_text(ctx, claim, &format!(":caller.{claim}")))
             .collect()
     }
 
@@ -192,11 +223,18 @@ impl StatementTool {
         ctx: &CallContext,
     ) -> Result<Result<RowSet, JobError>, ToolError> {
         let values = self.bindings(arguments, sqlite::to_sql)?;
+        let claims = self.claim_values(ctx)?;
         let bindings: Vec<_> = self
             .params
             .iter()
             .map(|p| format!(":{}", p.name))
             .zip(values)
+            .chain(self.claims.iter().zip(claims).map(|(claim, value)| {
+                (
+                    format!(":{}", placeholders::sqlite_claim_name(claim)),
+                    rusqlite::types::Value::Text(value),
+                )
+            }))
             .collect();
         let Some(pool) = source.pool(self.writes) else {
             return Err(ToolError::tool("the database is unavailable"));
@@ -210,9 +248,17 @@ impl StatementTool {
     }
 
     /// The values for the positional placeholders of a server database.
-    fn positional(&self, arguments: &Value) -> Result<Vec<Bound>, ToolError> {
+    fn positional(&self, arguments: &Value, ctx: &CallContext) -> Result<Vec<Bound>, ToolError> {
         let values = self.bindings(arguments, Bound::from_json)?;
-        Ok(self.order.iter().map(|&i| values[i].clone()).collect())
+        let claims = self.claim_values(ctx)?;
+        Ok(self
+            .order
+            .iter()
+            .map(|slot| match *slot {
+                Slot::Arg(i) => values[i].clone(),
+                Slot::Claim(j) => Bound::Text(Some(claims[j].clone())),
+            })
+            .collect())
     }
 
     fn job<'a>(&'a self, binds: &'a [Bound], session: &'a [(String, String)]) -> Job<'a> {
@@ -232,12 +278,12 @@ impl Tool for StatementTool {
         let result = match &self.source {
             Source::Sqlite(s) => self.run_sqlite(s, &arguments, &ctx).await?,
             Source::Postgres(s) => {
-                let binds = self.positional(&arguments)?;
+                let binds = self.positional(&arguments, &ctx)?;
                 let session = self.session_values(&ctx)?;
                 s.run(&ctx, self.job(&binds, &session)).await
             }
             Source::Mysql(s) => {
-                let binds = self.positional(&arguments)?;
+                let binds = self.positional(&arguments, &ctx)?;
                 s.run(&ctx, self.job(&binds, &[])).await
             }
         };
@@ -249,6 +295,31 @@ impl Tool for StatementTool {
     async fn check(&self) -> Result<(), String> {
         self.source.check().await
     }
+}
+
+/// The value of the caller's claim `claim` (needed for `purpose`) as text: a string
+/// as it is, any other JSON value as JSON text. A caller without it (a token that
+/// lacks the claim, or an API key) is refused: the statement never runs with a
+/// missing identity.
+fn claim_text(ctx: &CallContext, claim: &str, purpose: &str) -> Result<String, ToolError> {
+    let claims = ctx.caller.as_ref().and_then(|c| c.claims.as_ref());
+    let value = claims.and_then(|c| c.get(claim)).ok_or_else(|| {
+        ToolError::new(
+            toolgate_core::ErrorKind::Forbidden,
+            format!(
+                "this tool runs as the caller and needs the claim {claim:?} of its access token (for {purpose}); {}",
+                if claims.is_some() {
+                    "the token has none"
+                } else {
+                    "an API key has no claims"
+                }
+            ),
+        )
+    })?;
+    Ok(match value {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    })
 }
 
 /// The declared params, checked for duplicates and defaults of the wrong type.
@@ -300,10 +371,16 @@ fn check_usage(declared: &[Param], used: &[String]) -> Result<(), String> {
 /// PostgreSQL prepares a statement once per connection with the parameter types it
 /// is first given, and sqlx caches it by its text. A comment naming the types keeps
 /// two tools with the same text but different types from sharing one.
-fn with_type_tag(text: String, order: &[usize], declared: &[Param]) -> String {
+fn with_type_tag(text: String, order: &[Slot], declared: &[Param]) -> String {
     if order.is_empty() {
         return text;
     }
-    let types: Vec<&str> = order.iter().map(|&i| declared[i].ty.json_type()).collect();
+    let types: Vec<&str> = order
+        .iter()
+        .map(|slot| match *slot {
+            Slot::Arg(i) => declared[i].ty.json_type(),
+            Slot::Claim(_) => "string",
+        })
+        .collect();
     format!("{text}\n/* toolgate parameters: {} */", types.join(", "))
 }

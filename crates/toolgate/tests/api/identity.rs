@@ -973,3 +973,115 @@ async fn the_postgresql_audit_log_keeps_issuer_subject_and_client_and_adds_them_
         "DROP TABLE {table}; DROP TABLE IF EXISTS {table}_meta"
     ));
 }
+
+/// `:caller.<claim>` in a declared statement, on `db`: each subject reads and writes
+/// its own rows through one tool; the agent cannot set the claims; a key is refused.
+async fn claims_are_statement_parameters(db: crate::sql_databases::Db) {
+    use crate::sql_databases::{sql_tool, with_table};
+    let Some(idp) = idp() else { return };
+    let columns =
+        "owner VARCHAR(64) NOT NULL, tenant VARCHAR(64) NOT NULL, item VARCHAR(64) NOT NULL";
+    with_table(db, columns, |fx| async move {
+        fx.exec(&format!(
+            "INSERT INTO {} VALUES ('svc-a', 't1', 'apple'), ('svc-a', 't1', 'apricot'), \
+             ('svc-a', 't2', 'avocado'), ('svc-b', 't2', 'banana'), ('svc-b', 't2', 'blueberry')",
+            fx.table
+        ))
+        .await;
+        let tools = format!(
+            "{}{}{}",
+            fx.source(""),
+            sql_tool(
+                "my_items",
+                "SELECT item FROM {t} WHERE owner = :caller.sub AND tenant = :caller.tenant_id AND item LIKE :prefix ORDER BY item",
+                "[{ name = \"prefix\", type = \"string\" }]",
+                "",
+            ),
+            sql_tool(
+                "add_item",
+                "INSERT INTO {t} (owner, tenant, item) VALUES (:caller.sub, :caller.tenant_id, :item)",
+                "[{ name = \"item\", type = \"string\" }]",
+                "destructive = true",
+            ),
+        )
+        .replace("{t}", &fx.table);
+        let cfg = config(&idp, "").replacen("\n[auth]\n", &format!("{tools}\n[auth]\n"), 1);
+        let s = TestServer::spawn(&cfg).await.unwrap();
+        let items = |body: &Value| -> Vec<String> {
+            body["output"]["rows"]
+                .as_array()
+                .unwrap_or_else(|| panic!("{body}"))
+                .iter()
+                .map(|r| {
+                    r.get("item")
+                        .or_else(|| r.get(0))
+                        .and_then(Value::as_str)
+                        .unwrap_or_else(|| panic!("{r}"))
+                        .to_owned()
+                })
+                .collect()
+        };
+        let a = idp
+            .client_token(CLIENT_A, RESOURCE, "tools:all")
+            .await
+            .unwrap();
+        let b = idp
+            .client_token(CLIENT_B, RESOURCE, "tools:all")
+            .await
+            .unwrap();
+        let (status, _, body) = call_with(&s, &a, "my_items", &json!({"prefix": "a%"})).await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(items(&body), ["apple", "apricot"], "svc-a in t1 only");
+        let (status, _, body) = call_with(&s, &b, "my_items", &json!({"prefix": "%"})).await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(items(&body), ["banana", "blueberry"]);
+        // A write stamps the caller's identity on the row.
+        let (status, _, body) = call_with(&s, &b, "add_item", &json!({"item": "bilberry"})).await;
+        assert_eq!(status, 200, "{body}");
+        let (_, _, body) = call_with(&s, &b, "my_items", &json!({"prefix": "bi%"})).await;
+        assert_eq!(items(&body), ["bilberry"]);
+        let (_, _, body) = call_with(&s, &a, "my_items", &json!({"prefix": "%"})).await;
+        assert_eq!(items(&body), ["apple", "apricot"], "not svc-b's new row");
+        // The agent's arguments cannot name a claim.
+        for args in [
+            json!({"prefix": "%", "caller.sub": "svc-b"}),
+            json!({"prefix": "%", "caller": {"sub": "svc-b", "tenant_id": "t2"}}),
+        ] {
+            let (status, _, body) = call_with(&s, &a, "my_items", &args).await;
+            assert_eq!(status, 422, "{args}: {body}");
+        }
+        // An API key has no claims: refused, naming the claim.
+        let resp = s
+            .call("my_items", &json!({"prefix": "%"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status().as_u16(), 403);
+        let body: Value = resp.json().await.unwrap();
+        assert!(
+            body["detail"].as_str().unwrap().contains("\"sub\""),
+            "{body}"
+        );
+        s.stop().await.unwrap();
+    })
+    .await;
+}
+
+mod claims_as_statement_parameters {
+    use crate::sql_databases::Db;
+
+    #[tokio::test]
+    async fn sqlite() {
+        super::claims_are_statement_parameters(Db::Sqlite).await;
+    }
+
+    #[tokio::test]
+    async fn postgres() {
+        super::claims_are_statement_parameters(Db::Postgres).await;
+    }
+
+    #[tokio::test]
+    async fn mariadb() {
+        super::claims_are_statement_parameters(Db::Mariadb).await;
+    }
+}
