@@ -50,6 +50,11 @@ pub struct AuthConfig {
     /// How long a token that passed is reused before its signature is checked again
     /// (ms, 0..=3600000; never past its `exp`). Default 60000.
     pub token_cache_ms: Option<Spanned<u64>>,
+    /// The scope a `401` asks for (`WWW-Authenticate: Bearer scope="..."`), which
+    /// MCP clients request first: space-separated granted values. Default: every
+    /// value in `scopes_supported`. Narrower values make clients start with less and
+    /// step up (`403 insufficient_scope` names what a tool needs).
+    pub scope: Option<Spanned<String>>,
     /// The trusted issuers.
     #[serde(default)]
     pub issuers: Vec<Spanned<IssuerConfig>>,

@@ -326,6 +326,31 @@ fn check_auth(c: &mut Checker<'_>, cfg: &Config) {
     {
         c.report(t.span(), "[auth] token_cache_ms must be 0..=3600000");
     }
+    if let Some(scope) = &a.scope {
+        let granted: HashSet<&String> = a
+            .issuers
+            .iter()
+            .flat_map(|i| i.get_ref().grants.keys())
+            .collect();
+        let values: Vec<&str> = scope.get_ref().split(' ').collect();
+        // RFC 6749 scope tokens: visible ASCII but `"` and `\`.
+        let token = |v: &str| {
+            !v.is_empty()
+                && v.bytes()
+                    .all(|b| b.is_ascii_graphic() && b != b'"' && b != b'\\')
+        };
+        if !values.iter().all(|v| token(v)) {
+            c.report(
+                scope.span(),
+                "[auth] scope must be scope values separated by single spaces",
+            );
+        } else if let Some(v) = values.iter().find(|v| !granted.contains(&(**v).to_owned())) {
+            c.report(
+                scope.span(),
+                format!("[auth] scope names {v:?}, which no issuer's grants map to tools"),
+            );
+        }
+    }
     let mut names = HashSet::new();
     for spanned in &a.issuers {
         let i = spanned.get_ref();

@@ -186,7 +186,8 @@ fn finish(
     if status != StatusCode::UNAUTHORIZED && status != StatusCode::FORBIDDEN {
         return response;
     }
-    let url = state.tokens.load().as_ref().and_then(|t| t.metadata_url());
+    let tokens = state.tokens.load();
+    let url = tokens.as_ref().and_then(|t| t.metadata_url());
     if url.is_none() && !bad_token {
         return response;
     }
@@ -208,6 +209,14 @@ fn finish(
         && (status == StatusCode::UNAUTHORIZED || challenge.contains("insufficient_scope"))
     {
         challenge.push_str(&format!(", resource_metadata=\"{url}\""));
+    }
+    // What to ask the issuer for (MCP authorization): on a 401 only; a 403 for scope
+    // already names the scope the tool needs.
+    if status == StatusCode::UNAUTHORIZED
+        && !challenge.contains("scope=")
+        && let Some(scope) = tokens.as_ref().and_then(|t| t.challenge_scope())
+    {
+        challenge.push_str(&format!(", scope=\"{scope}\""));
     }
     if let Ok(v) = HeaderValue::from_str(&challenge) {
         headers.insert(WWW_AUTHENTICATE, v);

@@ -45,6 +45,8 @@ pub struct Tokens {
     policies: HashMap<String, IssuerPolicy>,
     subjects: Mutex<HashMap<(String, String), Subject>>,
     resource: Option<String>,
+    /// What a `401` asks for (`scope=`), if anything.
+    challenge_scope: Option<String>,
 }
 
 impl std::fmt::Debug for Tokens {
@@ -150,11 +152,19 @@ impl Tokens {
             .map_or(Duration::from_secs(60), |v| {
                 Duration::from_millis(*v.get_ref())
             });
+        let identity = Identity::new(settings, cache)?;
+        let challenge_scope = auth
+            .scope
+            .as_ref()
+            .map(|s| s.get_ref().clone())
+            .or_else(|| Some(identity.scopes_supported().join(" ")))
+            .filter(|s| !s.is_empty());
         Ok(Some(Self {
-            identity: Identity::new(settings, cache)?,
+            identity,
             policies,
             subjects: Mutex::new(HashMap::new()),
             resource: auth.resource.as_ref().map(|r| r.get_ref().clone()),
+            challenge_scope,
         }))
     }
 
@@ -259,6 +269,12 @@ impl Tokens {
             "bearer_methods_supported": ["header"],
             "resource_name": "toolgate",
         }))
+    }
+
+    /// The scope a `401` asks for: `[auth] scope`, else every supported scope.
+    #[must_use]
+    pub fn challenge_scope(&self) -> Option<&str> {
+        self.challenge_scope.as_deref()
     }
 
     /// Where the metadata is, for `WWW-Authenticate: Bearer resource_metadata=...`.

@@ -501,6 +501,15 @@ leeway_s = 9000
     let (code, _, err) = toolgate(&["check", path]);
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("needs `audience`"), "{err}");
+    // The 401's scope must be values the grants map.
+    let f = write_config(
+        "[auth]\nresource = \"https://tools.example.com\"\nscope = \"tools:read tools:write\"\n\n[[auth.issuers]]\nname = \"corp\"\nissuer = \"https://login.example.com\"\n\n[auth.issuers.grants]\n\"tools:read\" = [\"*\"]\n",
+    );
+    let path = f.path().to_str().unwrap();
+    let (code, _, err) = toolgate(&["check", path]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains(&format!("{path}:3:")), "{err}");
+    assert!(err.contains("\"tools:write\""), "{err}");
 }
 
 #[test]

@@ -269,6 +269,28 @@ async fn the_protected_resource_metadata_names_the_issuer() {
         ),
         "{challenge}"
     );
+    // What to ask for: by default every supported scope.
+    assert!(
+        challenge.contains("scope=\"tools:all tools:echo\""),
+        "{challenge}"
+    );
+    s.stop().await.unwrap();
+    // `[auth] scope` narrows it (clients start small and step up).
+    let narrow = config(&idp, "").replacen("\n[auth]\n", "\n[auth]\nscope = \"tools:echo\"\n", 1);
+    let s = TestServer::spawn(&narrow).await.unwrap();
+    let resp = s
+        .client
+        .post(s.url("/api/v1/tools/echo"))
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 401);
+    let challenge = resp.headers()["www-authenticate"].to_str().unwrap();
+    assert!(
+        challenge.contains("scope=\"tools:echo\"") && challenge.contains("resource_metadata="),
+        "{challenge}"
+    );
     // Without [auth], there is no metadata.
     let plain = TestServer::spawn(toolgate_config::DEMO_CONFIG)
         .await
