@@ -19,10 +19,12 @@ lint:
 deny:
 	$(CARGO) deny --locked check bans licenses sources
 
-## The test identity provider's packages (tests/idp, from its lock file).
+## The test identity provider's packages (tests/idp) and the official MCP TypeScript
+## SDK (tests/mcp-sdk), each from its lock file.
 idp-deps:
 	@if command -v npm >/dev/null 2>&1; then \
 		[ -d tests/idp/node_modules/oidc-provider ] || (cd tests/idp && npm ci --no-audit --no-fund); \
+		[ -d tests/mcp-sdk/node_modules/@modelcontextprotocol/sdk ] || (cd tests/mcp-sdk && npm ci --no-audit --no-fund); \
 	else \
 		echo "npm is missing: the identity tests will be skipped" >&2; \
 	fi

@@ -58,6 +58,15 @@ pub struct TestServer {
     handle: Option<JoinHandle<std::io::Result<()>>>,
 }
 
+/// A port of 127.0.0.1 that was free a moment ago (bound, read, released), for a
+/// server whose config must know its own address before it starts.
+///
+/// # Errors
+/// Nothing could be bound.
+pub fn free_port() -> anyhow::Result<SocketAddr> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?)
+}
+
 impl TestServer {
     /// The demo configuration.
     ///
@@ -93,14 +102,32 @@ impl TestServer {
         Ok(server)
     }
 
+    /// Serve `config` on `addr`: for a test whose config must name the server's own
+    /// URL (an OAuth resource), with a port taken from [`free_port`].
+    ///
+    /// # Errors
+    /// The config has problems or the server cannot bind.
+    pub async fn spawn_at(config: &str, addr: SocketAddr) -> anyhow::Result<Self> {
+        let loaded = LoadedConfig::from_str("<test>", config)?;
+        let registry = Registry::from_config(&loaded)?;
+        Self::serve(&loaded, registry, addr).await
+    }
+
     /// Serve a registry built by the test (for native tools).
     ///
     /// # Errors
     /// The server cannot bind.
     pub async fn with_registry(loaded: &LoadedConfig, registry: Registry) -> anyhow::Result<Self> {
+        Self::serve(loaded, registry, "127.0.0.1:0".parse()?).await
+    }
+
+    async fn serve(
+        loaded: &LoadedConfig,
+        registry: Registry,
+        addr: SocketAddr,
+    ) -> anyhow::Result<Self> {
         let key = SecretString::from(OPERATOR_KEY.to_owned());
-        let any_port: SocketAddr = "127.0.0.1:0".parse()?;
-        let app = Application::build(loaded, registry, any_port, Some(&key)).await?;
+        let app = Application::build(loaded, registry, addr, Some(&key)).await?;
         let addr = app.local_addr()?;
         let admin_addr = app.admin_addr();
         let state = app.state().clone();

@@ -1107,3 +1107,143 @@ mod claims_as_statement_parameters {
         super::claims_are_statement_parameters(Db::Mariadb).await;
     }
 }
+
+/// `tests/mcp-sdk`, where the official MCP TypeScript SDK is installed (`npm ci`).
+fn mcp_sdk_dir() -> Option<std::path::PathBuf> {
+    let dir = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/mcp-sdk");
+    if dir.join("node_modules/@modelcontextprotocol/sdk").exists() {
+        return Some(dir);
+    }
+    assert!(
+        std::env::var("CI").is_err(),
+        "`npm ci` in tests/mcp-sdk is needed under CI (make idp-deps)"
+    );
+    eprintln!("SKIPPED: no tests/mcp-sdk/node_modules; the MCP SDK OAuth test did not run");
+    None
+}
+
+#[tokio::test]
+async fn the_official_mcp_sdk_client_discovers_authorizes_with_pkce_calls_and_steps_up() {
+    let Some(sdk) = mcp_sdk_dir() else { return };
+    if !Idp::available() {
+        assert!(
+            std::env::var("CI").is_err(),
+            "node and tests/idp are needed under CI"
+        );
+        eprintln!("SKIPPED: no test IdP; the MCP SDK OAuth test did not run");
+        return;
+    }
+    // The resource is toolgate's own URL, so the port is chosen first.
+    let addr = toolgate_test_support::free_port().unwrap();
+    let resource = format!("http://{addr}");
+    let redirect = "http://127.0.0.1:65535/callback";
+    let idp = Idp::start(&json!({
+        "keys": ["ES256"],
+        "resources": {
+            resource.as_str(): {"audience": resource, "scope": "tools:whoami tools:all", "format": "jwt", "ttl": 300}
+        },
+        "clients": [
+            // No refresh_token grant: on a 403 insufficient_scope, SDK 1.32.2 first
+            // tries its refresh token, which cannot widen a grant (RFC 6749 6), and
+            // gives up; without one it authorizes again with the scope toolgate named.
+            {"client_id": "mcp-client", "grant_types": ["authorization_code"],
+             "redirect_uris": [redirect], "scope": "tools:whoami tools:all",
+             "token_endpoint_auth_method": "none"}
+        ],
+        "users": [
+            {"id": "alice", "claims": {"name": "Alice"}, "token_claims": {"tenant_id": "t1"}}
+        ]
+    }))
+    .unwrap();
+    let cfg = format!(
+        "{}\n[[tools]]\nname = \"whoami\"\nkind = \"sql\"\nsource = \"demo\"\nstatement = \"SELECT :caller.sub AS sub, :caller.tenant_id AS tenant\"\nparams = []\n\n[auth]\nresource = \"{resource}\"\nscope = \"tools:whoami\"\n\n[[auth.issuers]]\nname = \"corp\"\nissuer = \"{}\"\n\n[auth.issuers.grants]\n\"tools:whoami\" = [\"whoami\", \"echo\"]\n\"tools:all\" = [\"*\"]\n",
+        toolgate_config::DEMO_CONFIG,
+        idp.issuer
+    );
+    let s = TestServer::spawn_at(&cfg, addr).await.unwrap();
+    let args = json!({
+        "url": format!("{resource}/mcp"),
+        "client_id": "mcp-client",
+        "redirect_uri": redirect,
+        "call": {"name": "whoami", "arguments": {}},
+        "step_up": {"name": "run_system_audit", "arguments": {"target": "localhost"}}
+    });
+    let out = tokio::process::Command::new("node")
+        .arg(sdk.join("oauth-client.mjs"))
+        .arg(args.to_string())
+        .kill_on_drop(true)
+        .output();
+    let out = tokio::time::timeout(Duration::from_secs(90), out)
+        .await
+        .expect("the SDK client ends by itself within 60 s")
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "the SDK client failed: {stderr}");
+    let report: Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stdout)));
+    let requests = report["requests"].as_array().unwrap();
+    let asked = |method: &str, prefix: &str| {
+        requests.iter().any(|r| {
+            r["method"] == method && r["url"].as_str().is_some_and(|u| u.starts_with(prefix))
+        })
+    };
+    // Discovery: toolgate's 401 and metadata, then the IdP's metadata.
+    assert!(
+        requests
+            .iter()
+            .any(|r| r["status"] == 401 && r["url"] == json!(format!("{resource}/mcp"))),
+        "{requests:?}"
+    );
+    assert!(
+        asked(
+            "GET",
+            &format!("{resource}/.well-known/oauth-protected-resource")
+        ),
+        "{requests:?}"
+    );
+    assert!(
+        asked("GET", &format!("{}/.well-known/", idp.issuer)),
+        "{requests:?}"
+    );
+    assert!(
+        asked("GET", &format!("{}/auth", idp.issuer)),
+        "{requests:?}"
+    );
+    assert!(
+        asked("POST", &format!("{}/token", idp.issuer)),
+        "{requests:?}"
+    );
+    // The first authorization asked for the 401's scope, for toolgate, with PKCE.
+    let auths = report["authorizations"].as_array().unwrap();
+    assert_eq!(
+        auths.len(),
+        2,
+        "one authorization, then one step-up: {report}"
+    );
+    assert_eq!(auths[0]["scope"], "tools:whoami");
+    assert_eq!(auths[0]["resource"], json!(resource));
+    assert_eq!(auths[0]["code_challenge_method"], "S256");
+    assert_eq!(report["tools"], json!(["echo", "whoami"]));
+    // The call ran as alice, and her claims reached the SQL.
+    let first = &report["first"];
+    assert_ne!(first["isError"], json!(true), "{first}");
+    let text = first["content"][0]["text"].as_str().unwrap_or_default();
+    let structured = first.get("structuredContent").cloned().unwrap_or_default();
+    let seen = format!("{text} {structured}");
+    assert!(seen.contains("alice") && seen.contains("t1"), "{first}");
+    // Out of scope: toolgate's 403 insufficient_scope names tools:all; the SDK got a
+    // token with it and the call went through.
+    assert!(requests.iter().any(|r| r["status"] == 403), "{requests:?}");
+    assert_eq!(auths[1]["scope"], "tools:all");
+    let step_up = &report["step_up"];
+    assert_ne!(step_up["isError"], json!(true), "{step_up}");
+    assert!(
+        report["tools_after"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|t| t == "run_system_audit"),
+        "{report}"
+    );
+    s.stop().await.unwrap();
+}
