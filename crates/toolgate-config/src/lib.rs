@@ -25,8 +25,10 @@ pub use keys::{KeyHash, ScopePattern};
 pub use load::{DEMO_CONFIG, LoadedConfig, Problem, Problems};
 pub use model::{
     AuditConfig, AuditLocation, AuthConfig, BreakerConfig, BuiltinName, Config, Durability,
-    IssuerConfig, KeyConfig, OnStoreError, ParamConfig, ParamType, RateLimitConfig, RateLimitStore,
-    RateLimitStoreConfig, RetryConfig, ServerConfig, SourceConfig, SourceKind, TokenExchangeConfig,
-    ToolConfig, ToolDefaults, ToolKind, WasmDirConfig,
+    IssuerConfig, KeyConfig, OnStoreError, OperationFilterConfig, OperationOverride, ParamConfig,
+    ParamType, RateLimitConfig, RateLimitStore, RateLimitStoreConfig, RetryConfig, ServerConfig,
+    SourceConfig, SourceKind, TokenExchangeConfig, ToolConfig, ToolDefaults, ToolKind,
+    WasmDirConfig,
 };
 pub use params::params_schema;
+pub use validate::RESERVED_NAMES;

@@ -535,9 +535,62 @@ pub enum SourceKind {
     /// A MySQL or MariaDB server, reached by `url`.
     #[serde(alias = "mariadb")]
     Mysql,
+    /// An HTTP API described by an OpenAPI 3.0 or 3.1 document: each selected
+    /// operation becomes a tool.
+    Openapi,
 }
 
-/// `[sources.NAME]`: a database that SQL tools use.
+impl SourceKind {
+    /// Whether it is a database (SQL tools may use it).
+    #[must_use]
+    pub fn is_database(self) -> bool {
+        !matches!(self, SourceKind::Openapi)
+    }
+}
+
+/// `include = { ... }` / `exclude = { ... }` of an `openapi` source: which
+/// operations. Within a field any entry may match; every field given must match.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OperationFilterConfig {
+    /// `operationId` patterns, `*` for any run of characters.
+    #[serde(default)]
+    pub operations: Vec<String>,
+    /// Tags.
+    #[serde(default)]
+    pub tags: Vec<String>,
+    /// Path patterns: `*` within a segment, `**` across segments (`/pets/**`).
+    #[serde(default)]
+    pub paths: Vec<String>,
+    /// Methods (`GET`, `POST`, ...).
+    #[serde(default)]
+    pub methods: Vec<String>,
+}
+
+/// `[sources.NAME.operations.OPERATION_ID]`: what the import of one operation
+/// changes.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OperationOverride {
+    /// Leave the operation out.
+    #[serde(default)]
+    pub skip: bool,
+    /// The tool's name, instead of the prefixed operation id.
+    pub name: Option<String>,
+    /// The tool's description, instead of the operation's summary and description.
+    pub description: Option<String>,
+    /// Annotation, instead of the method's (GET, HEAD, OPTIONS are read-only).
+    pub read_only: Option<bool>,
+    /// Annotation, instead of the method's (PUT and DELETE too are idempotent).
+    pub idempotent: Option<bool>,
+    /// Annotation, instead of the method's (DELETE is destructive).
+    pub destructive: Option<bool>,
+    /// Longest a call may take, in ms.
+    pub timeout_ms: Option<u64>,
+}
+
+/// `[sources.NAME]`: a database that SQL tools use, or an OpenAPI-described API
+/// whose operations become tools.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SourceConfig {
@@ -559,6 +612,41 @@ pub struct SourceConfig {
     /// Default: none, so the call's remaining deadline is the server's limit.
     #[serde(default)]
     pub statement_timeout_ms: Option<Spanned<u64>>,
+    /// `openapi`: the document (JSON or YAML), a file (`${VAR}` expanded; relative to
+    /// the config file's directory) or an http(s) URL, read at start and at each
+    /// reload.
+    pub spec: Option<Spanned<EnvString>>,
+    /// `openapi`: where the operations are called (`${VAR}` expanded). Default: the
+    /// document's first `servers` URL (a relative one is resolved against the
+    /// document's URL).
+    pub base_url: Option<Spanned<EnvString>>,
+    /// `openapi`: put before every tool name. Default none.
+    #[serde(default)]
+    pub prefix: String,
+    /// `openapi`: only these operations. Default: all.
+    pub include: Option<Spanned<OperationFilterConfig>>,
+    /// `openapi`: not these operations. Default: none left out.
+    pub exclude: Option<Spanned<OperationFilterConfig>>,
+    /// `openapi`: headers sent with every call (`${VAR}` expanded; CR and LF refused),
+    /// e.g. `{ Authorization = "Bearer ${CRM_TOKEN}" }`.
+    #[serde(default)]
+    pub headers: BTreeMap<String, Spanned<EnvString>>,
+    /// `openapi`: private networks (CIDR) that may be reached. Default none.
+    #[serde(default)]
+    pub allow_private: Vec<String>,
+    /// `openapi`: largest response body in bytes. Default 1 MiB.
+    pub max_response_bytes: Option<usize>,
+    /// `openapi`: longest a call may take, in ms. Default `[defaults].timeout_ms`.
+    pub timeout_ms: Option<Spanned<u64>>,
+    /// `openapi`: longest the document's download may take, in ms. Default 10000.
+    pub fetch_timeout_ms: Option<Spanned<u64>>,
+    /// `openapi`: retries, for the operations that are idempotent only. Default none.
+    pub retry: Option<Spanned<RetryConfig>>,
+    /// `openapi`: one circuit breaker for the API. Default none.
+    pub breaker: Option<Spanned<BreakerConfig>>,
+    /// `openapi`: per-operation changes, by `operationId`.
+    #[serde(default)]
+    pub operations: BTreeMap<String, Spanned<OperationOverride>>,
 }
 
 fn default_pool_size() -> usize {

@@ -15,9 +15,10 @@ mod wasm;
 use sources::check_sources;
 
 /// Tool names that would collide with fixed routes.
-const RESERVED_NAMES: &[&str] = &["execute"];
+/// Tool names no tool may have (`execute` is the batch route's).
+pub const RESERVED_NAMES: &[&str] = &["execute"];
 
-struct Checker<'a> {
+pub(crate) struct Checker<'a> {
     loaded: &'a LoadedConfig,
     problems: Vec<Problem>,
 }
@@ -486,12 +487,17 @@ fn check_tool(c: &mut Checker<'_>, cfg: &Config, t: &ToolConfig, seen: &mut Hash
     }
     check_kind_fields(c, cfg, t);
     wasm::check_wasm(c, t);
-    check_policies(c, t);
+    check_policies(c, t.retry.as_ref(), t.breaker.as_ref());
 }
 
-fn check_policies(c: &mut Checker<'_>, t: &ToolConfig) {
+/// `retry` and `breaker` of a tool or an `openapi` source.
+pub(super) fn check_policies(
+    c: &mut Checker<'_>,
+    retry: Option<&toml::Spanned<crate::model::RetryConfig>>,
+    breaker: Option<&toml::Spanned<crate::model::BreakerConfig>>,
+) {
     let percent = |p: f64| (0.0..=100.0).contains(&p);
-    if let Some(r) = &t.retry {
+    if let Some(r) = retry {
         let v = r.get_ref();
         if !(1..=10).contains(&v.max_attempts) {
             c.report(r.span(), "retry.max_attempts must be 1..=10");
@@ -515,7 +521,7 @@ fn check_policies(c: &mut Checker<'_>, t: &ToolConfig) {
             );
         }
     }
-    if let Some(b) = &t.breaker {
+    if let Some(b) = breaker {
         let v = b.get_ref();
         if v.window == 0 || v.min_calls == 0 || v.min_calls > v.window || v.window > 100_000 {
             c.report(b.span(), "breaker needs 1 <= min_calls <= window <= 100000");
@@ -664,6 +670,13 @@ fn check_kind_fields(c: &mut Checker<'_>, cfg: &Config, t: &ToolConfig) {
             Some(s) if !cfg.sources.contains_key(s.get_ref()) => c.report(
                 s.span(),
                 format!("tool {name:?}: unknown source {:?}", s.get_ref()),
+            ),
+            Some(s) if cfg.sources.get(s.get_ref()).is_some_and(|src| !src.get_ref().kind.is_database()) => c.report(
+                s.span(),
+                format!(
+                    "tool {name:?}: source {:?} is an OpenAPI source, not a database; its operations are tools of their own",
+                    s.get_ref()
+                ),
             ),
             Some(_) => {}
         }

@@ -74,6 +74,13 @@ impl Registry {
                 Err((span, message)) => problems.push(loaded.problem(span, message)),
             }
         }
+        let imports = crate::openapi::import_sources(
+            loaded,
+            &mut registry,
+            &mut upstream_breakers,
+            &mut problems,
+        );
+        registry.set_imports(imports);
         if problems.is_empty() {
             Ok(registry)
         } else {
@@ -85,7 +92,11 @@ impl Registry {
 fn open_sources(loaded: &LoadedConfig, problems: &mut Vec<Problem>) -> BTreeMap<String, Source> {
     let cfg = &loaded.config;
     let mut sources = BTreeMap::new();
-    for (name, source) in &cfg.sources {
+    for (name, source) in cfg
+        .sources
+        .iter()
+        .filter(|(_, s)| s.get_ref().kind.is_database())
+    {
         let needs_writer = cfg
             .tools
             .iter()
@@ -97,6 +108,8 @@ fn open_sources(loaded: &LoadedConfig, problems: &mut Vec<Problem>) -> BTreeMap<
             SourceKind::Sqlite => SqliteSource::open(name, s, needs_writer).map(Source::from),
             SourceKind::Postgres => PgSource::open(name, s).map(Source::from),
             SourceKind::Mysql => MySqlSource::open(name, s).map(Source::from),
+            // Filtered out above: its operations are imported as tools.
+            SourceKind::Openapi => continue,
         };
         match opened {
             Ok(s) => {
@@ -287,10 +300,19 @@ fn spec_for(cfg: &Config, t: &ToolConfig, built: Built) -> ToolSpec {
 }
 
 fn policies_for(t: &ToolConfig) -> Policies {
+    policies_of(t.retry.as_ref(), t.breaker.as_ref())
+}
+
+/// The resilience policies of `retry` and `breaker` (of a tool, or of an OpenAPI
+/// source for its operations).
+pub(crate) fn policies_of(
+    retry: Option<&Spanned<toolgate_config::RetryConfig>>,
+    breaker: Option<&Spanned<toolgate_config::BreakerConfig>>,
+) -> Policies {
     let ms = Duration::from_millis;
     Policies {
         shared_breaker: None,
-        retry: t.retry.as_ref().map(|r| {
+        retry: retry.map(|r| {
             let r = r.get_ref();
             RetryPolicy {
                 max_attempts: r.max_attempts,
@@ -301,7 +323,7 @@ fn policies_for(t: &ToolConfig) -> Policies {
                 budget_min_per_second: r.budget_min_per_second,
             }
         }),
-        breaker: t.breaker.as_ref().map(|b| {
+        breaker: breaker.map(|b| {
             let b = b.get_ref();
             BreakerPolicy {
                 window: b.window,

@@ -21,7 +21,9 @@
 
 pub mod build;
 mod call;
+pub mod openapi;
 pub mod registry;
 pub mod validate;
 
+pub use openapi::ImportReport;
 pub use registry::{Invocation, Policies, RegisteredTool, Registry, Transport};

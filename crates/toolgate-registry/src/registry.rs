@@ -169,6 +169,8 @@ pub struct Registry {
     catalog: ArcSwap<Catalog>,
     in_flight: Arc<AtomicUsize>,
     generation: watch::Sender<u64>,
+    /// What each OpenAPI source imported, for `toolgate check`.
+    imports: Vec<crate::ImportReport>,
 }
 
 impl Default for Registry {
@@ -177,6 +179,7 @@ impl Default for Registry {
             catalog: ArcSwap::from_pointee(Catalog::default()),
             in_flight: Arc::new(AtomicUsize::new(0)),
             generation: watch::Sender::new(0),
+            imports: Vec::new(),
         }
     }
 }
@@ -244,6 +247,16 @@ impl Registry {
             c.tools.insert(name, registered);
         });
         Ok(())
+    }
+
+    /// What each OpenAPI source imported and left out.
+    #[must_use]
+    pub fn imports(&self) -> &[crate::ImportReport] {
+        &self.imports
+    }
+
+    pub(crate) fn set_imports(&mut self, imports: Vec<crate::ImportReport>) {
+        self.imports = imports;
     }
 
     /// Add a readiness check, reported by `/readyz` under `name`.

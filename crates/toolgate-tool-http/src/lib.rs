@@ -14,9 +14,12 @@
 //! - [`template`]: URL and JSON body templates.
 //! - [`guard`]: the SSRF guard and the guarded resolver.
 //! - [`tool`]: the tool itself, [`HttpTool`].
+//! - [`openapi`]: OpenAPI 3.0/3.1 documents read, and their operations turned into
+//!   tools ([`HttpTool::for_operation`]).
 
 pub mod exchange;
 pub mod guard;
+pub mod openapi;
 pub mod template;
 pub mod tool;
 

@@ -12,7 +12,7 @@ use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use serde_json::{Map, Value};
 
 /// Characters left as they are: RFC 3986 "unreserved".
-const ENCODE: &AsciiSet = &NON_ALPHANUMERIC
+pub(crate) const ENCODE: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'-')
     .remove(b'.')
     .remove(b'_')
@@ -61,7 +61,7 @@ pub struct UrlTemplate {
 }
 
 /// The text of an argument as it goes into a URL or a string.
-fn text_of(v: &Value) -> String {
+pub(crate) fn text_of(v: &Value) -> String {
     match v {
         Value::String(s) => s.clone(),
         Value::Null => String::new(),

@@ -21,17 +21,33 @@ pub const DEFAULT_MAX_RESPONSE_BYTES: usize = 1024 * 1024;
 /// Redirects followed at most.
 const MAX_REDIRECTS: usize = 3;
 
+/// What a call's URL and body are made of.
+enum Shape {
+    /// A `[[tools]]` entry of kind `http`: URL and body templates.
+    Template {
+        url: UrlTemplate,
+        body: Option<Value>,
+    },
+    /// An operation imported from an OpenAPI document.
+    Operation {
+        /// The API's base URL, without a trailing `/`.
+        base: String,
+        /// `scheme://host:port` of `base`.
+        origin: String,
+        op: crate::openapi::Operation,
+    },
+}
+
 /// A configured call of an HTTP upstream.
 pub struct HttpTool {
     client: reqwest::Client,
     method: Method,
-    url: UrlTemplate,
+    shape: Shape,
     headers: HeaderMap,
     /// Headers from the caller's claims: (header, claim).
     caller_headers: Vec<(HeaderName, String)>,
     /// RFC 8693 token exchange for the upstream's own token.
     exchange: Option<crate::exchange::Exchange>,
-    body: Option<Value>,
     pointer: Option<String>,
     max_bytes: usize,
     guard: Arc<Guard>,
@@ -41,7 +57,7 @@ impl std::fmt::Debug for HttpTool {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("HttpTool")
             .field("method", &self.method)
-            .field("origin", &self.url.origin())
+            .field("origin", &self.origin())
             .finish_non_exhaustive()
     }
 }
@@ -75,9 +91,11 @@ fn check_params(
     Ok(())
 }
 
-fn headers_of(t: &ToolConfig) -> Result<HeaderMap, String> {
+fn headers_of(
+    configured: &std::collections::BTreeMap<String, toml::Spanned<toolgate_config::env::EnvString>>,
+) -> Result<HeaderMap, String> {
     let mut headers = HeaderMap::new();
-    for (name, value) in &t.headers {
+    for (name, value) in configured {
         let v = value.get_ref().as_str();
         if v.contains(['\r', '\n']) {
             return Err(format!(
@@ -112,37 +130,14 @@ impl HttpTool {
             .map_err(|_| format!("{method_text:?} is not an HTTP method"))?;
         check_params(&t.params, &url, t.body.as_ref())?;
         let guard = Arc::new(Guard::new(&t.allow_private)?);
-        let policy_guard = Arc::clone(&guard);
-        let redirects = redirect::Policy::custom(move |attempt| {
-            if attempt.previous().len() >= MAX_REDIRECTS {
-                return attempt.error(Blocked(format!("more than {MAX_REDIRECTS} redirects")));
-            }
-            if !matches!(attempt.url().scheme(), "http" | "https") {
-                return attempt.error(Blocked("a redirect left http(s)".to_owned()));
-            }
-            if let Some(refusal) = redirect_refusal(attempt.previous(), attempt.url()) {
-                return attempt.error(Blocked(refusal));
-            }
-            let literal = attempt
-                .url()
-                .host_str()
-                .and_then(|h| h.trim_matches(['[', ']']).parse::<IpAddr>().ok());
-            match literal.map(|ip| policy_guard.check(ip)) {
-                Some(Err(b)) => attempt.error(b),
-                _ => attempt.follow(),
-            }
-        });
-        let client = reqwest::Client::builder()
-            .dns_resolver(Arc::new(GuardedResolver::new(Arc::clone(&guard))))
-            .redirect(redirects)
-            .no_proxy()
-            .build()
-            .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
         Ok(Self {
-            client,
+            client: client_for(&guard)?,
             method,
-            url,
-            headers: headers_of(t)?,
+            shape: Shape::Template {
+                url,
+                body: t.body.clone(),
+            },
+            headers: headers_of(&t.headers)?,
             caller_headers: t
                 .caller_headers
                 .iter()
@@ -153,17 +148,92 @@ impl HttpTool {
                 })
                 .collect::<Result<_, _>>()?,
             exchange: crate::exchange::Exchange::of(t)?,
-            body: t.body.clone(),
             pointer: t.response_pointer.clone(),
             max_bytes: t.max_response_bytes.unwrap_or(DEFAULT_MAX_RESPONSE_BYTES),
             guard,
         })
     }
 
+    /// The tool of an operation imported from the OpenAPI source `s`, called at
+    /// `base_url`.
+    ///
+    /// # Errors
+    /// A client-readable message: the base URL, a header or the allow-list is wrong.
+    pub fn for_operation(
+        s: &toolgate_config::SourceConfig,
+        base_url: &str,
+        op: crate::openapi::Operation,
+    ) -> Result<Self, String> {
+        let parsed = reqwest::Url::parse(base_url)
+            .map_err(|e| format!("base URL {base_url:?} is not a URL: {e}"))?;
+        if !matches!(parsed.scheme(), "http" | "https") {
+            return Err(format!("base URL {base_url:?} is not http(s)"));
+        }
+        if parsed.query().is_some() || parsed.fragment().is_some() {
+            return Err(format!(
+                "base URL {base_url:?} may not have a query or a fragment"
+            ));
+        }
+        let method = Method::from_bytes(op.method.as_bytes())
+            .map_err(|_| format!("{:?} is not an HTTP method", op.method))?;
+        let guard = Arc::new(Guard::new(&s.allow_private)?);
+        Ok(Self {
+            client: client_for(&guard)?,
+            method,
+            shape: Shape::Operation {
+                base: base_url.trim_end_matches('/').to_owned(),
+                origin: parsed.origin().ascii_serialization(),
+                op,
+            },
+            headers: headers_of(&s.headers)?,
+            caller_headers: Vec::new(),
+            exchange: None,
+            pointer: None,
+            max_bytes: s.max_response_bytes.unwrap_or(DEFAULT_MAX_RESPONSE_BYTES),
+            guard,
+        })
+    }
+}
+
+/// The HTTP client of a tool: DNS answers pass the SSRF guard, and redirects stay
+/// on the origin and off blocked addresses.
+fn client_for(guard: &Arc<Guard>) -> Result<reqwest::Client, String> {
+    let policy_guard = Arc::clone(guard);
+    let redirects = redirect::Policy::custom(move |attempt| {
+        if attempt.previous().len() >= MAX_REDIRECTS {
+            return attempt.error(Blocked(format!("more than {MAX_REDIRECTS} redirects")));
+        }
+        if !matches!(attempt.url().scheme(), "http" | "https") {
+            return attempt.error(Blocked("a redirect left http(s)".to_owned()));
+        }
+        if let Some(refusal) = redirect_refusal(attempt.previous(), attempt.url()) {
+            return attempt.error(Blocked(refusal));
+        }
+        let literal = attempt
+            .url()
+            .host_str()
+            .and_then(|h| h.trim_matches(['[', ']']).parse::<IpAddr>().ok());
+        match literal.map(|ip| policy_guard.check(ip)) {
+            Some(Err(b)) => attempt.error(b),
+            _ => attempt.follow(),
+        }
+    });
+    reqwest::Client::builder()
+        .dns_resolver(Arc::new(GuardedResolver::new(Arc::clone(guard))))
+        .redirect(redirects)
+        .no_proxy()
+        .build()
+        .map_err(|e| format!("cannot build the HTTP client: {e}"))
+}
+
+impl HttpTool {
     /// `scheme://host:port` of the upstream (the key of its circuit breaker).
     #[must_use]
     pub fn origin(&self) -> &str {
-        self.url.origin()
+        match &self.shape {
+            Shape::Template { url, .. } => url.origin(),
+            Shape::Operation { origin, .. } => origin,
+        }
     }
 
     /// The kind's default description.
@@ -177,12 +247,18 @@ impl HttpTool {
         args: &Map<String, Value>,
         ctx: &CallContext,
     ) -> Result<reqwest::RequestBuilder, ToolError> {
-        let filled = self.url.fill(args).map_err(|name| {
+        let dot_segment = |name: String| {
             ToolError::invalid_arguments(vec![FieldError {
-                pointer: format!("/{name}"),
+                pointer: format!("/{}", name.replace('~', "~0").replace('/', "~1")),
                 message: "`.` and `..` are not allowed as a whole path segment".to_owned(),
             }])
-        })?;
+        };
+        let filled = match &self.shape {
+            Shape::Template { url, .. } => url.fill(args).map_err(dot_segment)?,
+            Shape::Operation { base, op, .. } => {
+                crate::openapi::fill_url(base, op, args).map_err(dot_segment)?
+            }
+        };
         let url = reqwest::Url::parse(&filled)
             .map_err(|e| ToolError::tool(format!("the filled URL is invalid: {e}")))?;
         if let Some(ip) = url
@@ -207,8 +283,19 @@ impl HttpTool {
         for (name, value) in self.caller_values(ctx)? {
             req = req.header(name, value);
         }
-        if let Some(body) = &self.body {
-            req = req.json(&fill_body(body, args));
+        match &self.shape {
+            Shape::Template {
+                body: Some(body), ..
+            } => req = req.json(&fill_body(body, args)),
+            Shape::Template { body: None, .. } => {}
+            Shape::Operation { op, .. } => {
+                for (name, value) in crate::openapi::header_values(op, args, &self.headers)? {
+                    req = req.header(name, value);
+                }
+                if let Some(body) = args.get("body").filter(|_| op.body.is_some()) {
+                    req = req.json(body);
+                }
+            }
         }
         Ok(req)
     }

@@ -86,5 +86,7 @@ pub(crate) fn dialect_name(kind: SourceKind) -> &'static str {
         SourceKind::Sqlite => "SQLite",
         SourceKind::Postgres => "PostgreSQL",
         SourceKind::Mysql => "MySQL/MariaDB",
+        // Not a database; no SQL tool is built on it (the config refuses that).
+        SourceKind::Openapi => "OpenAPI",
     }
 }

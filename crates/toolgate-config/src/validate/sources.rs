@@ -12,6 +12,15 @@ pub(super) fn check_sources(c: &mut Checker<'_>, cfg: &Config) {
         match s.kind {
             SourceKind::Sqlite => check_sqlite_source(c, name, source),
             SourceKind::Postgres | SourceKind::Mysql => check_server_source(c, name, source),
+            SourceKind::Openapi => check_openapi_source(c, name, source),
+        }
+        if s.kind.is_database()
+            && let Some(field) = openapi_field(s)
+        {
+            c.report(
+                source.span(),
+                format!("source {name:?}: `{field}` is only for openapi sources"),
+            );
         }
         if s.pool_size == 0 || s.pool_size > 256 {
             c.report(
@@ -20,6 +29,108 @@ pub(super) fn check_sources(c: &mut Checker<'_>, cfg: &Config) {
             );
         }
     }
+}
+
+/// The first `openapi` field a source sets, if any.
+fn openapi_field(s: &SourceConfig) -> Option<&'static str> {
+    [
+        ("spec", s.spec.is_some()),
+        ("base_url", s.base_url.is_some()),
+        ("prefix", !s.prefix.is_empty()),
+        ("include", s.include.is_some()),
+        ("exclude", s.exclude.is_some()),
+        ("headers", !s.headers.is_empty()),
+        ("allow_private", !s.allow_private.is_empty()),
+        ("max_response_bytes", s.max_response_bytes.is_some()),
+        ("timeout_ms", s.timeout_ms.is_some()),
+        ("fetch_timeout_ms", s.fetch_timeout_ms.is_some()),
+        ("retry", s.retry.is_some()),
+        ("breaker", s.breaker.is_some()),
+        ("operations", !s.operations.is_empty()),
+    ]
+    .into_iter()
+    .find_map(|(field, set)| set.then_some(field))
+}
+
+/// An `openapi` source: a `spec`, URLs that are http(s), no database fields.
+fn check_openapi_source(c: &mut Checker<'_>, name: &str, source: &Spanned<SourceConfig>) {
+    let s = source.get_ref();
+    match &s.spec {
+        None => c.report(
+            source.span(),
+            format!("source {name:?}: an openapi source needs `spec` (a file or an http(s) URL)"),
+        ),
+        Some(spec) => {
+            let text = spec.get_ref().as_str();
+            if text.contains("://") && !super::is_http_url(text) {
+                c.report(
+                    spec.span(),
+                    format!("source {name:?}: spec must be a file or an http(s) URL"),
+                );
+            }
+        }
+    }
+    if let Some(b) = &s.base_url
+        && !super::is_http_url(b.get_ref().as_str())
+    {
+        c.report(
+            b.span(),
+            format!("source {name:?}: base_url must be an http(s) URL"),
+        );
+    }
+    for (field, set) in [
+        ("path", s.path.is_some()),
+        ("url", s.url.is_some()),
+        ("demo", s.demo),
+        ("statement_timeout_ms", s.statement_timeout_ms.is_some()),
+    ] {
+        if set {
+            c.report(
+                source.span(),
+                format!("source {name:?}: `{field}` is only for database sources"),
+            );
+        }
+    }
+    if s.prefix.len() > 32
+        || !s
+            .prefix
+            .chars()
+            .all(|ch| ch.is_ascii_alphanumeric() || ch == '_' || ch == '-')
+    {
+        c.report(
+            source.span(),
+            format!("source {name:?}: prefix must be at most 32 of A-Z a-z 0-9 _ -"),
+        );
+    }
+    if let Some(ms) = &s.timeout_ms
+        && (*ms.get_ref() == 0 || *ms.get_ref() > 86_400_000)
+    {
+        c.report(ms.span(), "timeout_ms must be 1..=86400000 (24 h)");
+    }
+    if let Some(ms) = &s.fetch_timeout_ms
+        && (*ms.get_ref() == 0 || *ms.get_ref() > 300_000)
+    {
+        c.report(ms.span(), "fetch_timeout_ms must be 1..=300000 (5 min)");
+    }
+    for (op, o) in &s.operations {
+        let v = o.get_ref();
+        if v.timeout_ms.is_some_and(|ms| ms == 0 || ms > 86_400_000) {
+            c.report(
+                o.span(),
+                format!("operation {op:?}: timeout_ms must be 1..=86400000 (24 h)"),
+            );
+        }
+        if v.name
+            .as_deref()
+            .is_some_and(|n| !crate::load::is_valid_tool_name(n))
+        {
+            c.report(
+                o.span(),
+                format!("operation {op:?}: name must be 1 to 64 of A-Z a-z 0-9 _ -"),
+            );
+        }
+    }
+    super::check_policies(c, s.retry.as_ref(), s.breaker.as_ref());
 }
 
 /// A SQLite source: `path` or `demo`, none of the server fields.

@@ -25,6 +25,17 @@ pub(super) fn check(file: &Path) -> i32 {
                 file.display(),
                 registry.tools().count()
             );
+            for r in registry.imports() {
+                println!(
+                    "source {:?}: imported {} operations: {}",
+                    r.source,
+                    r.imported.len(),
+                    r.imported.join(", ")
+                );
+                for s in &r.skipped {
+                    println!("  skipped {}: {}", s.id, s.reason);
+                }
+            }
             0
         }
         Err(p) => report(&p),

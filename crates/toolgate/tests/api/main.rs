@@ -22,6 +22,7 @@ mod lifecycle;
 mod mcp;
 mod metrics;
 mod openapi;
+mod openapi_import;
 mod reload;
 mod resilience;
 mod restarts;
