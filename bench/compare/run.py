@@ -332,8 +332,11 @@ def start_idp(tmp: Path) -> None:
         f'\n[auth]\nresource = "{BENCH_RESOURCE}"\n\n[[auth.issuers]]\nname = "bench"\nissuer = "{issuer}"\n'
         f'\n[auth.issuers.grants]\n"tools:all" = ["*"]\n'))
     JWT.update(proc=proc, token=token, config=config)
-    if SERVERS["toolgate"].config is None:
-        SERVERS["toolgate"].config = config
+    # Both builds of a before/after run take the token (an earlier build without
+    # [auth] support would need BENCH_TOOLGATE_BEFORE_CONFIG).
+    for name in ("toolgate", "toolgate_before"):
+        if name in SERVERS and SERVERS[name].config is None:
+            SERVERS[name].config = config
 
 
 def scenarios() -> list[Scenario]:
