@@ -2,7 +2,7 @@
 
 CARGO ?= cargo
 
-.PHONY: test idp-deps fmt-check lint deny unit doc-test openapi-check mcp-interop clients-test run build release fmt bench
+.PHONY: test idp-deps peer-venv fmt-check lint deny unit doc-test openapi-check mcp-interop clients-test run build release fmt bench
 
 ## Everything CI checks: formatting, lints, the dependency policy, all tests, OpenAPI
 ## validity, MCP interop. `unit` stays last so that the nextest summary is the last
@@ -29,8 +29,13 @@ idp-deps:
 		echo "npm is missing: the identity tests will be skipped" >&2; \
 	fi
 
+## The FastAPI peer's virtual environment (from its lock file): the OpenAPI import
+## test imports the peer's live /openapi.json.
+peer-venv:
+	bench/compare/peer/venv.sh target/bench/peer-venv
+
 ## Unit and integration tests (nextest when installed, cargo test otherwise).
-unit: idp-deps
+unit: idp-deps peer-venv
 	@if $(CARGO) nextest --version >/dev/null 2>&1; then \
 		$(CARGO) nextest run --workspace --locked --no-fail-fast; \
 	else \

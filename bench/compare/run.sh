@@ -36,14 +36,7 @@ export BENCH_BARE=${BENCH_BARE:-$target/bench-bare/release/bare-rmcp}
 
 # The peer's virtual environment, rebuilt whenever the lock file changes.
 venv=$out/peer-venv
-lock=bench/compare/peer/requirements.lock
-want=$(sha256sum "$lock" | cut -d' ' -f1)
-if [ "$(cat "$venv/.lock-sha256" 2>/dev/null)" != "$want" ]; then
-  rm -rf "$venv"
-  python3 -m venv "$venv"
-  "$venv/bin/pip" install --quiet --disable-pip-version-check --require-hashes -r "$lock"
-  echo "$want" > "$venv/.lock-sha256"
-fi
+bench/compare/peer/venv.sh "$venv"
 export BENCH_PEER_PYTHON=$venv/bin/python
 
 # 10,000 connections: one fd each in wrk and in the server.

@@ -49,7 +49,10 @@ KEY_DIGESTS = [
     if k.strip()
 ]
 
-app = FastAPI(title="toolgate peer", openapi_url=None, docs_url=None, redoc_url=None)
+# No OpenAPI document for the benchmark (nothing it measures reads one);
+# BENCH_PEER_OPENAPI=on serves FastAPI's at /openapi.json (the import test reads it).
+OPENAPI_URL = "/openapi.json" if os.environ.get("BENCH_PEER_OPENAPI") == "on" else None
+app = FastAPI(title="toolgate peer", openapi_url=OPENAPI_URL, docs_url=None, redoc_url=None)
 
 
 # --- errors: RFC 9457 problem+json, as toolgate answers -------------------------------

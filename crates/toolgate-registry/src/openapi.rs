@@ -66,7 +66,8 @@ fn base_url(s: &SourceConfig, spec: &str, server: Option<&str>) -> Result<String
     if let Some(b) = &s.base_url {
         return Ok(b.get_ref().as_str().to_owned());
     }
-    let server = server.ok_or("the document names no server: set base_url")?;
+    // No `servers`: the specification's default is a server at `/`.
+    let server = server.unwrap_or("/");
     if server.starts_with("http://") || server.starts_with("https://") {
         return Ok(server.to_owned());
     }

@@ -211,3 +211,153 @@ fn bad_documents_and_fields_are_reported_at_their_lines() {
     assert!(err.contains(&format!("{path}:3:")), "{err}");
     assert!(err.contains("Swagger 2.0 is not supported"), "{err}");
 }
+
+/// The FastAPI peer of `bench/compare` (a real FastAPI service, in the virtual
+/// environment `make unit` makes from its lock file), on 127.0.0.1; killed on drop.
+struct FastApi {
+    child: std::process::Child,
+    url: String,
+}
+
+impl Drop for FastApi {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn fastapi(key: &str) -> Option<FastApi> {
+    let root = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let python = root.join("target/bench/peer-venv/bin/python");
+    if !python.exists() {
+        assert!(
+            std::env::var("CI").is_err(),
+            "the FastAPI peer's venv (make peer-venv) is needed under CI"
+        );
+        eprintln!(
+            "SKIPPED: no target/bench/peer-venv (make peer-venv); the FastAPI import test did not run"
+        );
+        return None;
+    }
+    let addr = toolgate_test_support::free_port().unwrap();
+    let child = std::process::Command::new(python)
+        .args(["-m", "uvicorn", "app:app", "--app-dir"])
+        .arg(root.join("bench/compare/peer"))
+        .args([
+            "--host",
+            "127.0.0.1",
+            "--port",
+            &addr.port().to_string(),
+            "--log-level",
+            "warning",
+        ])
+        .env("BENCH_PEER_KEYS", key)
+        .env("BENCH_PEER_OTEL", "off")
+        .env("BENCH_PEER_OPENAPI", "on")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let peer = FastApi {
+        child,
+        url: format!("http://{addr}"),
+    };
+    let client = reqwest::Client::new();
+    for _ in 0..200 {
+        let up = client
+            .get(format!("{}/healthz", peer.url))
+            .timeout(std::time::Duration::from_secs(1))
+            .send()
+            .await
+            .is_ok_and(|r| r.status().is_success());
+        if up {
+            return Some(peer);
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("the FastAPI peer did not answer /healthz within 20 s");
+}
+
+/// The migration story: the FastAPI service's live `/openapi.json` imported, its
+/// batch endpoint listed and called through toolgate's REST and MCP, its key kept by
+/// the source, its pydantic schema (`$ref`s to its models) enforced by toolgate.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_fastapi_service_is_imported_from_its_live_document_and_called_through_rest_and_mcp() {
+    let Some(peer) = fastapi("peer-key").await else {
+        return;
+    };
+    let cfg = format!(
+        "{}\n[sources.fa]\nkind = \"openapi\"\nspec = \"{}/openapi.json\"\nprefix = \"fa_\"\n\
+         headers = {{ \"X-Tool-API-Key\" = \"peer-key\" }}\nallow_private = [\"127.0.0.1/32\"]\n",
+        toolgate_config::DEMO_CONFIG,
+        peer.url
+    );
+    let front = TestServer::spawn(&cfg).await.unwrap();
+    let (status, _, body) = read(front.get("/api/v1/tools").send().await.unwrap()).await;
+    assert_eq!(status, 200, "{body}");
+    let tools = body["tools"].as_array().unwrap();
+    let named = |part: &str| {
+        tools
+            .iter()
+            .find(|t| {
+                t["name"]
+                    .as_str()
+                    .is_some_and(|n| n.starts_with("fa_") && n.contains(part))
+            })
+            .cloned()
+            .unwrap_or_else(|| panic!("no fa_ tool with {part:?}: {body}"))
+    };
+    let execute = named("execute");
+    let healthz = named("healthz");
+    assert_eq!(healthz["annotations"]["read_only"], true, "GET: {healthz}");
+    assert_eq!(
+        execute["annotations"]["read_only"], false,
+        "POST: {execute}"
+    );
+    // The pydantic model, inlined: `calls` is a list of objects with `tool`.
+    let calls = &execute["input_schema"]["properties"]["body"]["properties"]["calls"];
+    assert_eq!(calls["type"], "array", "{execute}");
+    assert!(
+        calls["items"]["properties"].get("tool").is_some(),
+        "{execute}"
+    );
+    let name = execute["name"].as_str().unwrap().to_owned();
+    let batch = json!({"body": {"calls": [
+        {"id": "a", "tool": "echo", "arguments": {"x": 1}},
+        {"id": "b", "tool": "sleep", "arguments": {"ms": 5}}
+    ]}});
+    let (status, _, body) = call(&front, &name, &batch).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["output"]["success"], true, "{body}");
+    assert_eq!(
+        body["output"]["data"][0]["output"],
+        json!({"x": 1}),
+        "{body}"
+    );
+    assert_eq!(
+        body["output"]["data"][1]["output"],
+        json!({"slept_ms": 5}),
+        "{body}"
+    );
+    // toolgate checks the peer's schema first: a call without `calls` never leaves.
+    let (status, _, body) = call(&front, &name, &json!({"body": {"mode": "all_settled"}})).await;
+    assert_eq!(status, 422, "{body}");
+    let (status, _, body) = call(&front, healthz["name"].as_str().unwrap(), &json!({})).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["output"]["status"], "ok", "{body}");
+    // Over MCP too.
+    let resp = crate::mcp::modern_post(
+        &front,
+        Some(OPERATOR_KEY),
+        "tools/call",
+        Some(&name),
+        json!({"name": name, "arguments": batch}),
+    )
+    .send()
+    .await
+    .unwrap();
+    let text = resp.text().await.unwrap();
+    assert!(text.contains("slept_ms"), "{text}");
+    front.stop().await.unwrap();
+    drop(peer);
+}
