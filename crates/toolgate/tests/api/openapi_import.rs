@@ -361,3 +361,64 @@ async fn the_fastapi_service_is_imported_from_its_live_document_and_called_throu
     front.stop().await.unwrap();
     drop(peer);
 }
+
+/// A reload reads the document again: an operation added to it since the start is
+/// served after the next reload of the config.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_reads_the_document_again() {
+    let upstream = TestServer::demo().await.unwrap();
+    let mut doc: Value = upstream
+        .get("/openapi.json")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let full = doc.clone();
+    // At first the document has no echo operation.
+    doc["paths"]
+        .as_object_mut()
+        .unwrap()
+        .remove("/api/v1/tools/echo")
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let spec = dir.path().join("upstream.json");
+    std::fs::write(&spec, doc.to_string()).unwrap();
+    let cfg = front_config(
+        "upstream.json",
+        &format!("base_url = \"http://{}\"\n", upstream.addr),
+    );
+    let file = dir.path().join("toolgate.toml");
+    std::fs::write(&file, &cfg).unwrap();
+    let front = TestServer::spawn_file(&file).await.unwrap();
+    let names = |body: &Value| -> Vec<String> {
+        body["tools"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["name"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let (_, _, body) = read(front.get("/api/v1/tools").send().await.unwrap()).await;
+    assert!(names(&body).contains(&"up_sleep".to_owned()), "{body}");
+    assert!(!names(&body).contains(&"up_echo".to_owned()), "{body}");
+    std::fs::write(&spec, full.to_string()).unwrap();
+    std::fs::write(&file, format!("{cfg}\n# reloaded\n")).unwrap();
+    let start = std::time::Instant::now();
+    loop {
+        let (_, _, body) = read(front.get("/api/v1/tools").send().await.unwrap()).await;
+        if names(&body).contains(&"up_echo".to_owned()) {
+            break;
+        }
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(10),
+            "the reload never served up_echo: {body}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let (status, _, body) = call(&front, "up_echo", &json!({"body": {"again": true}})).await;
+    assert_eq!(status, 200, "{body}");
+    front.stop().await.unwrap();
+    upstream.stop().await.unwrap();
+}
