@@ -137,6 +137,9 @@ pub async fn serve(
         };
         tokio::spawn(listener::serve(admin, app, limits, stop_accepting.clone()));
     }
+    if let Ok(addr) = listener.local_addr() {
+        let _ = state.local_addr.set(addr);
+    }
     let app = router(state.clone());
     // The server runs as its own task: it must keep accepting (readiness probes,
     // clear refusals) while this function waits for the drain.

@@ -74,6 +74,9 @@ pub struct Shared {
     pub limits: Arc<Limits>,
     /// Starting / ready / draining.
     pub readiness: Readiness,
+    /// The address the main listener is bound to, once [`crate::serve`] runs
+    /// (`/mcp` accepts loopback origins by default when it is a loopback one).
+    pub local_addr: std::sync::OnceLock<std::net::SocketAddr>,
     /// The OpenAPI document, built once.
     pub docs: Arc<Documents>,
     /// Parent of every call's cancellation; cancelled when a drain runs out of time.
@@ -160,6 +163,7 @@ impl AppState {
                 operator_reserve_percent: server.operator_reserve_percent,
             }),
             readiness: Readiness::default(),
+            local_addr: std::sync::OnceLock::new(),
             calls: Arc::new(CancellationToken::new()),
             shutdown: Arc::new(CancellationToken::new()),
             shedder: Arc::new(Shedder::with_reserve(

@@ -63,7 +63,10 @@ pub(super) struct Guard {
 impl Guard {
     pub(super) fn new(state: &AppState, sessions: Arc<KeyedSessions>) -> Self {
         Self {
-            origins: Arc::new(Origins::new(&state.limits.mcp_allowed_origins)),
+            origins: Arc::new(Origins::new(
+                &state.limits.mcp_allowed_origins,
+                state.local_addr.get().is_some_and(|a| a.ip().is_loopback()),
+            )),
             state: state.clone(),
             sessions,
         }

@@ -1,7 +1,10 @@
 //! `Origin` validation for `/mcp`. The transport spec requires it against DNS
 //! rebinding: a web page must not be able to drive a server that trusts its network
 //! position. Only browsers send `Origin`, so requests without one pass; a request
-//! with one passes only if it is listed in `mcp_allowed_origins`.
+//! with one passes only if it is listed in `mcp_allowed_origins`, or, when the server
+//! listens on a loopback address, if it is a loopback origin (`localhost`,
+//! `127.0.0.1`, `[::1]`, any port, http or https): a page served from the same
+//! machine, as the MCP transport spec has local servers accept.
 //!
 //! Entries are `scheme://host[:port]`; a port of `*` matches any port, a missing port
 //! means the scheme's default (80, 443), `null` matches the opaque origin and `*`
@@ -28,8 +31,18 @@ pub(super) struct Origins {
 
 impl Origins {
     /// From the config's list; entries that do not parse are logged and ignored.
-    pub(super) fn new(entries: &[String]) -> Self {
+    /// With `loopback` (the server listens on a loopback address), loopback origins
+    /// are allowed as well.
+    pub(super) fn new(entries: &[String], loopback: bool) -> Self {
         let mut this = Self::default();
+        if loopback {
+            for host in ["localhost", "127.0.0.1", "[::1]"] {
+                for scheme in ["http", "https"] {
+                    this.allowed
+                        .extend(parse(&format!("{scheme}://{host}:*"), true));
+                }
+            }
+        }
         for entry in entries {
             let entry = entry.trim();
             match entry {
@@ -110,7 +123,33 @@ mod tests {
     use super::*;
 
     fn origins(list: &[&str]) -> Origins {
-        Origins::new(&list.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>())
+        Origins::new(
+            &list.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>(),
+            false,
+        )
+    }
+
+    #[test]
+    fn a_loopback_server_accepts_loopback_origins_only() {
+        let o = Origins::new(&[], true);
+        for good in [
+            "http://localhost:6274",
+            "http://127.0.0.1:3000",
+            "http://[::1]:8080",
+            "https://localhost",
+            "http://LOCALHOST:1",
+        ] {
+            assert!(o.allows(good), "{good}");
+        }
+        for bad in [
+            "http://evil.example",
+            "http://localhost.evil.example:80",
+            "http://127.0.0.2:80",
+            "null",
+        ] {
+            assert!(!o.allows(bad), "{bad}");
+        }
+        assert!(!Origins::new(&[], false).allows("http://localhost:6274"));
     }
 
     #[test]

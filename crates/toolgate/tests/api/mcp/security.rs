@@ -243,3 +243,26 @@ async fn a_body_over_the_limit_is_413() {
     assert_eq!(text_json(&small), json!({"pad": "x"}));
     c.service.cancel().await.unwrap();
 }
+
+#[tokio::test]
+async fn a_loopback_server_accepts_loopback_origins_by_default() {
+    // The test server listens on 127.0.0.1 and lists no origins.
+    let s = server("").await;
+    let list = |origin: &str| {
+        modern_post(&s, Some(OPERATOR_KEY), "tools/list", None, json!({})).header("Origin", origin)
+    };
+    for good in [
+        "http://localhost:6274",
+        "http://127.0.0.1:5173",
+        "http://[::1]:3000",
+    ] {
+        assert_eq!(list(good).send().await.unwrap().status(), 200, "{good}");
+    }
+    for bad in [
+        "https://evil.example",
+        "http://localhost.evil.example",
+        "null",
+    ] {
+        assert_eq!(list(bad).send().await.unwrap().status(), 403, "{bad}");
+    }
+}
