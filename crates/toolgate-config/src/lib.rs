@@ -28,7 +28,7 @@ pub use model::{
     IssuerConfig, KeyConfig, OnStoreError, OperationFilterConfig, OperationOverride, ParamConfig,
     ParamType, RateLimitConfig, RateLimitStore, RateLimitStoreConfig, RetryConfig, ServerConfig,
     SourceConfig, SourceKind, TokenExchangeConfig, ToolConfig, ToolDefaults, ToolKind,
-    WasmDirConfig,
+    ToolsetConfig, WasmDirConfig,
 };
 pub use params::params_schema;
 pub use validate::RESERVED_NAMES;

@@ -37,6 +37,21 @@ pub struct Config {
     /// Bearer tokens from identity providers, beside the keys. Default: keys only.
     #[serde(default)]
     pub auth: AuthConfig,
+    /// `[toolsets.NAME]`: named views of the tools, each with its own endpoints.
+    #[serde(default)]
+    pub toolsets: BTreeMap<String, Spanned<ToolsetConfig>>,
+}
+
+/// `[toolsets.NAME]`: a named set of tools, served at `/mcp/NAME` and under
+/// `/api/v1/sets/NAME/`; a caller there sees the set's tools that it may call.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ToolsetConfig {
+    /// Tool-name patterns (`*` for any run of characters), over every tool of every
+    /// source.
+    pub tools: Vec<String>,
+    /// What the set is for. Default none.
+    pub description: Option<String>,
 }
 
 /// `[auth]`: OAuth 2.1 / OpenID Connect access tokens (JWTs) accepted beside the

@@ -100,6 +100,7 @@ pub(crate) fn validate(loaded: &LoadedConfig) -> Vec<Problem> {
     check_keys(&mut c, cfg);
     check_auth(&mut c, cfg);
     check_sources(&mut c, cfg);
+    check_toolsets(&mut c, cfg);
     let mut seen = HashSet::new();
     for tool in &cfg.tools {
         check_tool(&mut c, cfg, tool, &mut seen);
@@ -488,6 +489,27 @@ fn check_tool(c: &mut Checker<'_>, cfg: &Config, t: &ToolConfig, seen: &mut Hash
     check_kind_fields(c, cfg, t);
     wasm::check_wasm(c, t);
     check_policies(c, t.retry.as_ref(), t.breaker.as_ref());
+}
+
+/// `[toolsets.NAME]`: names fit a URL segment, patterns are tool-name patterns.
+fn check_toolsets(c: &mut Checker<'_>, cfg: &Config) {
+    for (name, set) in &cfg.toolsets {
+        if !crate::load::is_valid_tool_name(name) {
+            c.report(
+                set.span(),
+                format!("toolset name {name:?} must be 1 to 64 of A-Z a-z 0-9 _ -"),
+            );
+        }
+        let t = set.get_ref();
+        if t.tools.is_empty() {
+            c.report(set.span(), format!("toolset {name:?}: `tools` is empty"));
+        }
+        for p in &t.tools {
+            if let Err(e) = crate::ScopePattern::parse(p) {
+                c.report(set.span(), format!("toolset {name:?}: {e}"));
+            }
+        }
+    }
 }
 
 /// `retry` and `breaker` of a tool or an `openapi` source.

@@ -34,8 +34,25 @@ pub enum Scopes {
     Patterns(Vec<ScopePattern>),
 }
 
-/// The identity behind a key.
+/// A named view of the tools (`[toolsets.NAME]`).
 #[derive(Debug)]
+pub struct Toolset {
+    /// Its name, the URL segment (`/mcp/NAME`).
+    pub name: String,
+    /// The tools it holds.
+    pub patterns: Vec<ScopePattern>,
+}
+
+impl Toolset {
+    /// Whether `tool` is in the set.
+    #[must_use]
+    pub fn holds(&self, tool: &str) -> bool {
+        self.patterns.iter().any(|p| p.matches(tool))
+    }
+}
+
+/// The identity behind a key.
+#[derive(Debug, Clone)]
 pub struct Principal {
     /// The key's name, used in logs.
     pub name: String,
@@ -57,6 +74,9 @@ pub struct Principal {
     pub identity: Option<Arc<TokenIdentity>>,
     /// What tools are told of the caller (built once, shared by its calls).
     pub caller: Arc<toolgate_core::CallerIdentity>,
+    /// The toolset the request came through (`/mcp/NAME`, `/api/v1/sets/NAME/`):
+    /// only its tools are seen and called.
+    pub set: Option<Arc<Toolset>>,
 }
 
 /// The identity behind a bearer token (never the token itself): what its calls'
@@ -92,6 +112,16 @@ impl Principal {
             hash,
             privileged: false,
             identity: None,
+            set: None,
+        }
+    }
+
+    /// This principal seen through `set`.
+    #[must_use]
+    pub fn in_set(&self, set: Arc<Toolset>) -> Self {
+        Self {
+            set: Some(set),
+            ..self.clone()
         }
     }
 
@@ -142,10 +172,11 @@ impl Principal {
     /// Whether this principal may call (and see) `tool`.
     #[must_use]
     pub fn allows(&self, tool: &str) -> bool {
-        match &self.scopes {
+        let scoped = match &self.scopes {
             Scopes::All => true,
             Scopes::Patterns(patterns) => patterns.iter().any(|p| p.matches(tool)),
-        }
+        };
+        scoped && self.set.as_ref().is_none_or(|s| s.holds(tool))
     }
 }
 
@@ -301,6 +332,7 @@ fn build(
                 privileged: k.operator,
                 quotas,
                 identity: None,
+                set: None,
             }),
         ));
     }

@@ -163,6 +163,13 @@ pub async fn gate(State(state): State<AppState>, mut req: Request, next: Next) -
         None => None,
     };
     if let Some(p) = principal {
+        // Through a toolset: the caller sees and calls only the set's tools.
+        let p = match req.extensions().get::<crate::toolsets::ActiveSet>() {
+            Some(crate::toolsets::ActiveSet(set)) => {
+                std::sync::Arc::new(p.in_set(std::sync::Arc::clone(set)))
+            }
+            None => p,
+        };
         req.extensions_mut().insert(Authenticated(p));
     }
     finish(&state, next.run(req).await, bad_token)

@@ -41,6 +41,7 @@ pub mod ratelimit;
 pub mod reload;
 pub mod state;
 pub mod tokens;
+pub mod toolsets;
 pub mod trace;
 pub mod transport;
 
@@ -93,7 +94,14 @@ pub fn router(state: AppState) -> Router {
     if !state.limits.admin_listener {
         api = api.route("/metrics", get(health::metrics));
     }
-    middleware::stack(api, &state).with_state(state)
+    let app = middleware::stack(api, &state).with_state(state.clone());
+    // Toolsets' paths are rewritten before routing (a layer on the router itself
+    // would run after the route was chosen).
+    Router::new().fallback_service(
+        tower::ServiceBuilder::new()
+            .layer(axum::middleware::from_fn_with_state(state, toolsets::route))
+            .service(app),
+    )
 }
 
 /// The admin listener's routes (`[server] admin_listen`): metrics and probes only,

@@ -105,6 +105,9 @@ pub fn apply(state: &AppState, loaded: &LoadedConfig) -> Result<ReloadSummary, P
         crate::quota::QuotaDefaults::from_server(&loaded.config.server),
     );
     state.tokens.store(crate::state::tokens_of(loaded));
+    state
+        .toolsets
+        .store(std::sync::Arc::new(crate::toolsets::of(loaded)));
     state.docs.rebuild(&state.registry);
     if let Some(audit) = &state.audit {
         audit.update(&loaded.config.tools);

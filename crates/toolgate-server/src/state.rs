@@ -97,6 +97,8 @@ pub struct Shared {
     pub audit: Option<Arc<crate::audit::Auditor>>,
     /// Bearer tokens of the `[auth]` issuers (replaced on reload).
     pub tokens: arc_swap::ArcSwapOption<crate::tokens::Tokens>,
+    /// `[toolsets.NAME]` (replaced on reload).
+    pub toolsets: arc_swap::ArcSwap<crate::toolsets::Toolsets>,
     /// The operator key given at start (kept across reloads).
     pub(crate) operator_key: Option<SecretString>,
 }
@@ -185,6 +187,7 @@ impl AppState {
             ),
             audit,
             tokens: arc_swap::ArcSwapOption::new(tokens_of(loaded)),
+            toolsets: arc_swap::ArcSwap::from_pointee(crate::toolsets::of(loaded)),
             operator_key: operator.cloned(),
         }))
     }

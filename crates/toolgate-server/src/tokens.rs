@@ -249,6 +249,7 @@ impl Tokens {
                 Some(Arc::from(token)),
             ),
             name,
+            set: None,
             identity: Some(Arc::new(crate::auth::TokenIdentity {
                 issuer: v.issuer.clone(),
                 subject: v.subject.clone(),

@@ -30,6 +30,7 @@ mod shared_limits;
 mod sql_databases;
 mod streaming;
 mod tools;
+mod toolsets;
 mod traces;
 #[cfg(feature = "wasm")]
 mod wasm;
