@@ -553,13 +553,16 @@ pub enum SourceKind {
     /// An HTTP API described by an OpenAPI 3.0 or 3.1 document: each selected
     /// operation becomes a tool.
     Openapi,
+    /// An MCP server (Streamable HTTP at `url`, or a child process over stdio run
+    /// from `command`): each of its tools is served as a tool of toolgate's.
+    Mcp,
 }
 
 impl SourceKind {
     /// Whether it is a database (SQL tools may use it).
     #[must_use]
     pub fn is_database(self) -> bool {
-        !matches!(self, SourceKind::Openapi)
+        !matches!(self, SourceKind::Openapi | SourceKind::Mcp)
     }
 }
 
@@ -659,9 +662,53 @@ pub struct SourceConfig {
     pub retry: Option<Spanned<RetryConfig>>,
     /// `openapi`: one circuit breaker for the API. Default none.
     pub breaker: Option<Spanned<BreakerConfig>>,
-    /// `openapi`: per-operation changes, by `operationId`.
+    /// `openapi`: per-operation changes, by `operationId`; `mcp`: per-tool changes,
+    /// by the upstream's tool name.
     #[serde(default)]
     pub operations: BTreeMap<String, Spanned<OperationOverride>>,
+    /// `mcp`: the program of a stdio server, started as a child process (found on
+    /// the allowed `PATH` unless it holds a `/`).
+    pub command: Option<Spanned<EnvString>>,
+    /// `mcp`: its arguments (`${VAR}` expanded).
+    #[serde(default)]
+    pub args: Vec<EnvString>,
+    /// `mcp`: variables set in the child's environment (`${VAR}` expanded). The child
+    /// gets these and the `env_allow` ones, nothing else.
+    #[serde(default)]
+    pub env: BTreeMap<String, Spanned<EnvString>>,
+    /// `mcp`: names of toolgate's own environment variables passed on to the child.
+    /// Default none (`PATH` is passed when `command` has no `/`).
+    #[serde(default)]
+    pub env_allow: Vec<String>,
+    /// `mcp`: the child's working directory (relative to the config file's
+    /// directory). Default: the config file's directory.
+    pub cwd: Option<Spanned<EnvString>>,
+    /// `mcp`: the revision spoken to the upstream: `auto` (default: 2026-07-28's
+    /// discovery, then 2025-11-25's initialize), `2026-07-28` or `2025-11-25`.
+    pub protocol: Option<Spanned<String>>,
+    /// `mcp`: longest the first connection and tool listing may take at start or
+    /// reload, in ms (the upstream keeps being retried after). Default 10000.
+    pub connect_timeout_ms: Option<Spanned<u64>>,
+    /// `mcp` over HTTP: an OAuth 2.1 client-credentials grant for the upstream's
+    /// own token, sent as `Authorization: Bearer`.
+    pub oauth: Option<Spanned<UpstreamOAuthConfig>>,
+}
+
+/// `oauth = { ... }` of an `mcp` source: the client-credentials grant (RFC 6749
+/// section 4.4) toolgate makes for the upstream.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpstreamOAuthConfig {
+    /// The token endpoint (http(s)).
+    pub token_url: EnvString,
+    /// The client's id.
+    pub client_id: EnvString,
+    /// The client's secret (`${VAR}` expanded), sent with HTTP Basic.
+    pub client_secret: EnvString,
+    /// Scopes asked for, space-separated. Default none.
+    pub scope: Option<String>,
+    /// RFC 8707 `resource` asked for. Default none.
+    pub resource: Option<String>,
 }
 
 fn default_pool_size() -> usize {

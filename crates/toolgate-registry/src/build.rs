@@ -74,12 +74,17 @@ impl Registry {
                 Err((span, message)) => problems.push(loaded.problem(span, message)),
             }
         }
-        let imports = crate::openapi::import_sources(
+        let mut imports = crate::openapi::import_sources(
             loaded,
             &mut registry,
             &mut upstream_breakers,
             &mut problems,
         );
+        imports.extend(crate::mcp::import_sources(
+            loaded,
+            &mut registry,
+            &mut problems,
+        ));
         registry.set_imports(imports);
         if problems.is_empty() {
             Ok(registry)
@@ -109,7 +114,7 @@ fn open_sources(loaded: &LoadedConfig, problems: &mut Vec<Problem>) -> BTreeMap<
             SourceKind::Postgres => PgSource::open(name, s).map(Source::from),
             SourceKind::Mysql => MySqlSource::open(name, s).map(Source::from),
             // Filtered out above: its operations are imported as tools.
-            SourceKind::Openapi => continue,
+            SourceKind::Openapi | SourceKind::Mcp => continue,
         };
         match opened {
             Ok(s) => {

@@ -17,10 +17,12 @@
 //!   [`RegisteredTool`], [`Policies`].
 //! - `call`: one call through the policy stack.
 //! - [`build`]: config → tools (built-ins, SQL sources and tools).
+//! - [`openapi`], [`mcp`]: tools imported from OpenAPI documents and MCP servers.
 //! - [`validate`]: compiled argument schemas.
 
 pub mod build;
 mod call;
+pub mod mcp;
 pub mod openapi;
 pub mod registry;
 pub mod validate;

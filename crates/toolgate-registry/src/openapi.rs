@@ -32,7 +32,7 @@ pub struct ImportReport {
     pub skipped: Vec<Skipped>,
 }
 
-fn filter(f: Option<&Spanned<OperationFilterConfig>>) -> Option<Filter> {
+pub(crate) fn filter(f: Option<&Spanned<OperationFilterConfig>>) -> Option<Filter> {
     f.map(|f| {
         let f = f.get_ref();
         Filter {

@@ -162,6 +162,8 @@ pub type ReadinessCheck =
 struct Catalog {
     tools: BTreeMap<String, Arc<RegisteredTool>>,
     checks: Vec<(String, ReadinessCheck)>,
+    /// The MCP upstreams the tools came from, when the config has any.
+    federation: Option<Arc<crate::mcp::Federation>>,
 }
 
 /// All tools, by name.
@@ -257,6 +259,15 @@ impl Registry {
 
     pub(crate) fn set_imports(&mut self, imports: Vec<crate::ImportReport>) {
         self.imports = imports;
+    }
+
+    pub(crate) fn set_federation(&mut self, f: crate::mcp::Federation) {
+        let f = Arc::new(f);
+        self.modify(|c| c.federation = Some(f));
+    }
+
+    pub(crate) fn federation(&self) -> Option<Arc<crate::mcp::Federation>> {
+        self.catalog.load().federation.clone()
     }
 
     /// Add a readiness check, reported by `/readyz` under `name`.

@@ -59,6 +59,7 @@ impl Application {
         };
         let state = AppState::with_audit(registry, loaded, operator_key, audit);
         let listener = bind(listen)?;
+        let _federation = crate::reload::spawn_federation_watcher(state.clone());
         let admin = match &loaded.config.server.admin_listen {
             Some(addr) => {
                 let addr: SocketAddr = addr.get_ref().parse().map_err(|_| {

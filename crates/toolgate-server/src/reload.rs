@@ -119,17 +119,22 @@ pub fn apply(state: &AppState, loaded: &LoadedConfig) -> Result<ReloadSummary, P
 ///
 /// # Errors
 /// The file could not be loaded or built; the running configuration stays.
-pub fn reload_file(
+pub async fn reload_file(
     state: &AppState,
     path: &Path,
     running: &ServerConfig,
 ) -> Result<ReloadSummary, Problems> {
-    let result = LoadedConfig::from_file(path).and_then(|loaded| {
-        if server_settings(&loaded.config.server) != server_settings(running) {
-            tracing::warn!(config = %path.display(), "[server] settings changed; they take effect at the next start");
+    let result = match LoadedConfig::from_file(path) {
+        Ok(loaded) => {
+            if server_settings(&loaded.config.server) != server_settings(running) {
+                tracing::warn!(config = %path.display(), "[server] settings changed; they take effect at the next start");
+            }
+            // New MCP upstreams connect and list before the build takes their tools.
+            let _running = toolgate_registry::mcp::prepare(&loaded).await;
+            apply(state, &loaded)
         }
-        apply(state, &loaded)
-    });
+        Err(p) => Err(p),
+    };
     let label = if result.is_ok() { "ok" } else { "refused" };
     metrics::counter!(toolgate_telemetry::metrics::RELOADS, "result" => label).increment(1);
     match &result {
@@ -180,7 +185,41 @@ pub fn spawn_watcher(state: AppState, path: PathBuf, running: ServerConfig) -> J
             if let Some(w) = watch.as_mut() {
                 w.rearm().await;
             }
-            let _ = reload_file(&state, &path, &running);
+            let _ = reload_file(&state, &path, &running).await;
+        }
+    })
+}
+
+/// Rebuild the registry whenever an MCP upstream lists tools other than those it
+/// was built with (its `list_changed`, or its first listing after being down), until
+/// the server drains.
+pub fn spawn_federation_watcher(state: AppState) -> JoinHandle<()> {
+    let mut changes = toolgate_registry::mcp::changes();
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                () = state.shutdown.cancelled() => break,
+                got = changes.changed() => if got.is_err() { break },
+            }
+            // Coalesce a burst of listings into one rebuild.
+            tokio::time::sleep(DEBOUNCE).await;
+            changes.mark_unchanged();
+            let Some(loaded) = state.registry.stale_federation() else {
+                continue;
+            };
+            match apply(&state, &loaded) {
+                Ok(s) => tracing::info!(
+                    added = ?s.added,
+                    removed = ?s.removed,
+                    changed = ?s.changed,
+                    "tools of an mcp upstream changed"
+                ),
+                Err(problems) => {
+                    for p in &problems.0 {
+                        tracing::error!(problem = %p, "rebuild after an upstream change refused");
+                    }
+                }
+            }
         }
     })
 }

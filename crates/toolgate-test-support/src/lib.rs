@@ -82,7 +82,7 @@ impl TestServer {
     /// The config has problems or the server cannot bind.
     pub async fn spawn(config: &str) -> anyhow::Result<Self> {
         let loaded = LoadedConfig::from_str("<test>", config)?;
-        let registry = Registry::from_config(&loaded)?;
+        let registry = Registry::load(&loaded).await?;
         Self::with_registry(&loaded, registry).await
     }
 
@@ -92,7 +92,7 @@ impl TestServer {
     /// The config has problems or the server cannot bind.
     pub async fn spawn_file(path: &std::path::Path) -> anyhow::Result<Self> {
         let loaded = LoadedConfig::from_file(path)?;
-        let registry = Registry::from_config(&loaded)?;
+        let registry = Registry::load(&loaded).await?;
         let server = Self::with_registry(&loaded, registry).await?;
         let _watcher = toolgate_server::reload::spawn_watcher(
             server.state.clone(),
@@ -109,7 +109,7 @@ impl TestServer {
     /// The config has problems or the server cannot bind.
     pub async fn spawn_at(config: &str, addr: SocketAddr) -> anyhow::Result<Self> {
         let loaded = LoadedConfig::from_str("<test>", config)?;
-        let registry = Registry::from_config(&loaded)?;
+        let registry = Registry::load(&loaded).await?;
         Self::serve(&loaded, registry, addr).await
     }
 

@@ -105,6 +105,13 @@ pub struct Filter {
 }
 
 impl Filter {
+    /// Whether a name (an MCP upstream's tool name) matches the `operations`
+    /// patterns; the other fields do not apply to it.
+    #[must_use]
+    pub fn matches_name(&self, name: &str) -> bool {
+        self.operations.is_empty() || self.operations.iter().any(|p| wildcard(p, name, false))
+    }
+
     fn matches(&self, id: &str, tags: &[String], path: &str, method: &str) -> bool {
         (self.operations.is_empty() || self.operations.iter().any(|p| wildcard(p, id, false)))
             && (self.tags.is_empty() || self.tags.iter().any(|t| tags.contains(t)))

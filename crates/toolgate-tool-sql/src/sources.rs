@@ -88,5 +88,6 @@ pub(crate) fn dialect_name(kind: SourceKind) -> &'static str {
         SourceKind::Mysql => "MySQL/MariaDB",
         // Not a database; no SQL tool is built on it (the config refuses that).
         SourceKind::Openapi => "OpenAPI",
+        SourceKind::Mcp => "MCP",
     }
 }

@@ -13,13 +13,22 @@ pub(super) fn check_sources(c: &mut Checker<'_>, cfg: &Config) {
             SourceKind::Sqlite => check_sqlite_source(c, name, source),
             SourceKind::Postgres | SourceKind::Mysql => check_server_source(c, name, source),
             SourceKind::Openapi => check_openapi_source(c, name, source),
+            SourceKind::Mcp => check_mcp_source(c, name, source),
         }
         if s.kind.is_database()
             && let Some(field) = openapi_field(s)
         {
             c.report(
                 source.span(),
-                format!("source {name:?}: `{field}` is only for openapi sources"),
+                format!("source {name:?}: `{field}` is only for openapi and mcp sources"),
+            );
+        }
+        if s.kind != SourceKind::Mcp
+            && let Some(field) = mcp_field(s)
+        {
+            c.report(
+                source.span(),
+                format!("source {name:?}: `{field}` is only for mcp sources"),
             );
         }
         if s.pool_size == 0 || s.pool_size > 256 {
@@ -52,35 +61,28 @@ fn openapi_field(s: &SourceConfig) -> Option<&'static str> {
     .find_map(|(field, set)| set.then_some(field))
 }
 
-/// An `openapi` source: a `spec`, URLs that are http(s), no database fields.
-fn check_openapi_source(c: &mut Checker<'_>, name: &str, source: &Spanned<SourceConfig>) {
+/// The first field only an `mcp` source may set, if any.
+fn mcp_field(s: &SourceConfig) -> Option<&'static str> {
+    [
+        ("command", s.command.is_some()),
+        ("args", !s.args.is_empty()),
+        ("env", !s.env.is_empty()),
+        ("env_allow", !s.env_allow.is_empty()),
+        ("cwd", s.cwd.is_some()),
+        ("protocol", s.protocol.is_some()),
+        ("connect_timeout_ms", s.connect_timeout_ms.is_some()),
+        ("oauth", s.oauth.is_some()),
+    ]
+    .into_iter()
+    .find_map(|(field, set)| set.then_some(field))
+}
+
+/// What `openapi` and `mcp` sources share: the prefix, timeouts, per-tool changes
+/// and the policies.
+fn check_imported(c: &mut Checker<'_>, name: &str, source: &Spanned<SourceConfig>, what: &str) {
     let s = source.get_ref();
-    match &s.spec {
-        None => c.report(
-            source.span(),
-            format!("source {name:?}: an openapi source needs `spec` (a file or an http(s) URL)"),
-        ),
-        Some(spec) => {
-            let text = spec.get_ref().as_str();
-            if text.contains("://") && !super::is_http_url(text) {
-                c.report(
-                    spec.span(),
-                    format!("source {name:?}: spec must be a file or an http(s) URL"),
-                );
-            }
-        }
-    }
-    if let Some(b) = &s.base_url
-        && !super::is_http_url(b.get_ref().as_str())
-    {
-        c.report(
-            b.span(),
-            format!("source {name:?}: base_url must be an http(s) URL"),
-        );
-    }
     for (field, set) in [
         ("path", s.path.is_some()),
-        ("url", s.url.is_some()),
         ("demo", s.demo),
         ("statement_timeout_ms", s.statement_timeout_ms.is_some()),
     ] {
@@ -107,17 +109,12 @@ fn check_openapi_source(c: &mut Checker<'_>, name: &str, source: &Spanned<Source
     {
         c.report(ms.span(), "timeout_ms must be 1..=86400000 (24 h)");
     }
-    if let Some(ms) = &s.fetch_timeout_ms
-        && (*ms.get_ref() == 0 || *ms.get_ref() > 300_000)
-    {
-        c.report(ms.span(), "fetch_timeout_ms must be 1..=300000 (5 min)");
-    }
     for (op, o) in &s.operations {
         let v = o.get_ref();
         if v.timeout_ms.is_some_and(|ms| ms == 0 || ms > 86_400_000) {
             c.report(
                 o.span(),
-                format!("operation {op:?}: timeout_ms must be 1..=86400000 (24 h)"),
+                format!("{what} {op:?}: timeout_ms must be 1..=86400000 (24 h)"),
             );
         }
         if v.name
@@ -126,11 +123,153 @@ fn check_openapi_source(c: &mut Checker<'_>, name: &str, source: &Spanned<Source
         {
             c.report(
                 o.span(),
-                format!("operation {op:?}: name must be 1 to 64 of A-Z a-z 0-9 _ -"),
+                format!("{what} {op:?}: name must be 1 to 64 of A-Z a-z 0-9 _ -"),
             );
         }
     }
     super::check_policies(c, s.retry.as_ref(), s.breaker.as_ref());
+}
+
+/// An `mcp` source: `url` (Streamable HTTP) or `command` (stdio), each with its own
+/// fields only.
+fn check_mcp_source(c: &mut Checker<'_>, name: &str, source: &Spanned<SourceConfig>) {
+    let s = source.get_ref();
+    match (&s.url, &s.command) {
+        (Some(u), Some(_)) => c.report(
+            u.span(),
+            format!("source {name:?}: give either `url` (Streamable HTTP) or `command` (stdio), not both"),
+        ),
+        (None, None) => c.report(
+            source.span(),
+            format!("source {name:?}: an mcp source needs `url` (Streamable HTTP) or `command` (stdio)"),
+        ),
+        (Some(u), None) if !super::is_http_url(u.get_ref().as_str()) => c.report(
+            u.span(),
+            format!("source {name:?}: url must be an http(s) URL"),
+        ),
+        (Some(_), None) => {
+            if let Some(field) = [
+                ("args", !s.args.is_empty()),
+                ("env", !s.env.is_empty()),
+                ("env_allow", !s.env_allow.is_empty()),
+                ("cwd", s.cwd.is_some()),
+            ]
+            .into_iter()
+            .find_map(|(f, set)| set.then_some(f))
+            {
+                c.report(
+                    source.span(),
+                    format!("source {name:?}: `{field}` is for a stdio server (`command`), not for `url`"),
+                );
+            }
+        }
+        (None, Some(cmd)) => {
+            if cmd.get_ref().as_str().is_empty() {
+                c.report(cmd.span(), format!("source {name:?}: command is empty"));
+            }
+            if !s.headers.is_empty() || s.oauth.is_some() {
+                c.report(
+                    source.span(),
+                    format!("source {name:?}: `headers` and `oauth` are for a Streamable HTTP server (`url`), not for `command`"),
+                );
+            }
+        }
+    }
+    for (field, set) in [
+        ("spec", s.spec.is_some()),
+        ("base_url", s.base_url.is_some()),
+        ("allow_private", !s.allow_private.is_empty()),
+        ("fetch_timeout_ms", s.fetch_timeout_ms.is_some()),
+    ] {
+        if set {
+            c.report(
+                source.span(),
+                format!("source {name:?}: `{field}` is only for openapi sources"),
+            );
+        }
+    }
+    for f in [s.include.as_ref(), s.exclude.as_ref()]
+        .into_iter()
+        .flatten()
+    {
+        let v = f.get_ref();
+        if !v.tags.is_empty() || !v.paths.is_empty() || !v.methods.is_empty() {
+            c.report(
+                f.span(),
+                format!("source {name:?}: an mcp source filters by tool name only (`operations`)"),
+            );
+        }
+    }
+    for var in s.env_allow.iter().chain(s.env.keys()) {
+        if var.is_empty() || var.contains(['=', '\0']) {
+            c.report(
+                source.span(),
+                format!("source {name:?}: {var:?} is not an environment variable name"),
+            );
+        }
+    }
+    if let Some(p) = &s.protocol
+        && !matches!(p.get_ref().as_str(), "auto" | "2026-07-28" | "2025-11-25")
+    {
+        c.report(
+            p.span(),
+            format!("source {name:?}: protocol must be \"auto\", \"2026-07-28\" or \"2025-11-25\""),
+        );
+    }
+    if let Some(ms) = &s.connect_timeout_ms
+        && (*ms.get_ref() == 0 || *ms.get_ref() > 300_000)
+    {
+        c.report(ms.span(), "connect_timeout_ms must be 1..=300000 (5 min)");
+    }
+    if let Some(o) = &s.oauth
+        && !super::is_http_url(o.get_ref().token_url.as_str())
+    {
+        c.report(
+            o.span(),
+            format!("source {name:?}: oauth.token_url must be an http(s) URL"),
+        );
+    }
+    check_imported(c, name, source, "tool");
+}
+
+/// An `openapi` source: a `spec`, URLs that are http(s), no database fields.
+fn check_openapi_source(c: &mut Checker<'_>, name: &str, source: &Spanned<SourceConfig>) {
+    let s = source.get_ref();
+    match &s.spec {
+        None => c.report(
+            source.span(),
+            format!("source {name:?}: an openapi source needs `spec` (a file or an http(s) URL)"),
+        ),
+        Some(spec) => {
+            let text = spec.get_ref().as_str();
+            if text.contains("://") && !super::is_http_url(text) {
+                c.report(
+                    spec.span(),
+                    format!("source {name:?}: spec must be a file or an http(s) URL"),
+                );
+            }
+        }
+    }
+    if let Some(b) = &s.base_url
+        && !super::is_http_url(b.get_ref().as_str())
+    {
+        c.report(
+            b.span(),
+            format!("source {name:?}: base_url must be an http(s) URL"),
+        );
+    }
+    if let Some(u) = &s.url {
+        c.report(
+            u.span(),
+            format!("source {name:?}: `url` is only for database and mcp sources"),
+        );
+    }
+    if let Some(ms) = &s.fetch_timeout_ms
+        && (*ms.get_ref() == 0 || *ms.get_ref() > 300_000)
+    {
+        c.report(ms.span(), "fetch_timeout_ms must be 1..=300000 (5 min)");
+    }
+    check_imported(c, name, source, "operation");
 }
 
 /// A SQLite source: `path` or `demo`, none of the server fields.

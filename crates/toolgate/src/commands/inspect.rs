@@ -13,12 +13,12 @@ use toolgate_server::transport::rest::tool_json;
 use super::{EXIT_FAILURE, EXIT_USAGE, load, report};
 use crate::cli::ConfigArg;
 
-pub(super) fn check(file: &Path) -> i32 {
+pub(super) async fn check(file: &Path) -> i32 {
     let loaded = match LoadedConfig::from_file(file) {
         Ok(l) => l,
         Err(p) => return report(&p),
     };
-    match Registry::from_config(&loaded) {
+    match Registry::load(&loaded).await {
         Ok(registry) => {
             println!(
                 "{}: ok ({} tools)",
@@ -27,7 +27,7 @@ pub(super) fn check(file: &Path) -> i32 {
             );
             for r in registry.imports() {
                 println!(
-                    "source {:?}: imported {} operations: {}",
+                    "source {:?}: imported {} tools: {}",
                     r.source,
                     r.imported.len(),
                     r.imported.join(", ")
@@ -42,8 +42,8 @@ pub(super) fn check(file: &Path) -> i32 {
     }
 }
 
-pub(super) fn tools(config: &ConfigArg, as_json: bool) -> i32 {
-    let (_, registry) = match load(config) {
+pub(super) async fn tools(config: &ConfigArg, as_json: bool) -> i32 {
+    let (_, registry) = match load(config).await {
         Ok(x) => x,
         Err(code) => return code,
     };
@@ -77,7 +77,7 @@ pub(super) async fn call(config: &ConfigArg, tool: &str, args: &str) -> i32 {
             return EXIT_USAGE;
         }
     };
-    let (_, registry) = match load(config) {
+    let (_, registry) = match load(config).await {
         Ok(x) => x,
         Err(code) => return code,
     };
@@ -119,8 +119,8 @@ fn error_json(e: &ToolError, duration: Duration) -> Value {
     })
 }
 
-pub(super) fn openapi(config: &ConfigArg) -> i32 {
-    match load(config) {
+pub(super) async fn openapi(config: &ConfigArg) -> i32 {
+    match load(config).await {
         Ok((_, registry)) => {
             println!("{}", pretty(&Documents::new(&registry).full()));
             0

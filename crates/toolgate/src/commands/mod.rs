@@ -39,10 +39,10 @@ pub async fn dispatch(cli: Cli) -> i32 {
     };
     match cli.command {
         Command::Serve { config, listen } => serve::serve(&config, listen).await,
-        Command::Check { file } => inspect::check(&file),
-        Command::Tools { config, json } => inspect::tools(&config, json),
+        Command::Check { file } => inspect::check(&file).await,
+        Command::Tools { config, json } => inspect::tools(&config, json).await,
         Command::Call { tool, args, config } => inspect::call(&config, &tool, &args).await,
-        Command::Openapi { config } => inspect::openapi(&config),
+        Command::Openapi { config } => inspect::openapi(&config).await,
         Command::Healthcheck { url, timeout_ms } => {
             healthcheck::healthcheck(&url, std::time::Duration::from_millis(timeout_ms)).await
         }
@@ -82,13 +82,13 @@ fn on_thread(f: impl FnOnce() -> i32 + Send + 'static) -> i32 {
 
 /// Load the config named by `arg` (the demo without one) and build its registry,
 /// printing every problem to stderr.
-fn load(arg: &ConfigArg) -> Result<(LoadedConfig, Registry), i32> {
+async fn load(arg: &ConfigArg) -> Result<(LoadedConfig, Registry), i32> {
     let loaded = match &arg.config {
         Some(path) => LoadedConfig::from_file(path),
         None => LoadedConfig::demo(),
     };
     let loaded = loaded.map_err(|p| report(&p))?;
-    let registry = Registry::from_config(&loaded).map_err(|p| report(&p))?;
+    let registry = Registry::load(&loaded).await.map_err(|p| report(&p))?;
     Ok((loaded, registry))
 }
 

@@ -14,7 +14,7 @@ use crate::commands::keys::generate_key;
 const MIN_OPERATOR_KEY_CHARS: usize = 32;
 
 pub(super) async fn serve(config: &ConfigArg, listen: Option<SocketAddr>) -> i32 {
-    let (loaded, registry) = match load(config) {
+    let (loaded, registry) = match load(config).await {
         Ok(x) => x,
         Err(code) => return code,
     };

@@ -168,8 +168,9 @@ async fn an_invalid_reload_changes_nothing() {
         "{NEXT}\n[[tools]]\nname = \"echo\"\nkind = \"builtin\"\nbuiltin = \"echo\"\n\n[[tools]]\nname = \"q\"\nkind = \"sql_query\"\n"
     );
     std::fs::write(&path, &broken).unwrap();
-    let err =
-        toolgate_server::reload::reload_file(&s.state, &path, &loaded.config.server).unwrap_err();
+    let err = toolgate_server::reload::reload_file(&s.state, &path, &loaded.config.server)
+        .await
+        .unwrap_err();
     assert_eq!(err.0.len(), 2, "{err}");
     // Give the watcher its own go at the broken file too.
     tokio::time::sleep(Duration::from_millis(600)).await;
