@@ -42,6 +42,8 @@ async def grow(ctx: Context) -> str:
         return "grown"
 
     server.add_tool(grown, name="grown")
+    # 2026-07-28: to `subscriptions/listen` streams; 2025-11-25: over the session.
+    await ctx.notify_tools_changed()
     await ctx.session.send_tool_list_changed()
     return "grown added"
 

@@ -693,13 +693,26 @@ fn check_kind_fields(c: &mut Checker<'_>, cfg: &Config, t: &ToolConfig) {
                 s.span(),
                 format!("tool {name:?}: unknown source {:?}", s.get_ref()),
             ),
-            Some(s) if cfg.sources.get(s.get_ref()).is_some_and(|src| !src.get_ref().kind.is_database()) => c.report(
-                s.span(),
-                format!(
-                    "tool {name:?}: source {:?} is an OpenAPI source, not a database; its operations are tools of their own",
-                    s.get_ref()
-                ),
-            ),
+            Some(s)
+                if cfg
+                    .sources
+                    .get(s.get_ref())
+                    .is_some_and(|src| !src.get_ref().kind.is_database()) =>
+            {
+                let what = match cfg.sources.get(s.get_ref()).map(|src| src.get_ref().kind) {
+                    Some(crate::model::SourceKind::Mcp) => {
+                        "an MCP source, not a database; its tools"
+                    }
+                    _ => "an OpenAPI source, not a database; its operations",
+                };
+                c.report(
+                    s.span(),
+                    format!(
+                        "tool {name:?}: source {:?} is {what} are tools of their own",
+                        s.get_ref()
+                    ),
+                );
+            }
             Some(_) => {}
         }
         if let Some(rows) = &t.max_rows

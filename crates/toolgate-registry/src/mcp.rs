@@ -23,7 +23,7 @@ use toolgate_tool_mcp::{McpTool, RemoteTool, Upstream, UpstreamSettings};
 
 use crate::{ImportReport, Registry};
 
-pub use toolgate_tool_mcp::changes;
+pub use toolgate_tool_mcp::{changes, install_tls_provider};
 
 /// The upstreams a registry was built from, and what each had listed then.
 #[derive(Debug)]

@@ -50,6 +50,7 @@ impl Application {
         listen: SocketAddr,
         operator_key: Option<&SecretString>,
     ) -> std::io::Result<Self> {
+        toolgate_registry::mcp::install_tls_provider();
         let audit = match &loaded.config.audit {
             Some(cfg) => Some(std::sync::Arc::new(
                 crate::audit::Auditor::open(cfg.get_ref(), &loaded.config.tools)

@@ -25,4 +25,4 @@ pub use settings::{
     DEFAULT_CONNECT_TIMEOUT, DEFAULT_MAX_RESULT_BYTES, OAuth, Protocol, Transport, UpstreamSettings,
 };
 pub use tool::McpTool;
-pub use upstream::{RemoteTool, Snapshot, Upstream};
+pub use upstream::{RemoteTool, Snapshot, Upstream, install_tls_provider};

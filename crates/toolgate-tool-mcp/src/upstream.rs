@@ -212,6 +212,19 @@ fn lifecycle(p: Protocol) -> ClientLifecycleMode {
     }
 }
 
+/// Make ring the process's default rustls provider unless one is installed.
+///
+/// rmcp's HTTP client is reqwest 0.13 built without a provider of its own (so that
+/// no second crypto stack is compiled in), and cargo unifies that feature for every
+/// user of reqwest 0.13 in the binary (the OTLP exporter, rmcp clients in tests): a
+/// client they build without a default provider would fail. Servers call this once
+/// at start; calling it again does nothing.
+pub fn install_tls_provider() {
+    if rustls::crypto::CryptoProvider::get_default().is_none() {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    }
+}
+
 /// The reqwest client of rmcp's Streamable HTTP transport: rustls with ring and the
 /// webpki roots, no redirects (an upstream cannot send toolgate elsewhere).
 fn http_client() -> Result<reqwest13::Client, String> {

@@ -21,5 +21,7 @@ pub use cli::Cli;
 
 /// Run a parsed command line; returns the process exit code.
 pub async fn run(cli: Cli) -> i32 {
+    // Before any HTTP client is made (the OTLP exporter's included).
+    toolgate_registry::mcp::install_tls_provider();
     commands::dispatch(cli).await
 }

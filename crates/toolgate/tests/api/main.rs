@@ -15,6 +15,7 @@ mod batch;
 mod cli;
 mod errors;
 mod faults;
+mod federation;
 mod healthcheck;
 mod http_tool;
 mod identity;

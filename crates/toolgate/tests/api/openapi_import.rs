@@ -188,7 +188,7 @@ fn bad_documents_and_fields_are_reported_at_their_lines() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(
-        err.contains("`prefix` is only for openapi sources"),
+        err.contains("`prefix` is only for openapi and mcp sources"),
         "{err}"
     );
     assert!(err.contains("needs `spec`"), "{err}");
