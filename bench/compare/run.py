@@ -28,7 +28,7 @@ Settings (environment):
   BENCH_KEEP_LOGS=1         keep the servers' full logs (toolgate's grow by ~100 MB a
                             minute under load); by default only their warn/error lines
   BENCH_SERVERS=toolgate,fastapi_1w,fastapi_2w,bare
-  BENCH_SCENARIOS=healthz,batch_echo,batch_sleep,bad_key,single,sse,mcp,inflight
+  BENCH_SCENARIOS=healthz,batch_echo,batch_sleep,bad_key,single,jwt,sse,mcp,federated,inflight
   BENCH_OUT=target/bench    results.json, results.txt, server logs
   BENCH_SVG=docs/performance.svg
   BENCH_TOOLGATE, BENCH_BARE, BENCH_PEER_PYTHON: the binaries (run.sh sets them)
@@ -267,8 +267,9 @@ class Load:
     key: str | None = KEY
     status: int = 200
     expect: str = ""
-    mcp: bool = False  # bench/mcp/call.lua, 2026-07-28 stateless tools/call of echo
+    mcp: bool = False  # bench/mcp/call.lua, 2026-07-28 stateless tools/call of `tool`
     note: str = ""
+    tool: str = "echo"
 
 
 @dataclass
@@ -282,8 +283,36 @@ class Scenario:
     timeout_s: int = 10
     ideal: str = ""
 
+    federated: bool = False  # toolgate runs it only with the upstream in its config
+
     def load_for(self, spec: ServerSpec) -> Load | None:
+        if self.federated and spec.kind == "toolgate" and spec.name not in FEDERATED:
+            return None
         return self.loads.get(spec.name) or self.loads.get(spec.kind)
+
+
+# The `federated` scenario: toolgate in front of a local MCP server (a second bare
+# rmcp process, `[sources.up] kind = "mcp"` added to toolgate's config) against the
+# `bare` server called directly. Toolgate servers given that config, by name.
+FEDERATED: set[str] = set()
+
+
+def start_upstream(tmp: Path) -> "Server | None":
+    """Start the federated scenario's upstream and give every toolgate without a
+    config of its own a config that federates it."""
+    if not BARE.exists():
+        print("note: no bare rmcp binary: the federated scenario is skipped")
+        return None
+    upstream = Server(ServerSpec("upstream", "upstream", "bare"), "upstream", tmp)
+    config = tmp / "toolgate-federated.toml"
+    config.write_text((HERE / "toolgate.toml").read_text() + (
+        f'\n[sources.up]\nkind = "mcp"\nurl = "{upstream.url("/mcp")}"\nprefix = "fed_"\n'
+        'protocol = "2026-07-28"\n'))
+    for spec in SERVERS.values():
+        if spec.kind == "toolgate" and spec.config is None:
+            spec.config = config
+            FEDERATED.add(spec.name)
+    return upstream
 
 
 # The `jwt` scenario: an access token of the test identity provider (tests/idp, when
@@ -369,6 +398,11 @@ def scenarios() -> list[Scenario]:
         Scenario("mcp", "MCP tools/call: echo", 64, {
             "toolgate": Load("/mcp", mcp=True, note="2026-07-28 stateless"),
             "bare": Load("/mcp", mcp=True, note="bare rmcp, no keys or logs")}),
+        Scenario("federated", "MCP tools/call: echo of a local MCP server", 64, {
+            "toolgate": Load("/mcp", mcp=True, tool="fed_echo",
+                             note="through toolgate: [sources.up] kind = \"mcp\", a bare rmcp upstream"),
+            "bare": Load("/mcp", mcp=True, note="the same server called directly")},
+            federated=True),
         Scenario("inflight", f"{INFLIGHT:,} in flight: sleep {INFLIGHT_SLEEP_MS / 1000:g} s", INFLIGHT, {
             "toolgate": Load("/api/v1/tools/sleep", body='{"ms":%d}' % INFLIGHT_SLEEP_MS, expect='"slept_ms"',
                              note="POST /api/v1/tools/sleep"),
@@ -384,7 +418,7 @@ def wrk(server: Server, sc: Scenario, load: Load, seconds: int) -> dict:
     conns = sc.conns
     env = dict(os.environ)
     if load.mcp:
-        env |= {"BENCH_MODE": "mcp", "BENCH_KEY": KEY}
+        env |= {"BENCH_MODE": "mcp", "BENCH_KEY": KEY, "BENCH_TOOL": load.tool}
         script = ROOT / "bench" / "mcp" / "call.lua"
     else:
         env |= {"BENCH_METHOD": load.method, "BENCH_BODY": load.body, "BENCH_KEY": load.key or "",
@@ -775,6 +809,10 @@ def main() -> int:
         tmp = Path(tmpdir)
         running: dict[str, Server] = {}
         try:
+            if any(sc.federated for sc in plan) and any(SERVERS[n].kind == "toolgate" for n in servers):
+                upstream = start_upstream(tmp)
+                if upstream is not None:
+                    running["upstream"] = upstream
             print(f"start-up: exec to the first 200 from /readyz, {STARTS} time(s) each (the median counts)",
                   flush=True)
             for name in servers:

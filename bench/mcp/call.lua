@@ -10,6 +10,8 @@
 local mode = os.getenv("BENCH_MODE") or "mcp"
 local key = os.getenv("BENCH_KEY") or "bench-key"
 local session = os.getenv("BENCH_SESSION")
+-- The tool called (a federated one is `fed_echo`); it takes `{"n": ...}`.
+local tool = os.getenv("BENCH_TOOL") or "echo"
 
 local threads = {}
 local counter = 0
@@ -37,7 +39,7 @@ function init(args)
     else
       wrk.headers["MCP-Protocol-Version"] = "2026-07-28"
       wrk.headers["Mcp-Method"] = "tools/call"
-      wrk.headers["Mcp-Name"] = "echo"
+      wrk.headers["Mcp-Name"] = tool
     end
   end
 end
@@ -53,7 +55,7 @@ function request()
   end
   -- Ids are unique across threads: calls sharing a session must not reuse one.
   local id = thread_id * 1000000000 + counter
-  local params = '{"name":"echo","arguments":{"n":' .. counter .. '}'
+  local params = '{"name":"' .. tool .. '","arguments":{"n":' .. counter .. '}'
   if mode == "mcp" then
     params = params .. "," .. meta
   end

@@ -3,8 +3,8 @@
 run over stdio by toolgate's federation test (crates/toolgate/tests/api/federation.rs).
 
 Tools: `add` (structured output), `report` (progress), `grow` (adds a tool and sends
-`notifications/tools/list_changed`), `crash` (the process exits, so toolgate must
-restart it). It also writes a line to stderr at start, which toolgate logs.
+`notifications/tools/list_changed`), `trace` (the `traceparent` its `_meta` carried),
+`crash` (the process exits, so toolgate must restart it). It also writes a line to stderr at start, which toolgate logs.
 """
 
 from __future__ import annotations
@@ -46,6 +46,13 @@ async def grow(ctx: Context) -> str:
     await ctx.notify_tools_changed()
     await ctx.session.send_tool_list_changed()
     return "grown added"
+
+
+@server.tool()
+def trace(ctx: Context) -> str:
+    """The `traceparent` this call's `_meta` carried."""
+    meta = ctx.request_context.meta or {}
+    return str(meta.get("traceparent", ""))
 
 
 @server.tool()

@@ -52,6 +52,11 @@ pub struct ToolsetConfig {
     pub tools: Vec<String>,
     /// What the set is for. Default none.
     pub description: Option<String>,
+    /// Discovery mode: the set lists the meta-tools `search_tools` and
+    /// `describe_tool` instead of its tools (which stay callable by name), so an
+    /// agent reads a few schemas instead of the whole catalog. Default false.
+    #[serde(default)]
+    pub search: bool,
 }
 
 /// `[auth]`: OAuth 2.1 / OpenID Connect access tokens (JWTs) accepted beside the

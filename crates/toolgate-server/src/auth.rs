@@ -41,6 +41,8 @@ pub struct Toolset {
     pub name: String,
     /// The tools it holds.
     pub patterns: Vec<ScopePattern>,
+    /// Discovery mode: it lists the search meta-tools instead of its tools.
+    pub search: bool,
 }
 
 impl Toolset {
@@ -116,6 +118,13 @@ impl Principal {
         }
     }
 
+    /// Whether the caller came through a toolset in discovery mode: listings show
+    /// the search meta-tools instead of the tools.
+    #[must_use]
+    pub fn searches(&self) -> bool {
+        self.set.as_ref().is_some_and(|s| s.search)
+    }
+
     /// This principal seen through `set`.
     #[must_use]
     pub fn in_set(&self, set: Arc<Toolset>) -> Self {
@@ -172,6 +181,10 @@ impl Principal {
     /// Whether this principal may call (and see) `tool`.
     #[must_use]
     pub fn allows(&self, tool: &str) -> bool {
+        // The meta-tools of a search set show only what the caller may call anyway.
+        if crate::search::is_meta(self, tool) {
+            return true;
+        }
         let scoped = match &self.scopes {
             Scopes::All => true,
             Scopes::Patterns(patterns) => patterns.iter().any(|p| p.matches(tool)),

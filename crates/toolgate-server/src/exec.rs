@@ -78,6 +78,9 @@ pub async fn run_call(
     );
     let result = async {
         let _slot = admit(state, caller, tool).await?;
+        if crate::search::is_meta(caller, tool) {
+            return crate::search::call(&state.registry, caller, tool, &arguments);
+        }
         state
             .registry
             .invoke(ToolCall::new(tool, arguments), inv)

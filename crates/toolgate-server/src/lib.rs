@@ -39,6 +39,7 @@ pub mod openapi;
 pub mod quota;
 pub mod ratelimit;
 pub mod reload;
+pub mod search;
 pub mod state;
 pub mod tokens;
 pub mod toolsets;

@@ -98,6 +98,10 @@ pub fn apply(state: &AppState, loaded: &LoadedConfig) -> Result<ReloadSummary, P
             .collect(),
     };
     state.registry.replace_with(next);
+    // Before the keys: a WebSocket re-checking its key finds its set as reloaded.
+    state
+        .toolsets
+        .store(std::sync::Arc::new(crate::toolsets::of(loaded)));
     // Keys kept keep their counters; long-lived connections re-check theirs.
     state.keys.reload(
         state.operator_key.as_ref(),
@@ -105,14 +109,29 @@ pub fn apply(state: &AppState, loaded: &LoadedConfig) -> Result<ReloadSummary, P
         crate::quota::QuotaDefaults::from_server(&loaded.config.server),
     );
     state.tokens.store(crate::state::tokens_of(loaded));
-    state
-        .toolsets
-        .store(std::sync::Arc::new(crate::toolsets::of(loaded)));
     state.docs.rebuild(&state.registry);
     if let Some(audit) = &state.audit {
         audit.update(&loaded.config.tools);
     }
     Ok(summary)
+}
+
+/// [`apply`] on a blocking thread: building may read OpenAPI documents over the
+/// network (up to their `fetch_timeout_ms`), which must not hold a runtime worker.
+async fn apply_blocking(state: &AppState, loaded: LoadedConfig) -> Result<ReloadSummary, Problems> {
+    let state = state.clone();
+    let file = loaded.file().to_owned();
+    match tokio::task::spawn_blocking(move || apply(&state, &loaded)).await {
+        Ok(r) => r,
+        // A panic while building is a bug: it surfaces as it would have inline.
+        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+        Err(_) => Err(Problems(vec![toolgate_config::Problem {
+            file,
+            line: 1,
+            column: 1,
+            message: "the reload was cancelled: the server is stopping".to_owned(),
+        }])),
+    }
 }
 
 /// Load `path` and apply it, logging the outcome.
@@ -131,7 +150,7 @@ pub async fn reload_file(
             }
             // New MCP upstreams connect and list before the build takes their tools.
             let _running = toolgate_registry::mcp::prepare(&loaded).await;
-            apply(state, &loaded)
+            apply_blocking(state, loaded).await
         }
         Err(p) => Err(p),
     };
@@ -207,7 +226,7 @@ pub fn spawn_federation_watcher(state: AppState) -> JoinHandle<()> {
             let Some(loaded) = state.registry.stale_federation() else {
                 continue;
             };
-            match apply(&state, &loaded) {
+            match apply_blocking(&state, loaded).await {
                 Ok(s) => tracing::info!(
                     added = ?s.added,
                     removed = ?s.removed,

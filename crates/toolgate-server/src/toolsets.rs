@@ -38,6 +38,7 @@ pub fn of(loaded: &LoadedConfig) -> Toolsets {
                 Arc::new(Toolset {
                     name: name.clone(),
                     patterns,
+                    search: set.get_ref().search,
                 }),
             )
         })

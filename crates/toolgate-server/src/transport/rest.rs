@@ -31,6 +31,10 @@ pub fn tool_json(spec: &ToolSpec) -> Value {
 
 /// `GET /api/v1/tools`: the tools this key may call.
 pub async fn list_tools(State(state): State<AppState>, Caller(caller): Caller) -> Json<Value> {
+    if caller.searches() {
+        let tools: Vec<Value> = crate::search::specs().iter().map(tool_json).collect();
+        return Json(json!({ "tools": tools }));
+    }
     let tools: Vec<Value> = state
         .registry
         .tools()
@@ -47,6 +51,11 @@ pub async fn describe_tool(
     Path(name): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     caller.require(&state, &name, "rest")?;
+    if crate::search::is_meta(&caller.0, &name)
+        && let Some(spec) = crate::search::spec(&name)
+    {
+        return Ok(Json(tool_json(spec)));
+    }
     let tool = state
         .registry
         .get(&name)

@@ -67,7 +67,7 @@ pub async fn stream_tool(
     let timeout = requested_timeout(&headers)?;
     // Scope before existence, as for REST: a key cannot probe for tools outside it.
     caller.require(&state, &name, "sse")?;
-    if state.registry.get(&name).is_none() {
+    if state.registry.get(&name).is_none() && !crate::search::is_meta(&caller.0, &name) {
         return Err(ApiError::new(
             ErrorKind::ToolNotFound,
             format!("no tool named {name:?}"),

@@ -412,6 +412,20 @@ async fn python_server(protocol: &str) {
     let resp = s.call("py_add", &json!({"a": "two"})).send().await.unwrap();
     expect_problem(resp, 422, "invalid_arguments").await;
 
+    // The caller's trace goes upstream in `_meta`.
+    let trace = "4bf92f3577b34da6a3ce929d0e0e4736";
+    let (status, _, body) = read(
+        s.call("py_trace", &json!({}))
+            .header("traceparent", format!("00-{trace}-00f067aa0ba902b7-01"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let sent = body["output"]["result"].as_str().unwrap_or_default();
+    assert!(sent.starts_with(&format!("00-{trace}-")), "{body}");
+
     // Progress over MCP.
     let mut c = connect(&s, OPERATOR_KEY, Rev::Modern).await;
     let opts = rmcp::service::PeerRequestOptions::no_options();
@@ -546,4 +560,61 @@ fn bad_mcp_sources_are_reported_at_their_lines() {
         assert!(text.contains(want), "{cfg}: {text}");
         assert!(text.contains("f.toml:"), "{text}");
     }
+}
+
+/// The upstream (a toolgate that takes only its IdP's tokens) is reached with a
+/// token toolgate gets for itself with the client-credentials grant.
+#[tokio::test]
+async fn an_upstream_token_from_the_client_credentials_grant() {
+    use toolgate_test_support::Idp;
+    const RESOURCE: &str = "http://upstream.test/mcp";
+    if !Idp::available() {
+        missing("node and tests/idp/node_modules (the test IdP)");
+        return;
+    }
+    let idp = Idp::start(&json!({
+        "keys": ["RS256"],
+        "resources": {
+            RESOURCE: {"audience": RESOURCE, "scope": "tools:all", "format": "jwt", "ttl": 300}
+        },
+        "clients": [
+            {"client_id": "gateway", "client_secret": "gateway-secret",
+             "grant_types": ["client_credentials"], "scope": "tools:all",
+             "token_endpoint_auth_method": "client_secret_basic"}
+        ]
+    }))
+    .unwrap();
+    let b_cfg = format!(
+        "{}\n[auth]\nresource = \"{RESOURCE}\"\n\n[[auth.issuers]]\nname = \"corp\"\nissuer = \"{}\"\n\n\
+         [auth.issuers.grants]\n\"tools:all\" = [\"*\"]\n",
+        toolgate_config::DEMO_CONFIG,
+        idp.issuer
+    );
+    let b = TestServer::spawn(&b_cfg).await.unwrap();
+    let a_cfg = format!(
+        "[sources.b]\nkind = \"mcp\"\nurl = \"{}\"\nprefix = \"b_\"\n\
+         oauth = {{ token_url = \"{}/token\", client_id = \"gateway\", client_secret = \"gateway-secret\", \
+         scope = \"tools:all\", resource = \"{RESOURCE}\" }}\n",
+        b.url("/mcp"),
+        idp.issuer
+    );
+    let a = TestServer::spawn(&a_cfg).await.unwrap();
+    let (status, body) = call(&a, "b_sleep", json!({"ms": 1})).await;
+    assert_eq!(
+        (status, &body["output"]),
+        (200, &json!({"slept_ms": 1})),
+        "{body}"
+    );
+    assert!(idp.requests("/token").await.unwrap() >= 1);
+
+    // A wrong secret: no token, no tools, and readiness says why.
+    let bad = a_cfg.replace("gateway-secret", "wrong");
+    let c = TestServer::spawn(&bad).await.unwrap();
+    assert!(names(&c).await.is_empty());
+    let (_, _, ready) = read(c.client.get(c.url("/readyz")).send().await.unwrap()).await;
+    let why = ready["checks"]["source:b"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(why.contains("token endpoint answered 401"), "{ready}");
 }

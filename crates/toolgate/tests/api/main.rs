@@ -27,6 +27,7 @@ mod openapi_import;
 mod reload;
 mod resilience;
 mod restarts;
+mod search;
 mod shared_limits;
 mod sql_databases;
 mod streaming;

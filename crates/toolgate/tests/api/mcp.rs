@@ -76,13 +76,27 @@ pub async fn connect(s: &TestServer, key: &str, rev: Rev) -> Client {
     try_connect(s, key, rev).await.unwrap()
 }
 
+/// As [`connect`], at `path` (a toolset's `/mcp/NAME`).
+pub async fn connect_path(s: &TestServer, path: &str, key: &str, rev: Rev) -> Client {
+    try_connect_path(s, path, key, rev).await.unwrap()
+}
+
 /// As [`connect`], returning the error.
 pub async fn try_connect(
     s: &TestServer,
     key: &str,
     rev: Rev,
 ) -> Result<Client, rmcp::service::ClientInitializeError> {
-    let config = StreamableHttpClientTransportConfig::with_uri(s.url("/mcp")).auth_header(key);
+    try_connect_path(s, "/mcp", key, rev).await
+}
+
+async fn try_connect_path(
+    s: &TestServer,
+    path: &str,
+    key: &str,
+    rev: Rev,
+) -> Result<Client, rmcp::service::ClientInitializeError> {
+    let config = StreamableHttpClientTransportConfig::with_uri(s.url(path)).auth_header(key);
     let transport = StreamableHttpClientTransport::from_config(config);
     let (progress_tx, progress) = mpsc::unbounded_channel();
     let (changed_tx, changed) = mpsc::unbounded_channel();

@@ -218,3 +218,81 @@ fn bad_toolsets_are_reported_at_their_lines() {
         "{problems}"
     );
 }
+
+/// A WebSocket opened through a set stays narrowed to it across reloads, follows the
+/// set's new patterns, and is closed (1008) when the set is removed.
+#[tokio::test]
+async fn a_websocket_through_a_set_keeps_to_the_set_across_reloads() {
+    use futures::StreamExt;
+    use tokio_tungstenite::tungstenite::Message;
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    use tokio_tungstenite::tungstenite::http::HeaderValue;
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("toolgate.toml");
+    let with_set = |tools: &str| {
+        format!(
+            "{}\n[toolsets.quick]\ntools = [{tools}]\n",
+            toolgate_config::DEMO_CONFIG
+        )
+    };
+    std::fs::write(&path, with_set("\"echo\"")).unwrap();
+    let s = TestServer::spawn_file(&path).await.unwrap();
+    let mut req = format!("ws://{}/api/v1/sets/quick/ws", s.addr)
+        .into_client_request()
+        .unwrap();
+    req.headers_mut()
+        .insert("X-Tool-API-Key", HeaderValue::from_static(OPERATOR_KEY));
+    let (mut ws, _) = tokio_tungstenite::connect_async(req).await.unwrap();
+    assert_eq!(ws_ask(&mut ws, "echo").await["type"], "result");
+    assert_eq!(ws_ask(&mut ws, "sleep").await["error"]["code"], "forbidden");
+    // A reload (here: the set gains sleep) keeps the socket in the set, as reloaded.
+    std::fs::write(&path, with_set("\"echo\", \"sleep\"")).unwrap();
+    let start = std::time::Instant::now();
+    while ws_ask(&mut ws, "sleep").await["type"] != "result" {
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(10),
+            "never reloaded"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let v = ws_ask(&mut ws, "run_database_query").await;
+    assert_eq!(v["error"]["code"], "forbidden", "still narrowed: {v}");
+    // The set removed: the socket is closed with 1008.
+    std::fs::write(&path, toolgate_config::DEMO_CONFIG).unwrap();
+    let code = loop {
+        let m = tokio::time::timeout(std::time::Duration::from_secs(10), ws.next())
+            .await
+            .expect("a close within 10 s");
+        match m {
+            Some(Ok(Message::Close(Some(f)))) => break u16::from(f.code),
+            Some(Ok(_)) => {}
+            other => panic!("no close frame: {other:?}"),
+        }
+    };
+    assert_eq!(code, 1008);
+}
+
+type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// Call `tool` over `ws` and return its result or error message.
+async fn ws_ask(ws: &mut Ws, tool: &str) -> Value {
+    use futures::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    let msg = json!({"type": "call", "id": tool, "tool": tool, "arguments": {"ms": 1}});
+    ws.send(Message::text(msg.to_string())).await.unwrap();
+    loop {
+        let m = tokio::time::timeout(std::time::Duration::from_secs(10), ws.next())
+            .await
+            .expect("an answer within 10 s")
+            .expect("the socket stays open")
+            .unwrap();
+        if let Message::Text(t) = m {
+            let v: Value = serde_json::from_str(&t).unwrap();
+            if v["type"] == "result" || v["type"] == "error" {
+                return v;
+            }
+        }
+    }
+}

@@ -64,6 +64,10 @@ pub(super) fn page(
     size: usize,
 ) -> Result<ListToolsResult, ErrorData> {
     let after = cursor.map(decode_cursor).transpose()?;
+    if caller.searches() {
+        let tools: Vec<Tool> = crate::search::specs().iter().map(to_mcp).collect();
+        return Ok(ListToolsResult::with_all_items(tools));
+    }
     let mut visible = registry
         .tools()
         .filter(|t| caller.allows(&t.spec().name))

@@ -314,10 +314,28 @@ impl Conn {
     /// The keys were reloaded: take the key's new principal, or close if it is gone.
     fn recheck_key(&mut self) -> Result<(), Stop> {
         match self.state.keys.find(&self.caller.hash) {
-            Some(principal) => {
-                self.caller = principal;
-                Ok(())
-            }
+            // A socket opened through a toolset stays narrowed to the set as reloaded.
+            Some(principal) => match &self.caller.set {
+                None => {
+                    self.caller = principal;
+                    Ok(())
+                }
+                Some(old) => match self.state.toolsets.load().get(&old.name) {
+                    Some(set) => {
+                        self.caller = Arc::new(principal.in_set(Arc::clone(set)));
+                        Ok(())
+                    }
+                    None => {
+                        tracing::info!(key = %self.caller.name, set = %old.name, "websocket closed: its toolset was removed");
+                        self.token.cancel();
+                        Err(Stop::Close(
+                            close_code::POLICY,
+                            "the toolset was removed",
+                            false,
+                        ))
+                    }
+                },
+            },
             None => {
                 tracing::info!(key = %self.caller.name, calls = self.calls.len(), "websocket closed: its key was revoked");
                 self.token.cancel();
