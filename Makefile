@@ -2,12 +2,12 @@
 
 CARGO ?= cargo
 
-.PHONY: test idp-deps peer-venv fmt-check lint deny unit doc-test openapi-check mcp-interop clients-test run build release fmt bench
+.PHONY: test idp-deps peer-venv fmt-check lint deny unit doc-test openapi-check mcp-interop mcp-conformance clients-test run build release fmt bench
 
 ## Everything CI checks: formatting, lints, the dependency policy, all tests, OpenAPI
 ## validity, MCP interop. `unit` stays last so that the nextest summary is the last
 ## thing printed.
-test: fmt-check lint deny doc-test openapi-check mcp-interop clients-test unit
+test: fmt-check lint deny doc-test openapi-check mcp-interop mcp-conformance clients-test unit
 
 fmt-check:
 	$(CARGO) fmt --all -- --check
@@ -56,6 +56,11 @@ clients-test:
 ## The official MCP Python SDK against a real server (venv under target/).
 mcp-interop:
 	tests/mcp-interop/run.sh
+
+## The official MCP conformance suite's server scenarios against the demo server,
+## checked against tests/mcp-conformance/baseline.yml (Node 22 from its lock file).
+mcp-conformance:
+	tests/mcp-conformance/run.sh
 
 ## Serve the embedded demo on 127.0.0.1:8080.
 run:

@@ -155,6 +155,7 @@ class ServerSpec:
     kind: str  # toolgate | fastapi | bare
     binary: Path | None = None  # toolgate: another build (BENCH_TOOLGATE_BEFORE)
     config: Path | None = None  # ... and its config
+    fixed_config: bool = False  # given by BENCH_TOOLGATE_BEFORE_CONFIG: used as it is
 
     def command(self, port: int) -> list[str]:
         addr = f"{HOST}:{port}"
@@ -184,7 +185,8 @@ if os.environ.get("BENCH_TOOLGATE_BEFORE"):
         "toolgate_before", "toolgate (before)", "toolgate",
         Path(os.environ["BENCH_TOOLGATE_BEFORE"]),
         Path(os.environ["BENCH_TOOLGATE_BEFORE_CONFIG"])
-        if os.environ.get("BENCH_TOOLGATE_BEFORE_CONFIG") else None)
+        if os.environ.get("BENCH_TOOLGATE_BEFORE_CONFIG") else None,
+        bool(os.environ.get("BENCH_TOOLGATE_BEFORE_CONFIG")))
 
 
 class Server:
@@ -304,12 +306,13 @@ def start_upstream(tmp: Path) -> "Server | None":
         print("note: no bare rmcp binary: the federated scenario is skipped")
         return None
     upstream = Server(ServerSpec("upstream", "upstream", "bare"), "upstream", tmp)
-    config = tmp / "toolgate-federated.toml"
-    config.write_text((HERE / "toolgate.toml").read_text() + (
-        f'\n[sources.up]\nkind = "mcp"\nurl = "{upstream.url("/mcp")}"\nprefix = "fed_"\n'
-        'protocol = "2026-07-28"\n'))
+    source = (f'\n[sources.up]\nkind = "mcp"\nurl = "{upstream.url("/mcp")}"\nprefix = "fed_"\n'
+              'protocol = "2026-07-28"\n')
     for spec in SERVERS.values():
-        if spec.kind == "toolgate" and spec.config is None:
+        if spec.kind == "toolgate" and not spec.fixed_config:
+            # On top of whatever config it has (the jwt scenario's [auth], if any).
+            config = tmp / f"{spec.name}-federated.toml"
+            config.write_text((spec.config or HERE / "toolgate.toml").read_text() + source)
             spec.config = config
             FEDERATED.add(spec.name)
     return upstream

@@ -31,6 +31,7 @@ mod catalog;
 mod direct;
 mod guard;
 mod handler;
+mod logging;
 mod origin;
 mod reply;
 mod sessions;

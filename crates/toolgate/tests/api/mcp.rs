@@ -44,6 +44,7 @@ pub struct Recorder {
     info: ClientConfig,
     progress: mpsc::UnboundedSender<ProgressNotificationParam>,
     changed: mpsc::UnboundedSender<()>,
+    logs: mpsc::UnboundedSender<Value>,
 }
 
 impl ClientHandler for Recorder {
@@ -59,6 +60,17 @@ impl ClientHandler for Recorder {
         let _ = self.changed.send(());
     }
 
+    #[allow(deprecated)]
+    async fn on_logging_message(
+        &self,
+        params: rmcp::model::LoggingMessageNotificationParam,
+        _context: NotificationContext<RoleClient>,
+    ) {
+        let _ = self
+            .logs
+            .send(serde_json::to_value(&params).unwrap_or_default());
+    }
+
     fn get_info(&self) -> ClientConfig {
         self.info.clone()
     }
@@ -69,6 +81,8 @@ pub struct Client {
     pub service: RunningService<RoleClient, Recorder>,
     pub progress: mpsc::UnboundedReceiver<ProgressNotificationParam>,
     pub changed: mpsc::UnboundedReceiver<()>,
+    /// `notifications/message` params, as JSON.
+    pub logs: mpsc::UnboundedReceiver<Value>,
 }
 
 /// Connect to `s` with `key` (as `Authorization: Bearer`) speaking `rev`.
@@ -100,12 +114,14 @@ async fn try_connect_path(
     let transport = StreamableHttpClientTransport::from_config(config);
     let (progress_tx, progress) = mpsc::unbounded_channel();
     let (changed_tx, changed) = mpsc::unbounded_channel();
+    let (logs_tx, logs) = mpsc::unbounded_channel();
     let mut info = ClientConfig::default();
     info.protocol_version = ProtocolVersion::V_2025_11_25;
     let recorder = Recorder {
         info,
         progress: progress_tx,
         changed: changed_tx,
+        logs: logs_tx,
     };
     let lifecycle = match rev {
         Rev::Modern => ClientLifecycleMode::Discover {
@@ -118,6 +134,7 @@ async fn try_connect_path(
         service,
         progress,
         changed,
+        logs,
     })
 }
 

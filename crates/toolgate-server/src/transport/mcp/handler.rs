@@ -44,6 +44,8 @@ pub(super) struct McpHandler {
     state: AppState,
     /// Stops the session's list-change task when rmcp drops the session's handler.
     watch: OnceLock<DropGuard>,
+    /// The session's `logging/setLevel`.
+    log: super::logging::SessionLog,
 }
 
 impl McpHandler {
@@ -51,6 +53,7 @@ impl McpHandler {
         Self {
             state,
             watch: OnceLock::new(),
+            log: super::logging::SessionLog::default(),
         }
     }
 
@@ -101,11 +104,14 @@ impl ServerHandler for McpHandler {
         Cow::Borrowed(VERSIONS)
     }
 
+    // `logging` is deprecated by SEP-2577 (2026-07-28) and still 2025-11-25's.
+    #[allow(deprecated)]
     fn get_info(&self) -> ServerConfig {
         ServerConfig::new(
             ServerCapabilities::builder()
                 .enable_tools()
                 .enable_tool_list_changed()
+                .enable_logging()
                 .build(),
         )
         .with_server_info(Implementation::new("toolgate", env!("CARGO_PKG_VERSION")))
@@ -134,7 +140,21 @@ impl ServerHandler for McpHandler {
         request: CallToolRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
-        call_tool(&self.state, request, context).await
+        let tool = request.name.to_string();
+        let peer = context.peer.clone();
+        let result = call_tool(&self.state, request, context).await;
+        self.log.call_ended(&peer, &tool, &result).await;
+        result
+    }
+
+    #[allow(deprecated)]
+    async fn set_level(
+        &self,
+        request: rmcp::model::SetLevelRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<(), ErrorData> {
+        self.log.set(request.level);
+        Ok(())
     }
 
     async fn on_initialized(&self, context: NotificationContext<RoleServer>) {

@@ -101,3 +101,51 @@ async fn modern_listener_ends_cleanly_when_the_server_drains() {
     assert!(matches!(end, Ok(None)), "{end:?}");
     stop.await.unwrap().unwrap();
 }
+
+/// `logging/setLevel` (2025-11-25): after it, the session hears about its own calls
+/// at that level or above; before it, nothing.
+#[tokio::test]
+#[allow(deprecated)]
+async fn a_session_that_sets_a_log_level_hears_about_its_calls() {
+    use rmcp::model::{LoggingLevel, SetLevelRequestParams};
+    use serde_json::json;
+    let s = TestServer::demo().await.unwrap();
+    let mut c = connect(&s, OPERATOR_KEY, Rev::Legacy).await;
+    super::call(&c, "echo", json!({"a": 1})).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(c.logs.try_recv().is_err(), "no level, no messages");
+
+    c.service
+        .set_level(SetLevelRequestParams::new(LoggingLevel::Error))
+        .await
+        .unwrap();
+    super::call(&c, "echo", json!({"a": 1})).await;
+    let failed = super::call(&c, "fail", json!({"message": "on purpose"})).await;
+    assert_eq!(failed.is_error, Some(true));
+    let msg = tokio::time::timeout(Duration::from_secs(10), c.logs.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(msg["level"], "error", "{msg}");
+    assert_eq!(msg["logger"], "toolgate");
+    assert_eq!(
+        msg["data"]["tool"], "fail",
+        "the successful echo is below error: {msg}"
+    );
+
+    c.service
+        .set_level(SetLevelRequestParams::new(LoggingLevel::Debug))
+        .await
+        .unwrap();
+    super::call(&c, "echo", json!({"a": 2})).await;
+    let msg = tokio::time::timeout(Duration::from_secs(10), c.logs.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (&msg["level"], &msg["data"]["outcome"]),
+        (&json!("debug"), &json!("ok")),
+        "{msg}"
+    );
+    c.service.cancel().await.unwrap();
+}
