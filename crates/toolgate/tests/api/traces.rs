@@ -66,7 +66,9 @@ fn spans(exports: &[Value]) -> Vec<Span> {
     out
 }
 
-#[tokio::test]
+// Two workers: the test blocks one in `child.wait()` while the server flushes its
+// last spans at SIGTERM, and the receiver must still answer them on the other.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn spans_are_exported_with_their_structure_and_the_callers_trace() {
     let (otlp, got) = receiver().await;
     // An HTTP upstream that remembers the traceparent it was sent.
