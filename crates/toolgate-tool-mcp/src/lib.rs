@@ -14,6 +14,7 @@
 //! - `pool`: upstreams shared across reloads.
 //! - `oauth`: the upstream's own token (client credentials).
 
+mod direct;
 mod oauth;
 mod pool;
 mod settings;

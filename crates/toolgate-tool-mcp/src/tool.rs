@@ -30,6 +30,19 @@ pub struct McpTool {
 }
 
 impl McpTool {
+    /// A result as the call's outcome: `isError` is the tool's failure.
+    fn finish(&self, result: rmcp::model::CallToolResult) -> Result<ToolOutput, ToolError> {
+        if result.is_error == Some(true) {
+            let text = texts(&result.content);
+            return Err(ToolError::tool(if text.is_empty() {
+                format!("{} failed", self.remote)
+            } else {
+                text
+            }));
+        }
+        Ok(output_of(result))
+    }
+
     /// The tool `remote` of `upstream`.
     #[must_use]
     pub fn new(upstream: Arc<Upstream>, remote: String) -> Self {
@@ -158,9 +171,40 @@ impl Tool for McpTool {
                 "arguments must be an object",
             ));
         };
+        let traceparent = traceparent(&ctx);
+        if let Some(direct) = inner.direct.load_full() {
+            let max = inner.settings.max_result_bytes;
+            let answer = crate::direct::call(
+                &direct,
+                source,
+                &self.remote,
+                arguments,
+                traceparent,
+                max,
+                &ctx,
+            )
+            .await?;
+            let result = match answer {
+                Ok(v) => serde_json::from_value::<rmcp::model::CallToolResult>(v)
+                    .map_err(|e| upstream_error(source, format_args!("not a tool result: {e}")))?,
+                Err((code, message)) if code == i64::from(ErrorCode::INVALID_PARAMS.0) => {
+                    return Err(ToolError::new(
+                        ErrorKind::InvalidArguments,
+                        format!("MCP server {source:?} refused the arguments: {message}"),
+                    ));
+                }
+                Err((code, message)) => {
+                    return Err(upstream_error(
+                        source,
+                        format_args!("error {code}: {message}"),
+                    ));
+                }
+            };
+            return self.finish(result);
+        }
         let params = CallToolRequestParams::new(self.remote.clone()).with_arguments(arguments);
         let mut meta = RequestMetaObject::default();
-        if let Some(tp) = traceparent(&ctx) {
+        if let Some(tp) = traceparent {
             meta.0.0.insert("traceparent".to_owned(), Value::String(tp));
         }
         let request = ClientRequest::CallToolRequest(CallToolRequest::new(params));
@@ -202,15 +246,7 @@ impl Tool for McpTool {
                 ),
             ));
         }
-        if result.is_error == Some(true) {
-            let text = texts(&result.content);
-            return Err(ToolError::tool(if text.is_empty() {
-                format!("{} failed", self.remote)
-            } else {
-                text
-            }));
-        }
-        Ok(output_of(result))
+        self.finish(result)
     }
 
     async fn check(&self) -> Result<(), String> {

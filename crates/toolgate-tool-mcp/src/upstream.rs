@@ -79,6 +79,8 @@ pub(crate) struct Inner {
     pub(crate) settings: UpstreamSettings,
     /// The live connection's peer, while one is up.
     pub(crate) peer: ArcSwapOption<Peer<RoleClient>>,
+    /// The direct path, while a 2026-07-28 Streamable HTTP connection is up.
+    pub(crate) direct: ArcSwapOption<crate::direct::Direct>,
     pub(crate) state: watch::Sender<Snapshot>,
     /// Where progress of each call in flight goes, by the token rmcp gave it.
     pub(crate) progress: Mutex<HashMap<ProgressToken, ProgressSink>>,
@@ -111,6 +113,7 @@ impl Upstream {
         let inner = Arc::new(Inner {
             settings,
             peer: ArcSwapOption::empty(),
+            direct: ArcSwapOption::empty(),
             state: watch::Sender::new(Snapshot::default()),
             progress: Mutex::new(HashMap::new()),
             relist: Notify::new(),
@@ -246,8 +249,11 @@ fn http_client() -> Result<reqwest13::Client, String> {
 
 type Service = RunningService<RoleClient, Handler>;
 
-/// One connection attempt: the running service, and when its token must be renewed.
-async fn connect(inner: &Arc<Inner>) -> Result<(Service, Option<Duration>), String> {
+/// One connection attempt: the running service, when its token must be renewed,
+/// and (Streamable HTTP) what the direct path needs.
+async fn connect(
+    inner: &Arc<Inner>,
+) -> Result<(Service, Option<Duration>, Option<crate::direct::Direct>), String> {
     let s = &inner.settings;
     let handler = Handler {
         inner: Arc::clone(inner),
@@ -260,12 +266,14 @@ async fn connect(inner: &Arc<Inner>) -> Result<(Service, Option<Duration>), Stri
             oauth,
         } => {
             let mut map = HashMap::new();
+            let mut direct_headers = reqwest13::header::HeaderMap::new();
             for (k, v) in headers {
                 let name = http::HeaderName::from_bytes(k.as_bytes())
                     .map_err(|_| format!("{k:?} is not a header name"))?;
                 let mut value = http::HeaderValue::from_str(v)
                     .map_err(|_| format!("header {k:?}: not a valid value"))?;
                 value.set_sensitive(true);
+                direct_headers.insert(name.clone(), value.clone());
                 map.insert(name, value);
             }
             let mut config = StreamableHttpClientTransportConfig::with_uri(url.as_str())
@@ -278,14 +286,29 @@ async fn connect(inner: &Arc<Inner>) -> Result<(Service, Option<Duration>), Stri
             if let Some(o) = oauth {
                 let token = crate::oauth::fetch(o, s.connect_timeout).await?;
                 renew = token.expires_in.map(|e| e.saturating_sub(TOKEN_MARGIN));
+                let mut bearer =
+                    http::HeaderValue::from_str(&format!("Bearer {}", token.access_token))
+                        .map_err(|_| "the token is not a valid header value".to_owned())?;
+                bearer.set_sensitive(true);
+                direct_headers.insert(http::header::AUTHORIZATION, bearer);
                 config = config.auth_header(token.access_token);
             }
-            let transport = StreamableHttpClientTransport::with_client(http_client()?, config);
+            let client = http_client()?;
+            let transport = StreamableHttpClientTransport::with_client(client.clone(), config);
             let service = handler
                 .serve_with_lifecycle(transport, lifecycle(s.protocol))
                 .await
                 .map_err(|e| format!("connecting to {url}: {e}"))?;
-            Ok((service, renew))
+            let modern = service
+                .peer()
+                .peer_info()
+                .is_some_and(|i| !i.protocol_version.has_initialize());
+            let direct = modern.then(|| crate::direct::Direct {
+                client,
+                url: url.clone(),
+                headers: direct_headers,
+            });
+            Ok((service, renew, direct))
         }
         Transport::Stdio {
             command,
@@ -309,7 +332,7 @@ async fn connect(inner: &Arc<Inner>) -> Result<(Service, Option<Duration>), Stri
                 .serve_with_lifecycle(transport, lifecycle(s.protocol))
                 .await
                 .map_err(|e| format!("talking to {command:?}: {e}"))?;
-            Ok((service, None))
+            Ok((service, None, None))
         }
     }
 }
@@ -427,9 +450,10 @@ async fn supervise(inner: Arc<Inner>, stop: CancellationToken) {
             r = connect(&inner) => r,
         };
         match attempt {
-            Ok((service, renew)) => {
+            Ok((service, renew, direct)) => {
                 let peer = service.peer().clone();
                 inner.peer.store(Some(Arc::new(peer.clone())));
+                inner.direct.store(direct.map(Arc::new));
                 let conn_stop = stop.child_token();
                 let listed = relist(&inner, &peer).await;
                 match listed {
@@ -450,6 +474,7 @@ async fn supervise(inner: Arc<Inner>, stop: CancellationToken) {
                 }
                 conn_stop.cancel();
                 inner.peer.store(None);
+                inner.direct.store(None);
                 if stop.is_cancelled() {
                     return;
                 }
