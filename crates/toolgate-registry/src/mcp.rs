@@ -205,32 +205,21 @@ fn spec_for(
     t: &RemoteTool,
     over: Option<&OperationOverride>,
 ) -> ToolSpec {
-    let destructive = over.and_then(|o| o.destructive).unwrap_or(t.destructive);
-    let read_only = over
-        .and_then(|o| o.read_only)
-        .unwrap_or(t.read_only && !destructive);
-    let timeout_ms = over
-        .and_then(|o| o.timeout_ms)
-        .or_else(|| s.timeout_ms.as_ref().map(|t| *t.get_ref()))
-        .unwrap_or(cfg.defaults.timeout_ms);
-    ToolSpec {
+    let found = ToolSpec {
         name: over
             .and_then(|o| o.name.clone())
             .unwrap_or_else(|| tool_name(&s.prefix, &t.name)),
-        description: over
-            .and_then(|o| o.description.clone())
-            .unwrap_or_else(|| t.description.clone()),
+        description: t.description.clone(),
         input_schema: t.input_schema.clone(),
         output_schema: t.output_schema.clone(),
         annotations: Annotations {
-            read_only,
-            idempotent: over
-                .and_then(|o| o.idempotent)
-                .unwrap_or(t.idempotent || read_only),
-            destructive,
+            read_only: t.read_only,
+            idempotent: t.idempotent,
+            destructive: t.destructive,
         },
-        timeout: Duration::from_millis(timeout_ms),
-        max_concurrency: cfg.defaults.max_concurrency,
-        max_queue: cfg.defaults.max_queue,
-    }
+        timeout: Duration::ZERO,
+        max_concurrency: 0,
+        max_queue: 0,
+    };
+    crate::openapi::imported_spec(cfg, s, over, found)
 }

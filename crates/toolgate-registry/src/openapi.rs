@@ -194,30 +194,62 @@ fn spec_for(
     op: &openapi::Operation,
     over: Option<&toolgate_config::OperationOverride>,
 ) -> ToolSpec {
-    let destructive = over.and_then(|o| o.destructive).unwrap_or(op.destructive);
+    let hints = Annotations {
+        read_only: op.read_only,
+        idempotent: op.idempotent,
+        destructive: op.destructive,
+    };
+    imported_spec(
+        cfg,
+        s,
+        over,
+        ToolSpec {
+            name: op.name.clone(),
+            description: op.description.clone(),
+            input_schema: op.input_schema.clone(),
+            output_schema: None,
+            annotations: hints,
+            timeout: Duration::ZERO,
+            max_concurrency: 0,
+            max_queue: 0,
+        },
+    )
+}
+
+/// An imported tool's spec (an OpenAPI operation's or an MCP upstream's, as it
+/// describes itself in `found`) with its `[operations]` entry applied (a new name
+/// is applied by the caller), the source's timeout, and the config's defaults.
+pub(crate) fn imported_spec(
+    cfg: &Config,
+    s: &SourceConfig,
+    over: Option<&toolgate_config::OperationOverride>,
+    found: ToolSpec,
+) -> ToolSpec {
+    let hints = found.annotations;
+    let destructive = over
+        .and_then(|o| o.destructive)
+        .unwrap_or(hints.destructive);
     let read_only = over
         .and_then(|o| o.read_only)
-        .unwrap_or(op.read_only && !destructive);
+        .unwrap_or(hints.read_only && !destructive);
     let timeout_ms = over
         .and_then(|o| o.timeout_ms)
         .or_else(|| s.timeout_ms.as_ref().map(|t| *t.get_ref()))
         .unwrap_or(cfg.defaults.timeout_ms);
     ToolSpec {
-        name: op.name.clone(),
         description: over
             .and_then(|o| o.description.clone())
-            .unwrap_or_else(|| op.description.clone()),
-        input_schema: op.input_schema.clone(),
-        output_schema: None,
+            .unwrap_or(found.description),
         annotations: Annotations {
             read_only,
             idempotent: over
                 .and_then(|o| o.idempotent)
-                .unwrap_or(op.idempotent || read_only),
+                .unwrap_or(hints.idempotent || read_only),
             destructive,
         },
         timeout: Duration::from_millis(timeout_ms),
         max_concurrency: cfg.defaults.max_concurrency,
         max_queue: cfg.defaults.max_queue,
+        ..found
     }
 }

@@ -124,3 +124,15 @@ pub fn traceparent(span: &tracing::Span) -> Option<String> {
     TraceContextPropagator::new().inject_context(&cx, &mut carrier);
     carrier.traceparent
 }
+
+/// The `traceparent` for an upstream call: `span`'s when tracing is on, otherwise one
+/// built from the request's `trace_id` (32 hex digits) with a fresh span id.
+#[must_use]
+pub fn upstream_traceparent(span: &tracing::Span, trace_id: Option<&str>) -> Option<String> {
+    traceparent(span).or_else(|| {
+        let trace = trace_id.filter(|t| t.len() == 32)?;
+        let mut id = [0u8; 8];
+        getrandom::fill(&mut id).ok()?;
+        Some(format!("00-{trace}-{}-01", hex::encode(id)))
+    })
+}

@@ -407,12 +407,10 @@ fn redirect_refusal(previous: &[reqwest::Url], next: &reqwest::Url) -> Option<St
 /// The `traceparent` for the upstream: the current span's when tracing is on,
 /// otherwise one built from the request's trace id.
 fn traceparent(ctx: &CallContext) -> Option<String> {
-    toolgate_telemetry::otel::traceparent(&tracing::Span::current()).or_else(|| {
-        let trace = ctx.trace_id.as_ref().filter(|t| t.len() == 32)?;
-        let mut span = [0u8; 8];
-        getrandom::fill(&mut span).ok()?;
-        Some(format!("00-{trace}-{}-01", hex::encode(span)))
-    })
+    toolgate_telemetry::otel::upstream_traceparent(
+        &tracing::Span::current(),
+        ctx.trace_id.as_deref(),
+    )
 }
 
 /// Upstream failures that may pass (connection, timeout) are `upstream_error`; a

@@ -89,12 +89,10 @@ impl Drop for InFlight {
 /// The `traceparent` for the upstream: the current span's when tracing is on,
 /// otherwise one built from the request's trace id.
 fn traceparent(ctx: &CallContext) -> Option<String> {
-    toolgate_telemetry::otel::traceparent(&tracing::Span::current()).or_else(|| {
-        let trace = ctx.trace_id.as_ref().filter(|t| t.len() == 32)?;
-        let mut span = [0u8; 8];
-        getrandom::fill(&mut span).ok()?;
-        Some(format!("00-{trace}-{}-01", hex::encode(span)))
-    })
+    toolgate_telemetry::otel::upstream_traceparent(
+        &tracing::Span::current(),
+        ctx.trace_id.as_deref(),
+    )
 }
 
 fn upstream_error(source: &str, e: impl std::fmt::Display) -> ToolError {
@@ -236,7 +234,14 @@ impl Tool for McpTool {
                 ));
             }
         };
-        let size = serde_json::to_vec(&result).map_or(0, |v| v.len());
+        // Over HTTP rmcp's transport enforces the limit as it reads; a stdio child's
+        // lines have none, so its result is measured here.
+        let stdio = matches!(inner.settings.transport, crate::Transport::Stdio { .. });
+        let size = if stdio {
+            serde_json::to_vec(&result).map_or(0, |v| v.len())
+        } else {
+            0
+        };
         if size > inner.settings.max_result_bytes {
             return Err(upstream_error(
                 source,

@@ -64,16 +64,7 @@ fn python_sdk() -> Option<String> {
     }
 }
 
-async fn names(s: &TestServer) -> Vec<String> {
-    let (status, _, body) = read(s.get("/api/v1/tools").send().await.unwrap()).await;
-    assert_eq!(status, 200, "{body}");
-    body["tools"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|t| t["name"].as_str().unwrap().to_owned())
-        .collect()
-}
+use crate::tool_names as names;
 
 async fn call(s: &TestServer, tool: &str, args: Value) -> (u16, Value) {
     let (status, _, body) = read(s.call(tool, &args).send().await.unwrap()).await;

@@ -39,6 +39,18 @@ mod wasm;
 
 use serde_json::Value;
 
+/// The names of the tools the operator key lists at `GET /api/v1/tools`.
+pub async fn tool_names(s: &toolgate_test_support::TestServer) -> Vec<String> {
+    let (status, _, body) = read(s.get("/api/v1/tools").send().await.unwrap()).await;
+    assert_eq!(status, 200, "{body}");
+    body["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap().to_owned())
+        .collect()
+}
+
 /// Status, content type and JSON body of a response.
 pub async fn read(resp: reqwest::Response) -> (u16, String, Value) {
     let status = resp.status().as_u16();

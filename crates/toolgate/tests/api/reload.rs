@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 use toolgate_test_support::TestServer;
 
-use crate::read;
+use crate::{read, tool_names};
 
 const BASE: &str = r#"
 [[tools]]
@@ -45,16 +45,6 @@ name = "new_tool"
 kind = "builtin"
 builtin = "echo"
 "#;
-
-async fn tool_names(s: &TestServer) -> Vec<String> {
-    let (_, _, body) = read(s.get("/api/v1/tools").send().await.unwrap()).await;
-    body["tools"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|t| t["name"].as_str().unwrap().to_owned())
-        .collect()
-}
 
 async fn wait_for(s: &TestServer, name: &str, present: bool) {
     let start = Instant::now();

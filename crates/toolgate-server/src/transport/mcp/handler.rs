@@ -140,10 +140,15 @@ impl ServerHandler for McpHandler {
         request: CallToolRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
-        let tool = request.name.to_string();
-        let peer = context.peer.clone();
+        // Only a session that set a level pays for its log messages.
+        let log = self
+            .log
+            .is_set()
+            .then(|| (request.name.to_string(), context.peer.clone()));
         let result = call_tool(&self.state, request, context).await;
-        self.log.call_ended(&peer, &tool, &result).await;
+        if let Some((tool, peer)) = log {
+            self.log.call_ended(&peer, &tool, &result).await;
+        }
         result
     }
 

@@ -41,6 +41,11 @@ impl SessionLog {
         }
     }
 
+    /// Whether the session set a level at all.
+    pub(super) fn is_set(&self) -> bool {
+        self.level.lock().ok().is_some_and(|l| l.is_some())
+    }
+
     /// Whether a message at `level` goes out.
     fn wants(&self, level: LoggingLevel) -> bool {
         self.level
