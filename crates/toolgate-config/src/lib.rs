@@ -14,11 +14,13 @@
 //! Flow: `load::from_file` / `load::from_str` → [`LoadedConfig`] (config + source text
 //! for locating spans) → the registry builds runtime objects from it.
 
+pub mod content;
 pub mod env;
 pub mod keys;
 pub mod load;
 pub mod model;
 pub mod params;
+pub mod template;
 mod validate;
 
 pub use keys::{KeyHash, ScopePattern};

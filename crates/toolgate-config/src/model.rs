@@ -40,6 +40,15 @@ pub struct Config {
     /// `[toolsets.NAME]`: named views of the tools, each with its own endpoints.
     #[serde(default)]
     pub toolsets: BTreeMap<String, Spanned<ToolsetConfig>>,
+    /// `[[resources]]`: fixed MCP resources.
+    #[serde(default)]
+    pub resources: Vec<crate::content::ResourceConfig>,
+    /// `[[resource_templates]]`: MCP resource templates.
+    #[serde(default)]
+    pub resource_templates: Vec<crate::content::ResourceTemplateConfig>,
+    /// `[[prompts]]`: MCP prompts.
+    #[serde(default)]
+    pub prompts: Vec<crate::content::PromptConfig>,
 }
 
 /// `[toolsets.NAME]`: a named set of tools, served at `/mcp/NAME` and under

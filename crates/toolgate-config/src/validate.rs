@@ -9,6 +9,7 @@ use crate::keys::{KeyHash, ScopePattern};
 use crate::load::{LoadedConfig, Problem, is_valid_tool_name};
 use crate::model::{Config, ParamType, ToolConfig, ToolKind};
 
+mod content;
 mod sources;
 mod wasm;
 
@@ -101,6 +102,7 @@ pub(crate) fn validate(loaded: &LoadedConfig) -> Vec<Problem> {
     check_auth(&mut c, cfg);
     check_sources(&mut c, cfg);
     check_toolsets(&mut c, cfg);
+    content::check_content(&mut c, cfg);
     let mut seen = HashSet::new();
     for tool in &cfg.tools {
         check_tool(&mut c, cfg, tool, &mut seen);

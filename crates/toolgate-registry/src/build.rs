@@ -86,6 +86,8 @@ impl Registry {
             &mut problems,
         ));
         registry.set_imports(imports);
+        let content = crate::content::build(loaded, &sources, &mut problems);
+        registry.set_content(content);
         if problems.is_empty() {
             Ok(registry)
         } else {

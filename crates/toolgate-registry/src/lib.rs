@@ -22,6 +22,7 @@
 
 pub mod build;
 mod call;
+pub mod content;
 pub mod mcp;
 pub mod openapi;
 pub mod registry;

@@ -164,6 +164,8 @@ struct Catalog {
     checks: Vec<(String, ReadinessCheck)>,
     /// The MCP upstreams the tools came from, when the config has any.
     federation: Option<Arc<crate::mcp::Federation>>,
+    /// Resources, resource templates and prompts.
+    content: Arc<crate::content::Content>,
 }
 
 /// All tools, by name.
@@ -264,6 +266,18 @@ impl Registry {
     pub(crate) fn set_federation(&mut self, f: crate::mcp::Federation) {
         let f = Arc::new(f);
         self.modify(|c| c.federation = Some(f));
+    }
+
+    /// Set the resources, resource templates and prompts.
+    pub fn set_content(&mut self, content: crate::content::Content) {
+        let content = Arc::new(content);
+        self.modify(|c| c.content = content);
+    }
+
+    /// The resources, resource templates and prompts of the current generation.
+    #[must_use]
+    pub fn content(&self) -> Arc<crate::content::Content> {
+        Arc::clone(&self.catalog.load().content)
     }
 
     pub(crate) fn federation(&self) -> Option<Arc<crate::mcp::Federation>> {

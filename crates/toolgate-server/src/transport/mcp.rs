@@ -28,6 +28,7 @@
 
 mod call;
 mod catalog;
+mod content;
 mod direct;
 mod guard;
 mod handler;

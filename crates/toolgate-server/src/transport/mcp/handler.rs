@@ -13,17 +13,24 @@
 //!   it or the server drains (which ends it with the final listen result).
 
 use std::borrow::Cow;
+use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
 use std::sync::OnceLock;
 
 use rmcp::model::{
-    CallToolRequestParams, CallToolResponse, Implementation, ListToolsResult,
-    PaginatedRequestParams, ProtocolVersion, ServerCapabilities, ServerConfig, SubscriptionFilter,
+    CallToolRequestParams, CallToolResponse, CompleteRequestParams, CompleteResult,
+    GetPromptRequestParams, GetPromptResponse, Implementation, ListPromptsResult,
+    ListResourceTemplatesResult, ListResourcesResult, ListToolsResult, PaginatedRequestParams,
+    ProtocolVersion, ReadResourceRequestParams, ReadResourceResponse,
+    ResourceUpdatedNotificationParam, ServerCapabilities, ServerConfig, SubscribeRequestParams,
+    SubscriptionFilter, UnsubscribeRequestParams,
 };
 use rmcp::service::{NotificationContext, Peer, RequestContext, SubscriptionContext};
 use rmcp::{ErrorData, RoleServer, ServerHandler};
 use tokio_util::sync::DropGuard;
 use toolgate_registry::Registry;
+
+use tracing::Instrument;
 
 use super::RequestScope;
 use super::call::call_tool;
@@ -46,6 +53,8 @@ pub(super) struct McpHandler {
     watch: OnceLock<DropGuard>,
     /// The session's `logging/setLevel`.
     log: super::logging::SessionLog,
+    /// The URIs the session subscribed to (2025-11-25 `resources/subscribe`).
+    subscribed: std::sync::Arc<std::sync::Mutex<BTreeSet<String>>>,
 }
 
 impl McpHandler {
@@ -54,48 +63,127 @@ impl McpHandler {
             state,
             watch: OnceLock::new(),
             log: super::logging::SessionLog::default(),
+            subscribed: std::sync::Arc::default(),
         }
     }
 
-    /// Start the list-change task of a 2025-11-25 session (once).
+    /// Start the change task of a 2025-11-25 session (once).
     fn watch_session(&self, peer: Peer<RoleServer>) {
         let stop = self.state.shutdown.child_token();
         if self.watch.set(stop.clone().drop_guard()).is_err() {
             return;
         }
         let registry = std::sync::Arc::clone(&self.state.registry);
+        let subscribed = std::sync::Arc::clone(&self.subscribed);
         tokio::spawn(async move {
-            let notify = || {
-                let peer = peer.clone();
-                async move { peer.notify_tool_list_changed().await.is_ok() }
+            let watched = || {
+                subscribed
+                    .lock()
+                    .map(|s| s.iter().cloned().collect::<Vec<_>>())
+                    .unwrap_or_default()
             };
-            on_tool_changes(&registry, stop.cancelled(), notify).await;
+            let notify = |change: Change| {
+                let peer = peer.clone();
+                async move {
+                    match change {
+                        Change::Tools => peer.notify_tool_list_changed().await,
+                        Change::Resources => peer.notify_resource_list_changed().await,
+                        Change::Prompts => peer.notify_prompt_list_changed().await,
+                        Change::Updated(uri) => {
+                            peer.notify_resource_updated(ResourceUpdatedNotificationParam::new(uri))
+                                .await
+                        }
+                    }
+                    .is_ok()
+                }
+            };
+            on_changes(&registry, stop.cancelled(), watched, notify).await;
         });
     }
 }
 
-/// Call `notify` after every reload that changed the catalog, until `stop` resolves
-/// or `notify` says the client is gone.
-async fn on_tool_changes<F, Fut>(registry: &Registry, stop: impl Future<Output = ()>, notify: F)
-where
-    F: Fn() -> Fut,
+/// What a reload changed that a client may want to hear about.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Change {
+    Tools,
+    Resources,
+    Prompts,
+    /// A subscribed resource's content.
+    Updated(String),
+}
+
+/// What a client last saw.
+struct Seen {
+    tools: u64,
+    content: (u64, u64),
+    digests: BTreeMap<String, Option<u64>>,
+}
+
+impl Seen {
+    fn now(registry: &Registry, uris: &[String]) -> Self {
+        let content = registry.content();
+        Self {
+            tools: fingerprint(registry),
+            content: super::content::fingerprints(&content),
+            digests: uris
+                .iter()
+                .map(|u| (u.clone(), super::content::resource_digest(&content, u)))
+                .collect(),
+        }
+    }
+
+    /// What differs from `before`.
+    fn changes(&self, before: &Seen) -> Vec<Change> {
+        let mut out = Vec::new();
+        if self.tools != before.tools {
+            out.push(Change::Tools);
+        }
+        if self.content.0 != before.content.0 {
+            out.push(Change::Resources);
+        }
+        if self.content.1 != before.content.1 {
+            out.push(Change::Prompts);
+        }
+        for (uri, digest) in &self.digests {
+            if before.digests.get(uri).is_some_and(|d| d != digest) {
+                out.push(Change::Updated(uri.clone()));
+            }
+        }
+        out
+    }
+}
+
+/// Call `notify` for each change a reload made (to the catalog, the resource and
+/// prompt listings, and the content of the URIs `watched` returns), until `stop`
+/// resolves or `notify` says the client is gone.
+async fn on_changes<W, F, Fut>(
+    registry: &Registry,
+    stop: impl Future<Output = ()>,
+    watched: W,
+    notify: F,
+) where
+    W: Fn() -> Vec<String>,
+    F: Fn(Change) -> Fut,
     Fut: Future<Output = bool>,
 {
     let mut generation = registry.subscribe();
-    let mut seen = fingerprint(registry);
+    let mut seen = Seen::now(registry, &watched());
     tokio::pin!(stop);
     loop {
         tokio::select! {
             () = &mut stop => return,
             changed = generation.changed() => if changed.is_err() { return },
         }
-        let now = fingerprint(registry);
-        if now != seen {
-            seen = now;
-            if !notify().await {
+        // A URI subscribed since the last look counts from its digest before the
+        // reload: unknown, so it is taken as seen now.
+        let uris = watched();
+        let now = Seen::now(registry, &uris);
+        for change in now.changes(&seen) {
+            if !notify(change).await {
                 return;
             }
         }
+        seen = now;
     }
 }
 
@@ -112,11 +200,19 @@ impl ServerHandler for McpHandler {
                 .enable_tools()
                 .enable_tool_list_changed()
                 .enable_logging()
+                .enable_resources()
+                .enable_resources_list_changed()
+                .enable_resources_subscribe()
+                .enable_prompts()
+                .enable_prompts_list_changed()
+                .enable_completions()
                 .build(),
         )
         .with_server_info(Implementation::new("toolgate", env!("CARGO_PKG_VERSION")))
         .with_instructions(
-            "Tools served by toolgate. Each key sees only the tools its scopes allow.",
+            "Tools, resources and prompts served by toolgate. Each key sees only what its \
+             scopes allow. Read toolgate://tools/NAME for a tool's documentation and \
+             toolgate://sources/NAME/schema for a SQL source's tables.",
         )
     }
 
@@ -182,12 +278,141 @@ impl ServerHandler for McpHandler {
                 () = shutdown.cancelled() => {},
             }
         };
+        let accepted = context.accepted().clone();
+        let uris = accepted.resource_subscriptions.clone().unwrap_or_default();
         let sink = context.sink().clone();
-        let notify = || {
+        let notify = |change: Change| {
             let sink = sink.clone();
-            async move { sink.notify_tool_list_changed().await.is_ok() }
+            let accepted = accepted.clone();
+            async move {
+                // Only what the client asked for and was granted goes out.
+                let sent = match change {
+                    Change::Tools if accepted.tools_list_changed == Some(true) => {
+                        sink.notify_tool_list_changed().await
+                    }
+                    Change::Resources if accepted.resources_list_changed == Some(true) => {
+                        sink.notify_resource_list_changed().await
+                    }
+                    Change::Prompts if accepted.prompts_list_changed == Some(true) => {
+                        sink.notify_prompt_list_changed().await
+                    }
+                    Change::Updated(uri) => sink.notify_resource_updated(uri).await,
+                    _ => return true,
+                };
+                sent.is_ok()
+            }
         };
-        on_tool_changes(&self.state.registry, stop, notify).await;
+        on_changes(&self.state.registry, stop, || uris.clone(), notify).await;
         Ok(())
     }
+
+    async fn list_resources(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        context: RequestContext<RoleServer>,
+    ) -> Result<ListResourcesResult, ErrorData> {
+        let (scope, _) = RequestScope::of(&context.extensions)?;
+        Ok(super::content::list_resources(&self.state, &scope.caller))
+    }
+
+    async fn list_resource_templates(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        context: RequestContext<RoleServer>,
+    ) -> Result<ListResourceTemplatesResult, ErrorData> {
+        let (scope, _) = RequestScope::of(&context.extensions)?;
+        Ok(super::content::list_templates(&self.state, &scope.caller))
+    }
+
+    async fn read_resource(
+        &self,
+        request: ReadResourceRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<ReadResourceResponse, ErrorData> {
+        let (scope, _) = RequestScope::of(&context.extensions)?;
+        let scope = scope.clone();
+        let read = super::content::read(&self.state, &scope, &request.uri);
+        crate::trace::TRACE_ID
+            .scope(scope.trace_id.clone(), read)
+            .instrument(scope.span.clone())
+            .await
+            .map(ReadResourceResponse::from)
+    }
+
+    #[allow(deprecated)]
+    async fn subscribe(
+        &self,
+        request: SubscribeRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<(), ErrorData> {
+        let (scope, _) = RequestScope::of(&context.extensions)?;
+        let scope = scope.clone();
+        // Only what the caller may read can be subscribed to.
+        super::content::read(&self.state, &scope, &request.uri).await?;
+        let mut subscribed = self
+            .subscribed
+            .lock()
+            .map_err(|_| ErrorData::internal_error("the subscriptions lock is poisoned", None))?;
+        if subscribed.len() >= MAX_SUBSCRIPTIONS && !subscribed.contains(&request.uri) {
+            return Err(ErrorData::invalid_params(
+                format!("a session subscribes to at most {MAX_SUBSCRIPTIONS} resources"),
+                None,
+            ));
+        }
+        subscribed.insert(request.uri);
+        Ok(())
+    }
+
+    #[allow(deprecated)]
+    async fn unsubscribe(
+        &self,
+        request: UnsubscribeRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<(), ErrorData> {
+        if let Ok(mut subscribed) = self.subscribed.lock() {
+            subscribed.remove(&request.uri);
+        }
+        Ok(())
+    }
+
+    async fn list_prompts(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        context: RequestContext<RoleServer>,
+    ) -> Result<ListPromptsResult, ErrorData> {
+        let (scope, _) = RequestScope::of(&context.extensions)?;
+        Ok(super::content::list_prompts(&self.state, &scope.caller))
+    }
+
+    async fn get_prompt(
+        &self,
+        request: GetPromptRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<GetPromptResponse, ErrorData> {
+        let (scope, _) = RequestScope::of(&context.extensions)?;
+        let scope = scope.clone();
+        let get = super::content::get_prompt(&self.state, &scope, request);
+        crate::trace::TRACE_ID
+            .scope(scope.trace_id.clone(), get)
+            .instrument(scope.span.clone())
+            .await
+            .map(GetPromptResponse::from)
+    }
+
+    async fn complete(
+        &self,
+        request: CompleteRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<CompleteResult, ErrorData> {
+        let (scope, _) = RequestScope::of(&context.extensions)?;
+        let scope = scope.clone();
+        let complete = super::content::complete(&self.state, &scope, request);
+        crate::trace::TRACE_ID
+            .scope(scope.trace_id.clone(), complete)
+            .instrument(scope.span.clone())
+            .await
+    }
 }
+
+/// Resources one session may subscribe to (each is checked at every reload).
+const MAX_SUBSCRIPTIONS: usize = 256;
