@@ -89,7 +89,7 @@ impl fmt::Debug for CallerIdentity {
 }
 
 /// What a tool knows about the call it is serving.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct CallContext {
     /// The call must be finished by then; the registry cancels it afterwards.
     pub deadline: Instant,
@@ -101,6 +101,8 @@ pub struct CallContext {
     pub trace_id: Option<String>,
     /// Who the call is made for, when the server knows.
     pub caller: Option<std::sync::Arc<CallerIdentity>>,
+    /// The client, where the transport lets a tool log to it and ask it things.
+    pub client: Option<Arc<dyn ClientRequests>>,
 }
 
 impl CallContext {
@@ -113,6 +115,7 @@ impl CallContext {
             progress: ProgressSink::none(),
             trace_id: None,
             caller: None,
+            client: None,
         }
     }
 
@@ -142,5 +145,100 @@ impl CallContext {
     pub fn with_trace_id(mut self, trace_id: Option<String>) -> Self {
         self.trace_id = trace_id;
         self
+    }
+}
+
+/// The severity of a log message a tool sends its client (RFC 5424's levels, as
+/// MCP uses them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum LogLevel {
+    /// Detail for debugging.
+    Debug,
+    /// Normal events.
+    Info,
+    /// Significant normal events.
+    Notice,
+    /// Something may be wrong.
+    Warning,
+    /// Something failed.
+    Error,
+    /// A critical failure.
+    Critical,
+    /// Act now.
+    Alert,
+    /// Unusable.
+    Emergency,
+}
+
+/// What a tool may ask of the client that called it, where the transport carries
+/// such requests (an MCP session that declared the capability). Transports that
+/// cannot carry them give the tool no [`ClientRequests`], and its questions fail
+/// with [`crate::ErrorKind::ToolError`] saying so.
+#[async_trait::async_trait]
+pub trait ClientRequests: Send + Sync {
+    /// Send a log message; the client sees it if it asked for that level. Never
+    /// blocks the tool.
+    fn log(&self, level: LogLevel, message: String);
+
+    /// Ask the user for input (MCP `elicitation/create`): `message`, and the JSON
+    /// Schema of the answer. Returns the client's answer: `{"action": "accept" |
+    /// "decline" | "cancel", "content": {...}}`.
+    ///
+    /// # Errors
+    /// The client cannot be asked, refused, or went away.
+    async fn elicit(
+        &self,
+        message: String,
+        schema: serde_json::Value,
+    ) -> Result<serde_json::Value, crate::ToolError>;
+
+    /// Ask the client's model (MCP `sampling/createMessage`); `params` are the
+    /// request's parameters in MCP's encoding, the answer its result.
+    ///
+    /// # Errors
+    /// The client cannot be asked, refused, or went away.
+    async fn sample(
+        &self,
+        params: serde_json::Value,
+    ) -> Result<serde_json::Value, crate::ToolError>;
+}
+
+impl CallContext {
+    /// Send the client a log message, if the transport can (otherwise nothing).
+    pub fn log(&self, level: LogLevel, message: impl Into<String>) {
+        if let Some(client) = &self.client {
+            client.log(level, message.into());
+        }
+    }
+
+    /// The client's channel, or the error a tool returns when there is none.
+    ///
+    /// # Errors
+    /// The call came through a transport that cannot ask its client.
+    pub fn client(&self) -> Result<&Arc<dyn ClientRequests>, crate::ToolError> {
+        self.client.as_ref().ok_or_else(|| {
+            crate::ToolError::tool(
+                "this call's transport cannot ask the client (it needs an MCP session that declared the capability)",
+            )
+        })
+    }
+
+    /// Set the client's channel.
+    #[must_use]
+    pub fn with_client(mut self, client: Option<Arc<dyn ClientRequests>>) -> Self {
+        self.client = client;
+        self
+    }
+}
+
+impl fmt::Debug for CallContext {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CallContext")
+            .field("deadline", &self.deadline)
+            .field("progress", &self.progress)
+            .field("trace_id", &self.trace_id)
+            .field("caller", &self.caller)
+            .field("client", &self.client.is_some())
+            .finish_non_exhaustive()
     }
 }

@@ -14,12 +14,13 @@
 //! - [`error`]: [`ToolError`] and [`ErrorKind`], which maps one-to-one onto the
 //!   HTTP contract's error codes.
 
+pub mod content;
 pub mod context;
 pub mod error;
 pub mod spec;
 pub mod tool;
 
-pub use context::{CallContext, CallerIdentity, Progress, ProgressSink};
+pub use context::{CallContext, CallerIdentity, ClientRequests, LogLevel, Progress, ProgressSink};
 pub use error::{ErrorKind, FieldError, MAX_FIELD_ERRORS, ToolError};
 pub use spec::{Annotations, ToolSpec};
 pub use tool::{Tool, ToolCall, ToolOutput};

@@ -149,6 +149,7 @@ async fn attempt_once(
     let ctx = CallContext::new(attempt_deadline)
         .with_cancel(attempt_token.clone())
         .with_progress(inv.progress.clone())
+        .with_client(inv.client.clone())
         .with_trace_id(inv.trace_id.clone())
         .with_caller(inv.caller.clone());
     let result = tokio::select! {

@@ -137,7 +137,7 @@ impl Transport {
 }
 
 /// What the caller adds to a call: its deadline wishes, cancellation and progress.
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub struct Invocation {
     /// Lower bounds the caller puts on the deadline (header, batch `timeout_ms`).
     pub timeouts: Vec<Option<Duration>>,
@@ -151,6 +151,19 @@ pub struct Invocation {
     pub transport: Transport,
     /// Who the call is made for (set by the server from the authenticated caller).
     pub caller: Option<std::sync::Arc<toolgate_core::CallerIdentity>>,
+    /// The client, where the transport lets tools log to it and ask it things.
+    pub client: Option<Arc<dyn toolgate_core::ClientRequests>>,
+}
+
+impl std::fmt::Debug for Invocation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Invocation")
+            .field("timeouts", &self.timeouts)
+            .field("transport", &self.transport)
+            .field("trace_id", &self.trace_id)
+            .field("client", &self.client.is_some())
+            .finish_non_exhaustive()
+    }
 }
 
 /// A readiness check of one dependency.

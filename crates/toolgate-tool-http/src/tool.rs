@@ -337,6 +337,18 @@ impl HttpTool {
     async fn send(&self, req: reqwest::RequestBuilder) -> Result<Value, ToolError> {
         let mut resp = req.send().await.map_err(classify)?;
         let status = resp.status();
+        let media = resp
+            .headers()
+            .get(reqwest::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .map(|v| {
+                v.split(';')
+                    .next()
+                    .unwrap_or_default()
+                    .trim()
+                    .to_ascii_lowercase()
+            });
+        let url = resp.url().to_string();
         let mut bytes = Vec::new();
         while let Some(chunk) = resp.chunk().await.map_err(classify)? {
             if bytes.len() + chunk.len() > self.max_bytes {
@@ -362,6 +374,13 @@ impl HttpTool {
             )
             .permanent());
         }
+        if self.pointer.is_none()
+            && let Some(output) = media
+                .as_deref()
+                .and_then(|m| binary_output(m, &url, &bytes))
+        {
+            return Ok(output);
+        }
         let body: Value = match serde_json::from_slice(&bytes) {
             Ok(v) => v,
             Err(_) if self.pointer.is_none() => {
@@ -376,6 +395,31 @@ impl HttpTool {
             }),
         }
     }
+}
+
+/// The output of a binary answer, as content blocks: an image or audio block for
+/// `image/*` and `audio/*`, an embedded resource (named by the URL) for other
+/// media types that are neither JSON nor text. `None` for JSON and text, which are
+/// the output as they are.
+fn binary_output(media: &str, url: &str, bytes: &[u8]) -> Option<Value> {
+    use toolgate_core::content;
+    let textual = media.starts_with("text/")
+        || media.ends_with("json")
+        || media.ends_with("+xml")
+        || matches!(
+            media,
+            "application/xml" | "application/x-www-form-urlencoded" | "application/javascript"
+        );
+    let block = if media.starts_with("image/") {
+        content::image(bytes, media)
+    } else if media.starts_with("audio/") {
+        content::audio(bytes, media)
+    } else if textual || media.is_empty() {
+        return None;
+    } else {
+        content::resource_blob(url, media, bytes)
+    };
+    Some(content::output(vec![block]))
 }
 
 /// Why a redirect from the chain `previous` to `next` is refused, if it is: the

@@ -202,6 +202,7 @@ pub async fn execute(
         let state = state.clone();
         let caller = caller.clone();
         let inv = Invocation {
+            client: None,
             caller: None,
             timeouts: vec![header_timeout, req.timeout],
             cancel: group.child_token(),

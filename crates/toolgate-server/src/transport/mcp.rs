@@ -28,6 +28,7 @@
 
 mod call;
 mod catalog;
+mod client;
 mod content;
 mod direct;
 mod guard;

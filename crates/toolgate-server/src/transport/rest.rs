@@ -73,6 +73,7 @@ pub async fn call_tool(
 ) -> Result<Json<Value>, ApiError> {
     let timeout = requested_timeout(&headers)?;
     let inv = Invocation {
+        client: None,
         caller: None,
         timeouts: vec![timeout],
         cancel: state.calls.child_token(),

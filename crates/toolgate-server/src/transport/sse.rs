@@ -245,6 +245,7 @@ fn start(
     let mut tasks = JoinSet::new();
     for (index, call) in calls.iter().enumerate() {
         let inv = Invocation {
+            client: None,
             caller: None,
             timeouts: timeouts.clone(),
             cancel: token.child_token(),

@@ -89,6 +89,7 @@ pub(super) async fn call(config: &ConfigArg, tool: &str, args: &str) -> i32 {
         }
     });
     let inv = Invocation {
+        client: None,
         caller: None,
         cancel,
         transport: toolgate_registry::Transport::Cli,

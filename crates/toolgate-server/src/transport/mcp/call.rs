@@ -9,6 +9,10 @@
 //!   the registry stops the tool. Dropping the handler future (the session went away)
 //!   drops the call, which cancels it as well.
 
+// rmcp marks logging deprecated (SEP-2577); 2025-11-25 clients and 2026-07-28's
+// per-request `logLevel` still use it.
+#![allow(deprecated)]
+
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock,
     ProgressNotificationParam, ProgressToken,
@@ -18,26 +22,33 @@ use rmcp::{ErrorData, RoleServer};
 use serde_json::Value;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
-use toolgate_core::{Progress, ProgressSink};
+use toolgate_core::ProgressSink;
 use toolgate_registry::Invocation;
 use tracing::Instrument;
 
+use std::sync::Arc;
+
+use toolgate_core::ClientRequests;
+
 use super::RequestScope;
 use super::catalog::object_output_schema;
+use super::client::{McpClient, Notice, is_stateless};
 use super::reply::tool_failure;
 use crate::AppState;
 use crate::exec::{Outcome, run_call};
 use crate::transport::requested_timeout;
 
-/// Progress reports waiting to be sent; past this, reports are dropped (the next one
-/// supersedes them anyway).
-const PROGRESS_QUEUE: usize = 32;
+/// Progress reports and log messages waiting to be sent; past this, they are
+/// dropped (a later report supersedes a dropped one anyway).
+const NOTICE_QUEUE: usize = 64;
 
-/// Run `tools/call` for the caller named in the request's extensions.
+/// Run `tools/call` for the caller named in the request's extensions; `level` is
+/// the session's log level, if it set one.
 pub(super) async fn call_tool(
     state: &AppState,
     request: CallToolRequestParams,
     context: RequestContext<RoleServer>,
+    level: Option<rmcp::model::LoggingLevel>,
 ) -> Result<CallToolResponse, ErrorData> {
     let (scope, parts) = RequestScope::of(&context.extensions)?;
     let scope = scope.clone();
@@ -50,6 +61,7 @@ pub(super) async fn call_tool(
     let tool = request.name.into_owned();
     let arguments = Value::Object(request.arguments.unwrap_or_default());
     let progress = context.meta.get_progress_token();
+    let level = context.meta.log_level().or(level);
     let work = Call {
         state: state.clone(),
         scope: scope.clone(),
@@ -57,7 +69,7 @@ pub(super) async fn call_tool(
         arguments,
         timeout,
     };
-    let run = work.run(progress, context.peer, context.ct);
+    let run = work.run(progress, level, context.peer, context.ct);
     crate::trace::TRACE_ID
         .scope(scope.trace_id.clone(), run)
         .instrument(scope.span.clone())
@@ -77,20 +89,28 @@ impl Call {
     async fn run(
         self,
         progress: Option<ProgressToken>,
+        level: Option<rmcp::model::LoggingLevel>,
         peer: Peer<RoleServer>,
         client_cancel: CancellationToken,
     ) -> Result<CallToolResponse, ErrorData> {
         let cancel = self.state.calls.child_token();
-        let (sink, reports) = match progress {
-            Some(token) => {
-                let (tx, rx) = mpsc::channel::<Progress>(PROGRESS_QUEUE);
-                let sink = ProgressSink::new(move |p| {
-                    let _ = tx.try_send(p);
-                });
-                (sink, Some((token, rx)))
+        let (tx, rx) = mpsc::channel::<Notice>(NOTICE_QUEUE);
+        let sink = match &progress {
+            Some(_) => {
+                let tx = tx.clone();
+                ProgressSink::new(move |p| {
+                    let _ = tx.try_send(Notice::Progress(p));
+                })
             }
-            None => (ProgressSink::none(), None),
+            None => ProgressSink::none(),
         };
+        let client = McpClient {
+            peer: peer.clone(),
+            level,
+            notices: tx,
+            stateless: is_stateless(&peer),
+        };
+        let client: Arc<dyn ClientRequests> = Arc::new(client);
         let Call {
             state,
             scope,
@@ -99,6 +119,7 @@ impl Call {
             timeout,
         } = self;
         let inv = Invocation {
+            client: Some(client),
             caller: None,
             timeouts: vec![timeout],
             cancel: cancel.clone(),
@@ -107,6 +128,8 @@ impl Call {
             transport: toolgate_registry::Transport::Mcp,
         };
         let call = run_call(&state, &scope.caller, &tool, arguments, inv);
+        // Only the call holds the client (and with it the queue's sender), so the
+        // queue closes when the call ends.
         let done = CancellationToken::new();
         let call = async {
             tokio::pin!(call);
@@ -123,14 +146,15 @@ impl Call {
             done.cancel();
             outcome
         };
-        let forward = forward_progress(reports, &peer, &done);
+        let forward = forward_notices(progress, rx, &peer, &done);
         let (outcome, ()) = tokio::join!(call, forward);
         reply(&state, &tool, outcome).map(CallToolResponse::from)
     }
 }
 
-/// The MCP result of `outcome`: the output as JSON text, plus `structuredContent`
-/// when the tool declares an (object) output schema.
+/// The MCP result of `outcome`: content blocks as they are when the tool answered
+/// content ([`toolgate_core::content`]); otherwise the output as JSON text, plus
+/// `structuredContent` when the tool declares an (object) output schema.
 pub(super) fn reply(
     state: &AppState,
     tool: &str,
@@ -140,6 +164,12 @@ pub(super) fn reply(
         Ok(output) => output,
         Err(err) => return tool_failure(err, tool),
     };
+    if let Some(blocks) = toolgate_core::content::blocks(&output)
+        && let Ok(blocks) =
+            serde_json::from_value::<Vec<ContentBlock>>(Value::Array(blocks.clone()))
+    {
+        return Ok(CallToolResult::success(blocks));
+    }
     let text = vec![ContentBlock::text(output.to_string())];
     let structured = output.is_object()
         && state
@@ -153,38 +183,51 @@ pub(super) fn reply(
     Ok(result)
 }
 
-/// Send queued progress as `notifications/progress` until the call is `done`, then
-/// whatever is still queued, so every report precedes the result.
-async fn forward_progress(
-    reports: Option<(ProgressToken, mpsc::Receiver<Progress>)>,
+/// Send queued progress (as `notifications/progress`) and log messages (as
+/// `notifications/message`) until the call is `done`, then whatever is still
+/// queued, so every notice precedes the result.
+async fn forward_notices(
+    token: Option<ProgressToken>,
+    mut rx: mpsc::Receiver<Notice>,
     peer: &Peer<RoleServer>,
     done: &CancellationToken,
 ) {
-    let Some((token, mut rx)) = reports else {
-        return;
-    };
-    let send = |p: Progress| {
-        let mut param = ProgressNotificationParam::new(token.clone(), p.progress);
-        param.total = p.total;
-        param.message = p.message;
+    let send = |notice: Notice| {
+        let token = token.clone();
         // A client that went away cannot be told; the call's own cancellation
         // handles that, so a failed notification is not an error here.
         async move {
-            let _ = peer.notify_progress(param).await;
+            match notice {
+                Notice::Progress(p) => {
+                    let Some(token) = token else { return };
+                    let mut param = ProgressNotificationParam::new(token, p.progress);
+                    param.total = p.total;
+                    param.message = p.message;
+                    let _ = peer.notify_progress(param).await;
+                }
+                Notice::Log(level, message) => {
+                    let param = rmcp::model::LoggingMessageNotificationParam::new(
+                        level,
+                        Value::String(message),
+                    )
+                    .with_logger("tool");
+                    let _ = peer.notify_logging_message(param).await;
+                }
+            }
         }
     };
     loop {
         tokio::select! {
             biased;
-            report = rx.recv() => match report {
-                Some(p) => send(p).await,
+            notice = rx.recv() => match notice {
+                Some(n) => send(n).await,
                 None => return,
             },
             () = done.cancelled() => break,
         }
     }
-    while let Ok(p) = rx.try_recv() {
-        send(p).await;
+    while let Ok(n) = rx.try_recv() {
+        send(n).await;
     }
 }
 

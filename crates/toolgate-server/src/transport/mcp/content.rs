@@ -219,6 +219,7 @@ async fn call(
     arguments: Value,
 ) -> Result<Value, ErrorData> {
     let inv = Invocation {
+        client: None,
         caller: None,
         timeouts: vec![None],
         cancel: state.calls.child_token(),

@@ -179,7 +179,8 @@ fn parse_call(direct: &Direct, bytes: &Bytes) -> Option<Parsed> {
     let revision = ProtocolVersion::V_2026_07_28;
     let meta_qualifies = meta.protocol_version().as_ref() == Some(&revision)
         && meta.missing_required_keys(&revision).is_empty()
-        && meta.get_progress_token().is_none();
+        && meta.get_progress_token().is_none()
+        && !has_log_level(&meta);
     let ClientRequest::CallToolRequest(call) = request.request else {
         return None;
     };
@@ -187,6 +188,13 @@ fn parse_call(direct: &Direct, bytes: &Bytes) -> Option<Parsed> {
         id: request.id,
         params: call.params,
     })
+}
+
+/// Whether the request asks for log messages (2026-07-28's per-request level),
+/// which need a stream.
+#[allow(deprecated)]
+fn has_log_level(meta: &rmcp::model::RequestMetaObject) -> bool {
+    meta.log_level().is_some()
 }
 
 /// Run the call and answer it as rmcp would: `200` with the JSON-RPC response.
@@ -210,6 +218,7 @@ pub(super) async fn serve(state: &AppState, req: Request, parsed: Parsed) -> Res
     let tool = params.name.into_owned();
     let arguments = Value::Object(params.arguments.unwrap_or_default());
     let inv = Invocation {
+        client: None,
         caller: None,
         timeouts: vec![timeout],
         cancel: state.calls.child_token(),

@@ -241,7 +241,7 @@ impl ServerHandler for McpHandler {
             .log
             .is_set()
             .then(|| (request.name.to_string(), context.peer.clone()));
-        let result = call_tool(&self.state, request, context).await;
+        let result = call_tool(&self.state, request, context, self.log.level()).await;
         if let Some((tool, peer)) = log {
             self.log.call_ended(&peer, &tool, &result).await;
         }

@@ -21,7 +21,7 @@ pub(super) struct SessionLog {
     level: Mutex<Option<LoggingLevel>>,
 }
 
-fn rank(l: LoggingLevel) -> u8 {
+pub(super) fn rank(l: LoggingLevel) -> u8 {
     match l {
         LoggingLevel::Debug => 0,
         LoggingLevel::Info => 1,
@@ -39,6 +39,11 @@ impl SessionLog {
         if let Ok(mut l) = self.level.lock() {
             *l = Some(level);
         }
+    }
+
+    /// The level the session set, if it set one.
+    pub(super) fn level(&self) -> Option<LoggingLevel> {
+        self.level.lock().ok().and_then(|l| *l)
     }
 
     /// Whether the session set a level at all.

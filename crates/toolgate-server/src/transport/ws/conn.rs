@@ -243,6 +243,7 @@ impl Conn {
     fn start(&mut self, call: CallRequest) {
         let token = self.token.child_token();
         let inv = Invocation {
+            client: None,
             caller: None,
             timeouts: vec![call.timeout],
             cancel: token.clone(),
