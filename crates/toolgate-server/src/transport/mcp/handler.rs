@@ -13,7 +13,7 @@
 //!   it or the server drains (which ends it with the final listen result).
 
 use std::borrow::Cow;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::future::Future;
 use std::sync::OnceLock;
 
@@ -112,40 +112,40 @@ enum Change {
     Updated(String),
 }
 
-/// What a client last saw.
+/// What a client last saw: the generation's listings' digests and its content
+/// (kept whole, so a URI subscribed since is compared with what it was then).
 struct Seen {
     tools: u64,
-    content: (u64, u64),
-    digests: BTreeMap<String, Option<u64>>,
+    listings: (u64, u64),
+    content: std::sync::Arc<toolgate_registry::content::Content>,
 }
 
 impl Seen {
-    fn now(registry: &Registry, uris: &[String]) -> Self {
+    fn now(registry: &Registry) -> Self {
         let content = registry.content();
         Self {
             tools: fingerprint(registry),
-            content: super::content::fingerprints(&content),
-            digests: uris
-                .iter()
-                .map(|u| (u.clone(), super::content::resource_digest(&content, u)))
-                .collect(),
+            listings: super::content::fingerprints(&content),
+            content,
         }
     }
 
-    /// What differs from `before`.
-    fn changes(&self, before: &Seen) -> Vec<Change> {
+    /// What differs from `before`, for the resources `uris`.
+    fn changes(&self, before: &Seen, uris: &[String]) -> Vec<Change> {
         let mut out = Vec::new();
         if self.tools != before.tools {
             out.push(Change::Tools);
         }
-        if self.content.0 != before.content.0 {
+        if self.listings.0 != before.listings.0 {
             out.push(Change::Resources);
         }
-        if self.content.1 != before.content.1 {
+        if self.listings.1 != before.listings.1 {
             out.push(Change::Prompts);
         }
-        for (uri, digest) in &self.digests {
-            if before.digests.get(uri).is_some_and(|d| d != digest) {
+        for uri in uris {
+            let then = super::content::resource_digest(&before.content, uri);
+            let now = super::content::resource_digest(&self.content, uri);
+            if then != now {
                 out.push(Change::Updated(uri.clone()));
             }
         }
@@ -167,18 +167,15 @@ async fn on_changes<W, F, Fut>(
     Fut: Future<Output = bool>,
 {
     let mut generation = registry.subscribe();
-    let mut seen = Seen::now(registry, &watched());
+    let mut seen = Seen::now(registry);
     tokio::pin!(stop);
     loop {
         tokio::select! {
             () = &mut stop => return,
             changed = generation.changed() => if changed.is_err() { return },
         }
-        // A URI subscribed since the last look counts from its digest before the
-        // reload: unknown, so it is taken as seen now.
-        let uris = watched();
-        let now = Seen::now(registry, &uris);
-        for change in now.changes(&seen) {
+        let now = Seen::now(registry);
+        for change in now.changes(&seen, &watched()) {
             if !notify(change).await {
                 return;
             }
