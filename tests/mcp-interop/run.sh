@@ -11,3 +11,5 @@ fi
 cargo build --quiet --locked -p toolgate
 # CARGO_TARGET_DIR is honoured (a checkout may share another one's builds).
 "$venv/bin/python" tests/mcp-interop/interop.py --binary "${CARGO_TARGET_DIR:-target}/debug/toolgate"
+cargo build --quiet --locked -p toolgate --example conformance
+"$venv/bin/python" tests/mcp-interop/example.py --binary "${CARGO_TARGET_DIR:-target}/debug/examples/conformance"
