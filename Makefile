@@ -58,7 +58,8 @@ mcp-interop:
 	tests/mcp-interop/run.sh
 
 ## The official MCP conformance suite's server scenarios against the demo server,
-## checked against tests/mcp-conformance/baseline.yml (Node 22 from its lock file).
+## and the library example server, checked against tests/mcp-conformance/baseline-*.yml
+## (Node 22 from its lock file).
 mcp-conformance:
 	tests/mcp-conformance/run.sh
 

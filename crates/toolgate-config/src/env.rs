@@ -114,3 +114,13 @@ mod tests {
         assert!(expand("${1X}", env).is_err());
     }
 }
+
+/// The key `toolgate stdio` serves as, from `TOOLGATE_STDIO_KEY` (unset or empty:
+/// none).
+#[must_use]
+pub fn stdio_key() -> Option<secrecy::SecretString> {
+    std::env::var("TOOLGATE_STDIO_KEY")
+        .ok()
+        .filter(|k| !k.is_empty())
+        .map(secrecy::SecretString::from)
+}

@@ -338,6 +338,9 @@ pub struct ServerConfig {
     /// listed gets `403`; requests without `Origin` (non-browser clients) pass.
     /// Default none: every request that carries an `Origin` is refused.
     pub mcp_allowed_origins: Vec<String>,
+    /// `toolgate stdio` refuses to start without a key (`TOOLGATE_STDIO_KEY`) instead
+    /// of serving the process owner with every scope. Default false.
+    pub stdio_require_key: bool,
     /// `Host` values (`name` or `name:port`) that `/mcp` answers, against DNS
     /// rebinding; `["*"]` accepts any. Default the loopback names (`localhost`,
     /// `127.0.0.1`, `::1`): a server reached under another name must list it.
@@ -399,6 +402,7 @@ impl Default for ServerConfig {
             ws_ping_interval_ms: 30_000,
             max_in_flight_requests: 4096,
             mcp_allowed_origins: Vec::new(),
+            stdio_require_key: false,
             mcp_allowed_hosts: vec![
                 "localhost".to_owned(),
                 "127.0.0.1".to_owned(),

@@ -84,6 +84,62 @@ impl Application {
         })
     }
 
+    /// Serve MCP over stdin and stdout instead of HTTP (`toolgate stdio`): the
+    /// caller is the key `key` names (its scopes, limits and quotas), or, without
+    /// one, the process owner with every scope, unless `[server] stdio_require_key`.
+    /// `config` is reloaded on SIGHUP and on change, as for `serve`.
+    ///
+    /// # Errors
+    /// The audit log cannot be opened, the key is unknown or missing, or the client
+    /// does not speak MCP.
+    pub async fn serve_stdio(
+        loaded: &LoadedConfig,
+        registry: Registry,
+        key: Option<&SecretString>,
+        config: Option<std::path::PathBuf>,
+    ) -> std::io::Result<()> {
+        use secrecy::ExposeSecret;
+        toolgate_registry::mcp::install_tls_provider();
+        let audit = match &loaded.config.audit {
+            Some(cfg) => Some(std::sync::Arc::new(
+                crate::audit::Auditor::open(cfg.get_ref(), &loaded.config.tools)
+                    .map_err(std::io::Error::other)?,
+            )),
+            None => None,
+        };
+        let state = AppState::with_audit(registry, loaded, None, audit);
+        let caller = match key {
+            Some(key) => state.keys.verify(key.expose_secret()).ok_or_else(|| {
+                std::io::Error::new(
+                    std::io::ErrorKind::PermissionDenied,
+                    "TOOLGATE_STDIO_KEY is not a key of this configuration",
+                )
+            })?,
+            None if loaded.config.server.stdio_require_key => {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::PermissionDenied,
+                    "[server] stdio_require_key is set: give the key in TOOLGATE_STDIO_KEY",
+                ));
+            }
+            None => {
+                let owner = std::env::var("USER").unwrap_or_else(|_| "owner".to_owned());
+                let name = format!("stdio:{owner}");
+                let hash = toolgate_config::KeyHash::of(&name);
+                std::sync::Arc::new(crate::auth::Principal::new(
+                    name,
+                    crate::auth::Scopes::All,
+                    hash,
+                ))
+            }
+        };
+        tracing::info!(caller = %caller.name, tools = state.registry.tools().count(), "serving MCP on stdio");
+        let _federation = crate::reload::spawn_federation_watcher(state.clone());
+        let _watcher = config.map(|path| {
+            crate::reload::spawn_watcher(state.clone(), path, loaded.config.server.clone())
+        });
+        crate::transport::mcp::stdio::serve(state, caller).await
+    }
+
     /// The bound address (the real port when asked for port 0).
     ///
     /// # Errors

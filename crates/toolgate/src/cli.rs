@@ -56,6 +56,15 @@ pub enum Command {
         #[arg(long)]
         listen: Option<SocketAddr>,
     },
+    /// Serve the tools, resources and prompts over MCP on stdin and stdout, for
+    /// desktop clients that launch a local server (logs go to stderr). The caller is
+    /// the key in TOOLGATE_STDIO_KEY, or without one the process owner with every
+    /// scope (unless `[server] stdio_require_key`).
+    Stdio {
+        /// Configuration.
+        #[command(flatten)]
+        config: ConfigArg,
+    },
     /// Validate a configuration file; every problem is listed with file and line.
     Check {
         /// The file to check.

@@ -37,6 +37,7 @@ mod logging;
 mod origin;
 mod reply;
 mod sessions;
+pub mod stdio;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -27,7 +27,7 @@ pub async fn dispatch(cli: Cli) -> i32 {
     // Logging is for `serve`; one-shot commands log only warnings so their output
     // stays readable.
     let level = match cli.command {
-        Command::Serve { .. } => cli.log_level.as_str(),
+        Command::Serve { .. } | Command::Stdio { .. } => cli.log_level.as_str(),
         _ => "warn",
     };
     let _guard = match toolgate_telemetry::init(format, level) {
@@ -39,6 +39,7 @@ pub async fn dispatch(cli: Cli) -> i32 {
     };
     match cli.command {
         Command::Serve { config, listen } => serve::serve(&config, listen).await,
+        Command::Stdio { config } => serve::stdio(&config).await,
         Command::Check { file } => inspect::check(&file).await,
         Command::Tools { config, json } => inspect::tools(&config, json).await,
         Command::Call { tool, args, config } => inspect::call(&config, &tool, &args).await,

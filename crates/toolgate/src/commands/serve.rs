@@ -86,6 +86,27 @@ pub(super) async fn serve(config: &ConfigArg, listen: Option<SocketAddr>) -> i32
     }
 }
 
+/// `toolgate stdio`: MCP on stdin and stdout until the client closes stdin.
+pub(super) async fn stdio(config: &ConfigArg) -> i32 {
+    let (loaded, registry) = match load(config).await {
+        Ok(x) => x,
+        Err(code) => return code,
+    };
+    let key = toolgate_config::env::stdio_key();
+    match Application::serve_stdio(&loaded, registry, key.as_ref(), config.config.clone()).await {
+        Ok(()) => 0,
+        Err(e) => {
+            tracing::error!(error = %e, "stdio failed");
+            eprintln!("toolgate: {e}");
+            if e.kind() == std::io::ErrorKind::PermissionDenied {
+                EXIT_USAGE
+            } else {
+                EXIT_FAILURE
+            }
+        }
+    }
+}
+
 /// Resolves on SIGINT or SIGTERM.
 async fn shutdown_signal() {
     let ctrl_c = async {

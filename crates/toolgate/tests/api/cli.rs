@@ -109,7 +109,7 @@ fn check_accepts_a_good_file() {
     let f = write_config(toolgate_config::DEMO_CONFIG);
     let (code, out, err) = toolgate(&["check", f.path().to_str().unwrap()]);
     assert_eq!(code, 0, "{err}");
-    assert!(out.contains("ok (6 tools)"), "{out}");
+    assert!(out.contains("ok (7 tools)"), "{out}");
 }
 
 #[test]

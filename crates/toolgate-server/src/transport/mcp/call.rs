@@ -42,22 +42,25 @@ use crate::transport::requested_timeout;
 /// dropped (a later report supersedes a dropped one anyway).
 const NOTICE_QUEUE: usize = 64;
 
-/// Run `tools/call` for the caller named in the request's extensions; `level` is
-/// the session's log level, if it set one.
+/// Run `tools/call` for `scope`'s caller; `level` is the session's log level, if
+/// it set one.
 pub(super) async fn call_tool(
     state: &AppState,
+    scope: RequestScope,
     request: CallToolRequestParams,
     context: RequestContext<RoleServer>,
     level: Option<rmcp::model::LoggingLevel>,
 ) -> Result<CallToolResponse, ErrorData> {
-    let (scope, parts) = RequestScope::of(&context.extensions)?;
-    let scope = scope.clone();
-    let timeout = requested_timeout(&parts.headers).map_err(|e| {
-        ErrorData::invalid_params(
-            "X-Request-Timeout-Ms must be a positive integer",
-            Some(e.to_problem()),
-        )
-    })?;
+    // Over HTTP, the caller may lower the deadline with a header.
+    let timeout = match context.extensions.get::<axum::http::request::Parts>() {
+        Some(parts) => requested_timeout(&parts.headers).map_err(|e| {
+            ErrorData::invalid_params(
+                "X-Request-Timeout-Ms must be a positive integer",
+                Some(e.to_problem()),
+            )
+        })?,
+        None => None,
+    };
     let tool = request.name.into_owned();
     let arguments = Value::Object(request.arguments.unwrap_or_default());
     let progress = context.meta.get_progress_token();

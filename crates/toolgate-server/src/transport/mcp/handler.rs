@@ -55,6 +55,8 @@ pub(super) struct McpHandler {
     log: super::logging::SessionLog,
     /// The URIs the session subscribed to (2025-11-25 `resources/subscribe`).
     subscribed: std::sync::Arc<std::sync::Mutex<BTreeSet<String>>>,
+    /// The caller of every request, where no HTTP guard names one (stdio).
+    fixed: Option<std::sync::Arc<crate::auth::Principal>>,
 }
 
 impl McpHandler {
@@ -64,7 +66,34 @@ impl McpHandler {
             watch: OnceLock::new(),
             log: super::logging::SessionLog::default(),
             subscribed: std::sync::Arc::default(),
+            fixed: None,
         }
+    }
+
+    /// A handler whose every request is `caller`'s (the stdio transport).
+    pub(super) fn for_caller(
+        state: AppState,
+        caller: std::sync::Arc<crate::auth::Principal>,
+    ) -> Self {
+        Self {
+            fixed: Some(caller),
+            ..Self::new(state)
+        }
+    }
+
+    /// Who a request is from: the caller the guard put on the HTTP request, or the
+    /// fixed caller of a stdio server (with a trace id of the request's own).
+    fn scope(&self, extensions: &rmcp::model::Extensions) -> Result<RequestScope, ErrorData> {
+        if let Some(caller) = &self.fixed {
+            let trace_id = crate::trace::generate();
+            let span = tracing::info_span!("mcp_stdio", trace_id = %trace_id);
+            return Ok(RequestScope {
+                caller: std::sync::Arc::clone(caller),
+                trace_id,
+                span,
+            });
+        }
+        RequestScope::of(extensions).map(|(scope, _)| scope.clone())
     }
 
     /// Start the change task of a 2025-11-25 session (once).
@@ -218,7 +247,7 @@ impl ServerHandler for McpHandler {
         request: Option<PaginatedRequestParams>,
         context: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, ErrorData> {
-        let (scope, _) = RequestScope::of(&context.extensions)?;
+        let scope = self.scope(&context.extensions)?;
         let cursor = request.as_ref().and_then(|r| r.cursor.as_deref());
         page(
             &self.state.registry,
@@ -238,7 +267,8 @@ impl ServerHandler for McpHandler {
             .log
             .is_set()
             .then(|| (request.name.to_string(), context.peer.clone()));
-        let result = call_tool(&self.state, request, context, self.log.level()).await;
+        let scope = self.scope(&context.extensions)?;
+        let result = call_tool(&self.state, scope, request, context, self.log.level()).await;
         if let Some((tool, peer)) = log {
             self.log.call_ended(&peer, &tool, &result).await;
         }
@@ -308,7 +338,7 @@ impl ServerHandler for McpHandler {
         _request: Option<PaginatedRequestParams>,
         context: RequestContext<RoleServer>,
     ) -> Result<ListResourcesResult, ErrorData> {
-        let (scope, _) = RequestScope::of(&context.extensions)?;
+        let scope = self.scope(&context.extensions)?;
         Ok(super::content::list_resources(&self.state, &scope.caller))
     }
 
@@ -317,7 +347,7 @@ impl ServerHandler for McpHandler {
         _request: Option<PaginatedRequestParams>,
         context: RequestContext<RoleServer>,
     ) -> Result<ListResourceTemplatesResult, ErrorData> {
-        let (scope, _) = RequestScope::of(&context.extensions)?;
+        let scope = self.scope(&context.extensions)?;
         Ok(super::content::list_templates(&self.state, &scope.caller))
     }
 
@@ -326,8 +356,7 @@ impl ServerHandler for McpHandler {
         request: ReadResourceRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<ReadResourceResponse, ErrorData> {
-        let (scope, _) = RequestScope::of(&context.extensions)?;
-        let scope = scope.clone();
+        let scope = self.scope(&context.extensions)?;
         let read = super::content::read(&self.state, &scope, &request.uri);
         crate::trace::TRACE_ID
             .scope(scope.trace_id.clone(), read)
@@ -342,8 +371,7 @@ impl ServerHandler for McpHandler {
         request: SubscribeRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<(), ErrorData> {
-        let (scope, _) = RequestScope::of(&context.extensions)?;
-        let scope = scope.clone();
+        let scope = self.scope(&context.extensions)?;
         // Only what the caller may read can be subscribed to.
         super::content::read(&self.state, &scope, &request.uri).await?;
         let mut subscribed = self
@@ -377,7 +405,7 @@ impl ServerHandler for McpHandler {
         _request: Option<PaginatedRequestParams>,
         context: RequestContext<RoleServer>,
     ) -> Result<ListPromptsResult, ErrorData> {
-        let (scope, _) = RequestScope::of(&context.extensions)?;
+        let scope = self.scope(&context.extensions)?;
         Ok(super::content::list_prompts(&self.state, &scope.caller))
     }
 
@@ -386,8 +414,7 @@ impl ServerHandler for McpHandler {
         request: GetPromptRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<GetPromptResponse, ErrorData> {
-        let (scope, _) = RequestScope::of(&context.extensions)?;
-        let scope = scope.clone();
+        let scope = self.scope(&context.extensions)?;
         let get = super::content::get_prompt(&self.state, &scope, request);
         crate::trace::TRACE_ID
             .scope(scope.trace_id.clone(), get)
@@ -401,8 +428,7 @@ impl ServerHandler for McpHandler {
         request: CompleteRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<CompleteResult, ErrorData> {
-        let (scope, _) = RequestScope::of(&context.extensions)?;
-        let scope = scope.clone();
+        let scope = self.scope(&context.extensions)?;
         let complete = super::content::complete(&self.state, &scope, request);
         crate::trace::TRACE_ID
             .scope(scope.trace_id.clone(), complete)
