@@ -71,6 +71,14 @@ name = "logo"
 uri = "shop://logo.png"
 file = "pixel.png"
 scope = "run_database_query"
+icons = [{{ src = "https://example.com/logo.svg", mime_type = "image/svg+xml", sizes = ["any"], theme = "dark" }}]
+
+[[tools]]
+name = "echo_titled"
+kind = "builtin"
+builtin = "echo"
+title = "Echo, with a title"
+icons = [{{ src = "data:image/png;base64,{base64.b64encode(PIXEL).decode()}", mime_type = "image/png", sizes = ["1x1"] }}]
 
 [[resources]]
 name = "changelog"
@@ -185,6 +193,13 @@ async def exercise_content(url: str, mode: str) -> None:
         check({"shop://countries/{country}/top-customers", "toolgate://tools/{name}"} <= templates,
               f"{mode}: templates {templates}")
 
+        listed = {r.uri: r for r in (await c.list_resources()).resources}
+        icon = listed["shop://logo.png"].icons[0]
+        check(icon.src == "https://example.com/logo.svg" and icon.theme == "dark" and icon.sizes == ["any"],
+              f"{mode}: resource icon {icon}")
+        titled = next(t for t in (await c.list_tools()).tools if t.name == "echo_titled")
+        check(titled.title == "Echo, with a title" and titled.icons[0].mime_type == "image/png",
+              f"{mode}: tool title and icons {titled}")
         guide = (await c.read_resource("shop://guide")).contents[0]
         check(guide.mime_type == "text/markdown" and "demo shop" in guide.text, f"{mode}: guide {guide}")
         logo = (await c.read_resource("shop://logo.png")).contents[0]
@@ -241,6 +256,16 @@ async def exercise_content(url: str, mode: str) -> None:
                 check(False, f"{mode}: echo key read {uri}")
             except MCPError as e:
                 check(e.error.code == not_found, f"{mode}: echo key reading {uri}: {e.error}")
+    if mode == "2026-07-28":
+        # Discovery (`server/discover`, which the SDK's default mode probes) declares
+        # what the server has.
+        http = create_mcp_http_client(headers={"Authorization": f"Bearer {KEY}"})
+        async with Client(streamable_http_client(url, http_client=http)) as c:
+            caps = c.server_capabilities
+            check(c.protocol_version == "2026-07-28", f"discover negotiated {c.protocol_version}")
+            check(caps.resources is not None and caps.resources.subscribe and caps.resources.list_changed,
+                  f"discover: resources {caps.resources}")
+            check(caps.prompts is not None and caps.completions is not None, f"discover: {caps}")
     print(f"  ok  {mode}: resources, templates, prompts and completion, scoped")
 
 

@@ -32,6 +32,9 @@ pub struct ResourceConfig {
     /// Or a file (relative to the config's directory), up to 4 MiB: text when its
     /// media type is textual, otherwise served as a base64 `blob`.
     pub file: Option<Spanned<String>>,
+    /// Its icons.
+    #[serde(default)]
+    pub icons: Vec<IconConfig>,
     /// The scope a key needs to see it. Default its name.
     pub scope: Option<String>,
 }
@@ -61,6 +64,9 @@ pub struct ResourceTemplateConfig {
     /// Completions for the variables (`completion/complete`), by variable name.
     #[serde(default)]
     pub complete: BTreeMap<String, Spanned<CompletionConfig>>,
+    /// Its icons.
+    #[serde(default)]
+    pub icons: Vec<IconConfig>,
     /// The scope a key needs to see it. Default its name.
     pub scope: Option<String>,
 }
@@ -96,6 +102,9 @@ pub struct PromptConfig {
     pub arguments: Vec<PromptArgumentConfig>,
     /// Its messages, in order (at least one).
     pub messages: Vec<Spanned<PromptMessageConfig>>,
+    /// Its icons.
+    #[serde(default)]
+    pub icons: Vec<IconConfig>,
     /// The scope a key needs to see it. Default its name.
     pub scope: Option<String>,
 }
@@ -146,4 +155,29 @@ pub struct PromptMessageConfig {
     pub resource: Option<String>,
     /// The media type of `image` or `audio`. Default: guessed from the extension.
     pub mime_type: Option<String>,
+}
+
+/// An icon of a tool, resource, template or prompt (MCP `icons`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IconConfig {
+    /// Where it is: an `https:` URL or a `data:` URI.
+    pub src: String,
+    /// Its media type, when the URL does not say.
+    pub mime_type: Option<String>,
+    /// Its sizes (`48x48`, `any`).
+    #[serde(default)]
+    pub sizes: Vec<String>,
+    /// The theme it is for (`light` or `dark`). Default any.
+    pub theme: Option<IconTheme>,
+}
+
+/// The theme an icon suits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum IconTheme {
+    /// A light background.
+    Light,
+    /// A dark background.
+    Dark,
 }

@@ -93,6 +93,16 @@ pub fn expand(raw: &str, lookup: impl Fn(&str) -> Option<String>) -> Result<Stri
     Ok(out)
 }
 
+/// The key `toolgate stdio` serves as, from `TOOLGATE_STDIO_KEY` (unset or empty:
+/// none).
+#[must_use]
+pub fn stdio_key() -> Option<secrecy::SecretString> {
+    std::env::var("TOOLGATE_STDIO_KEY")
+        .ok()
+        .filter(|k| !k.is_empty())
+        .map(secrecy::SecretString::from)
+}
+
 #[cfg(test)]
 mod tests {
     use super::expand;
@@ -115,12 +125,3 @@ mod tests {
     }
 }
 
-/// The key `toolgate stdio` serves as, from `TOOLGATE_STDIO_KEY` (unset or empty:
-/// none).
-#[must_use]
-pub fn stdio_key() -> Option<secrecy::SecretString> {
-    std::env::var("TOOLGATE_STDIO_KEY")
-        .ok()
-        .filter(|k| !k.is_empty())
-        .map(secrecy::SecretString::from)
-}

@@ -834,6 +834,12 @@ pub struct ToolConfig {
     /// Description for agents. Default: the kind's own description.
     #[serde(default)]
     pub description: Option<String>,
+    /// A title for people (MCP `title`). Default none.
+    #[serde(default)]
+    pub title: Option<String>,
+    /// Icons (MCP `icons`). Default none.
+    #[serde(default)]
+    pub icons: Vec<crate::content::IconConfig>,
     /// Longest a call may take, in ms. Default `[defaults].timeout_ms`.
     #[serde(default)]
     pub timeout_ms: Option<Spanned<u64>>,

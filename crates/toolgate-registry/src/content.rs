@@ -17,7 +17,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use toolgate_config::content::{CompletionConfig, PromptRole};
+use toolgate_config::content::{CompletionConfig, IconConfig, PromptRole};
 use toolgate_config::template::Template;
 use toolgate_config::{LoadedConfig, Problem, SourceKind};
 use toolgate_core::{CallContext, Tool, ToolError};
@@ -41,6 +41,17 @@ pub struct Content {
     pub prompts: Vec<Prompt>,
     /// The SQL sources whose schema is a resource, by name.
     pub schemas: Vec<SchemaResource>,
+    /// Titles and icons of the configured tools that have them, by tool name.
+    pub tool_meta: BTreeMap<String, ToolMeta>,
+}
+
+/// What MCP shows of a tool besides its spec.
+#[derive(Debug, Clone, Default, Hash)]
+pub struct ToolMeta {
+    /// A title for people.
+    pub title: Option<String>,
+    /// Its icons.
+    pub icons: Vec<IconConfig>,
 }
 
 /// A resource's bytes.
@@ -67,6 +78,8 @@ pub struct Resource {
     pub mime_type: String,
     /// Its content.
     pub body: Body,
+    /// Its icons.
+    pub icons: Vec<IconConfig>,
     /// What a key's scopes must match.
     pub scope: String,
 }
@@ -149,6 +162,8 @@ pub struct ResourceTemplate {
     pub read: TemplateRead,
     /// Completions, by variable.
     pub complete: BTreeMap<String, Completion>,
+    /// Its icons.
+    pub icons: Vec<IconConfig>,
     /// What a key's scopes must match.
     pub scope: String,
 }
@@ -213,6 +228,8 @@ pub struct Prompt {
     pub arguments: Vec<PromptArgument>,
     /// Its messages.
     pub messages: Vec<PromptMessage>,
+    /// Its icons.
+    pub icons: Vec<IconConfig>,
     /// What a key's scopes must match.
     pub scope: String,
 }
@@ -412,6 +429,7 @@ pub(crate) fn build(
             (None, None) => continue,
         };
         content.resources.push(Resource {
+            icons: r.icons.clone(),
             scope: r.scope.clone().unwrap_or_else(|| name.clone()),
             name,
             uri,
@@ -439,6 +457,7 @@ pub(crate) fn build(
             (None, None) => continue,
         };
         content.templates.push(ResourceTemplate {
+            icons: t.icons.clone(),
             scope: t.scope.clone().unwrap_or_else(|| name.clone()),
             name,
             uri_template: t.uri_template.get_ref().clone(),
@@ -484,6 +503,7 @@ pub(crate) fn build(
             }
         }
         content.prompts.push(Prompt {
+            icons: p.icons.clone(),
             scope: p.scope.clone().unwrap_or_else(|| name.clone()),
             name,
             title: p.title.clone(),
@@ -506,6 +526,19 @@ pub(crate) fn build(
         });
     }
     content.prompts.sort_by(|a, b| a.name.cmp(&b.name));
+    for t in cfg
+        .tools
+        .iter()
+        .filter(|t| t.title.is_some() || !t.icons.is_empty())
+    {
+        content.tool_meta.insert(
+            t.name.get_ref().clone(),
+            ToolMeta {
+                title: t.title.clone(),
+                icons: t.icons.clone(),
+            },
+        );
+    }
     for (name, source) in sources {
         let Some(sql) = schema_sql(source.kind()) else {
             continue;

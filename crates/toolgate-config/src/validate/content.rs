@@ -12,6 +12,18 @@ use crate::model::Config;
 use crate::template::{Template, has_scheme};
 
 pub(super) fn check_content(c: &mut Checker<'_>, cfg: &Config) {
+    for t in &cfg.tools {
+        check_icons(c, "tool", &t.name, &t.icons);
+    }
+    for r in &cfg.resources {
+        check_icons(c, "resource", &r.name, &r.icons);
+    }
+    for t in &cfg.resource_templates {
+        check_icons(c, "resource template", &t.name, &t.icons);
+    }
+    for p in &cfg.prompts {
+        check_icons(c, "prompt", &p.name, &p.icons);
+    }
     check_resources(c, cfg);
     check_templates(c, cfg);
     check_prompts(c, cfg);
@@ -53,6 +65,27 @@ fn check_scope(
             name.span(),
             format!("{what} {:?}: scope {scope:?} must be 1 to 64 of A-Z a-z 0-9 _ - (a name key scopes match)", name.get_ref()),
         );
+    }
+}
+
+/// Icons are fetched by clients: only `https:` and inline `data:` sources.
+fn check_icons(
+    c: &mut Checker<'_>,
+    what: &str,
+    name: &toml::Spanned<String>,
+    icons: &[crate::content::IconConfig],
+) {
+    for icon in icons {
+        if !(icon.src.starts_with("https://") || icon.src.starts_with("data:")) {
+            c.report(
+                name.span(),
+                format!(
+                    "{what} {:?}: icon src {:?} must be an https: URL or a data: URI",
+                    name.get_ref(),
+                    icon.src
+                ),
+            );
+        }
     }
 }
 
@@ -221,5 +254,86 @@ fn check_prompts(c: &mut Checker<'_>, cfg: &Config) {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use crate::LoadedConfig;
+
+    fn problems(text: &str) -> Vec<(usize, String)> {
+        match LoadedConfig::from_str("t.toml", text) {
+            Ok(_) => Vec::new(),
+            Err(p) => p.0.into_iter().map(|p| (p.line, p.message)).collect(),
+        }
+    }
+
+    #[test]
+    fn good_content_passes() {
+        let ok = r#"
+[[resources]]
+name = "guide"
+text = "hi"
+
+[[resource_templates]]
+name = "order"
+uri_template = "orders://{id}"
+text = "Order {id}, {{literal}}"
+complete.id = { values = ["1", "2"] }
+
+[[prompts]]
+name = "ask"
+[[prompts.arguments]]
+name = "topic"
+[[prompts.messages]]
+text = "Tell me about {topic}"
+"#;
+        assert_eq!(problems(ok), Vec::new());
+    }
+
+    #[test]
+    fn each_mistake_is_reported_at_its_line() {
+        let bad = r#"
+[[resources]]
+name = "a b"
+text = "x"
+file = "y"
+
+[[resources]]
+name = "nouri"
+uri = "no scheme"
+text = "x"
+
+[[resource_templates]]
+name = "t"
+uri_template = "orders://{id}{part}"
+text = "x"
+
+[[resource_templates]]
+name = "u"
+uri_template = "orders://{id}"
+text = "Order {number}"
+complete.other = { values = ["1"] }
+
+[[prompts]]
+name = "p"
+[[prompts.messages]]
+text = "Hello {who}"
+[[prompts.messages]]
+text = "x"
+image = "y.png"
+"#;
+        let found = problems(bad);
+        let has =
+            |line: usize, part: &str| found.iter().any(|(l, m)| *l == line && m.contains(part));
+        assert!(has(3, "must be 1 to 64"), "{found:?}");
+        assert!(has(3, "exactly one of `text` and `file`"), "{found:?}");
+        assert!(has(9, "is not a URI"), "{found:?}");
+        assert!(has(14, "separated by literal text"), "{found:?}");
+        assert!(has(18, "text uses {number}"), "{found:?}");
+        assert!(has(21, "complete.other"), "{found:?}");
+        assert!(has(25, "{who} is not one of its arguments"), "{found:?}");
+        assert!(has(27, "exactly one of `text`, `image`"), "{found:?}");
     }
 }

@@ -11,9 +11,20 @@ use rmcp::model::{JsonObject, ListToolsResult, Tool, ToolAnnotations};
 use serde_json::Value;
 use toolgate_core::ToolSpec;
 use toolgate_registry::Registry;
+use toolgate_registry::content::ToolMeta;
 
 use crate::auth::Principal;
 use crate::transport::rest::tool_json;
+
+/// The MCP description of a tool, with its configured title and icons.
+pub(super) fn to_mcp_with(spec: &ToolSpec, meta: Option<&ToolMeta>) -> Tool {
+    let mut tool = to_mcp(spec);
+    if let Some(meta) = meta {
+        tool.title.clone_from(&meta.title);
+        tool.icons = super::content::icons(&meta.icons);
+    }
+    tool
+}
 
 /// The MCP description of a tool.
 pub(super) fn to_mcp(spec: &ToolSpec) -> Tool {
@@ -66,23 +77,32 @@ pub(super) fn page(
     let after = cursor.map(decode_cursor).transpose()?;
     if caller.searches() {
         let tools: Vec<Tool> = crate::search::specs().iter().map(to_mcp).collect();
-        return Ok(ListToolsResult::with_all_items(tools));
+        return Ok(cacheable(ListToolsResult::with_all_items(tools)));
     }
     let mut visible = registry
         .tools()
         .filter(|t| caller.allows(&t.spec().name))
         .filter(|t| after.as_deref().is_none_or(|a| t.spec().name.as_str() > a));
     let size = size.max(1);
+    let content = registry.content();
     let tools: Vec<Tool> = visible
         .by_ref()
         .take(size)
-        .map(|t| to_mcp(t.spec()))
+        .map(|t| to_mcp_with(t.spec(), content.tool_meta.get(&t.spec().name)))
         .collect();
     let mut result = ListToolsResult::with_all_items(tools);
     if visible.next().is_some() {
         result.next_cursor = result.tools.last().map(|t| hex::encode(t.name.as_bytes()));
     }
-    Ok(result)
+    Ok(cacheable(result))
+}
+
+/// A listing with its freshness: private (it depends on the key), and fresh for
+/// [`super::content::LIST_TTL_MS`] (reloads send `list_changed` to listeners).
+fn cacheable(result: ListToolsResult) -> ListToolsResult {
+    result
+        .with_ttl_ms(super::content::LIST_TTL_MS)
+        .with_cache_scope(rmcp::model::CacheScope::Private)
 }
 
 fn decode_cursor(cursor: &str) -> Result<String, ErrorData> {
@@ -100,6 +120,9 @@ pub(super) fn fingerprint(registry: &Registry) -> u64 {
     let mut hasher = DefaultHasher::new();
     for tool in registry.tools() {
         tool_json(tool.spec()).to_string().hash(&mut hasher);
+    }
+    for (name, meta) in &registry.content().tool_meta {
+        (name, meta).hash(&mut hasher);
     }
     hasher.finish()
 }

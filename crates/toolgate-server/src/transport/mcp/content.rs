@@ -43,6 +43,28 @@ const TOOL_DOCS: &str = "toolgate://tools/{name}";
 /// Values a completion answers at most (MCP's limit).
 const MAX_COMPLETIONS: usize = CompletionInfo::MAX_VALUES;
 
+/// MCP's icons of configured ones (`None` when there are none).
+pub(super) fn icons(
+    icons: &[toolgate_config::content::IconConfig],
+) -> Option<Vec<rmcp::model::Icon>> {
+    use toolgate_config::content::IconTheme;
+    (!icons.is_empty()).then(|| {
+        icons
+            .iter()
+            .map(|i| {
+                let mut icon = rmcp::model::Icon::new(i.src.clone());
+                icon.mime_type.clone_from(&i.mime_type);
+                icon.sizes = (!i.sizes.is_empty()).then(|| i.sizes.clone());
+                icon.theme = i.theme.map(|t| match t {
+                    IconTheme::Light => rmcp::model::IconTheme::Light,
+                    IconTheme::Dark => rmcp::model::IconTheme::Dark,
+                });
+                icon
+            })
+            .collect()
+    })
+}
+
 fn not_found(uri: &str) -> ErrorData {
     ErrorData::resource_not_found(format!("no resource {uri:?}"), Some(json!({ "uri": uri })))
 }
@@ -57,6 +79,7 @@ pub(super) fn list_resources(state: &AppState, caller: &Principal) -> ListResour
         raw.title.clone_from(&r.title);
         raw.description.clone_from(&r.description);
         raw.mime_type = Some(r.mime_type.clone());
+        raw.icons = icons(&r.icons);
         raw.size = Some(match &r.body {
             Body::Text(t) => t.len() as u64,
             Body::Blob(b) => b.len() as u64,
@@ -99,6 +122,7 @@ pub(super) fn list_templates(state: &AppState, caller: &Principal) -> ListResour
             raw.title.clone_from(&t.title);
             raw.description.clone_from(&t.description);
             raw.mime_type = Some(t.mime_type.clone());
+            raw.icons = icons(&t.icons);
             raw
         })
         .collect();
@@ -298,6 +322,7 @@ pub(super) fn list_prompts(state: &AppState, caller: &Principal) -> ListPromptsR
                 (!arguments.is_empty()).then_some(arguments),
             );
             prompt.title.clone_from(&p.title);
+            prompt.icons = icons(&p.icons);
             prompt
         })
         .collect();
@@ -459,7 +484,7 @@ pub(super) fn fingerprints(content: &Content) -> (u64, u64) {
     }
     let mut prompts = DefaultHasher::new();
     for p in &content.prompts {
-        (&p.name, &p.title, &p.description, &p.scope).hash(&mut prompts);
+        (&p.name, &p.title, &p.description, &p.scope, &p.icons).hash(&mut prompts);
         for a in &p.arguments {
             (&a.name, &a.description, a.required).hash(&mut prompts);
         }

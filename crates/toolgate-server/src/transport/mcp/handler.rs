@@ -262,15 +262,14 @@ impl ServerHandler for McpHandler {
         request: CallToolRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
-        // Only a session that set a level pays for its log messages.
-        let log = self
-            .log
-            .is_set()
-            .then(|| (request.name.to_string(), context.peer.clone()));
+        // Only a session or request that set a level pays for its log messages.
+        #[allow(deprecated)]
+        let level = context.meta.log_level().or_else(|| self.log.level());
+        let log = level.map(|l| (l, request.name.to_string(), context.peer.clone()));
         let scope = self.scope(&context.extensions)?;
-        let result = call_tool(&self.state, scope, request, context, self.log.level()).await;
-        if let Some((tool, peer)) = log {
-            self.log.call_ended(&peer, &tool, &result).await;
+        let result = call_tool(&self.state, scope, request, context, level).await;
+        if let Some((level, tool, peer)) = log {
+            super::logging::call_ended(level, &peer, &tool, &result).await;
         }
         result
     }

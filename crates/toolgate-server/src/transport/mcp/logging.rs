@@ -1,4 +1,5 @@
-//! MCP logging (2025-11-25's `logging/setLevel`): a session that sets a level gets
+//! MCP logging (2025-11-25's `logging/setLevel`, and 2026-07-28's per-request
+//! `logLevel`): a session or request with a level gets
 //! `notifications/message` about its own tool calls at that level or above: each
 //! failure at `error` (with its code and detail), and each success at `debug` (tool
 //! and outcome). A session that sets no level gets none. The level belongs to the
@@ -45,49 +46,36 @@ impl SessionLog {
     pub(super) fn level(&self) -> Option<LoggingLevel> {
         self.level.lock().ok().and_then(|l| *l)
     }
+}
 
-    /// Whether the session set a level at all.
-    pub(super) fn is_set(&self) -> bool {
-        self.level.lock().ok().is_some_and(|l| l.is_some())
-    }
-
-    /// Whether a message at `level` goes out.
-    fn wants(&self, level: LoggingLevel) -> bool {
-        self.level
-            .lock()
-            .ok()
-            .and_then(|l| *l)
-            .is_some_and(|min| rank(level) >= rank(min))
-    }
-
-    /// Tell the session how its call of `tool` ended, if its level wants that.
-    pub(super) async fn call_ended(
-        &self,
-        peer: &Peer<RoleServer>,
-        tool: &str,
-        result: &Result<CallToolResponse, rmcp::ErrorData>,
-    ) {
-        let (level, data) = match result {
-            Ok(CallToolResponse::Complete(r)) if r.is_error == Some(true) => {
-                let detail = r
-                    .content
-                    .first()
-                    .and_then(|c| c.as_text())
-                    .map(|t| t.text.clone());
-                (
-                    LoggingLevel::Error,
-                    json!({"tool": tool, "outcome": "error", "detail": detail}),
-                )
-            }
-            Ok(_) => (LoggingLevel::Debug, json!({"tool": tool, "outcome": "ok"})),
-            Err(e) => (
+/// Tell the client how its call of `tool` ended, if `min` (its session's level, or
+/// the request's own) wants that.
+pub(super) async fn call_ended(
+    min: LoggingLevel,
+    peer: &Peer<RoleServer>,
+    tool: &str,
+    result: &Result<CallToolResponse, rmcp::ErrorData>,
+) {
+    let (level, data) = match result {
+        Ok(CallToolResponse::Complete(r)) if r.is_error == Some(true) => {
+            let detail = r
+                .content
+                .first()
+                .and_then(|c| c.as_text())
+                .map(|t| t.text.clone());
+            (
                 LoggingLevel::Error,
-                json!({"tool": tool, "outcome": "refused", "code": e.code.0, "detail": e.message}),
-            ),
-        };
-        if self.wants(level) {
-            let message = LoggingMessageNotificationParam::new(level, data).with_logger("toolgate");
-            let _ = peer.notify_logging_message(message).await;
+                json!({"tool": tool, "outcome": "error", "detail": detail}),
+            )
         }
+        Ok(_) => (LoggingLevel::Debug, json!({"tool": tool, "outcome": "ok"})),
+        Err(e) => (
+            LoggingLevel::Error,
+            json!({"tool": tool, "outcome": "refused", "code": e.code.0, "detail": e.message}),
+        ),
+    };
+    if rank(level) >= rank(min) {
+        let message = LoggingMessageNotificationParam::new(level, data).with_logger("toolgate");
+        let _ = peer.notify_logging_message(message).await;
     }
 }
