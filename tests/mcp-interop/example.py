@@ -30,31 +30,9 @@ from mcp import Client, types
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared._httpx_utils import create_mcp_http_client
 
-from interop import KEY, check, free_port
+from interop import KEY, check, free_port, start_server
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def start(binary: Path, port: int) -> subprocess.Popen:
-    import os
-    import time
-    import urllib.request
-
-    env = dict(os.environ, TOOLGATE_API_KEY=KEY, TOOLGATE_LOG="warn")
-    proc = subprocess.Popen([str(binary), f"127.0.0.1:{port}"], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise SystemExit(f"the example exited early: {proc.stderr.read() if proc.stderr else ''}")
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=1) as r:
-                if r.status == 200:
-                    return proc
-        except OSError:
-            time.sleep(0.1)
-    proc.kill()
-    raise SystemExit("the example did not become ready within 30 s")
 
 
 async def exercise(url: str, mode: str) -> None:
@@ -138,7 +116,7 @@ async def main() -> int:
     p.add_argument("--binary", type=Path, default=ROOT / "target" / "debug" / "examples" / "conformance")
     args = p.parse_args()
     port = free_port()
-    proc = start(args.binary, port)
+    proc = start_server([str(args.binary), f"127.0.0.1:{port}"], port)
     try:
         for mode in ("2026-07-28", "legacy"):
             await asyncio.wait_for(exercise(f"http://127.0.0.1:{port}/mcp", mode), timeout=60)

@@ -101,18 +101,17 @@ text = "New."
 
 
 def start(binary: Path, config: Path, port: int) -> subprocess.Popen:
+    return start_server([str(binary), "serve", "--config", str(config), "--listen", f"127.0.0.1:{port}"], port)
+
+
+def start_server(command: list[str], port: int) -> subprocess.Popen:
+    """Run `command` (a server on `port`) until its `/readyz` answers 200."""
     env = dict(os.environ, TOOLGATE_API_KEY=KEY, TOOLGATE_LOG="warn")
-    proc = subprocess.Popen(
-        [str(binary), "serve", "--config", str(config), "--listen", f"127.0.0.1:{port}"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    proc = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise SystemExit(f"toolgate exited early: {proc.stderr.read() if proc.stderr else ''}")
+            raise SystemExit(f"{command[0]} exited early: {proc.stderr.read() if proc.stderr else ''}")
         try:
             with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=1) as r:
                 if r.status == 200:
@@ -120,7 +119,7 @@ def start(binary: Path, config: Path, port: int) -> subprocess.Popen:
         except OSError:
             time.sleep(0.1)
     proc.kill()
-    raise SystemExit("toolgate did not become ready within 30 s")
+    raise SystemExit(f"{command[0]} did not become ready within 30 s")
 
 
 def client(url: str, key: str, mode: str) -> Client:
@@ -185,7 +184,14 @@ async def exercise_content(url: str, mode: str) -> None:
     not_found = -32602 if mode == "2026-07-28" else -32002
 
     async with client(url, KEY, mode) as c:
-        uris = [r.uri for r in (await c.list_resources()).resources]
+        listing = await c.list_resources()
+        uris = [r.uri for r in listing.resources]
+        if mode == "2026-07-28":
+            # Listings depend on the key, and are fresh until a reload says otherwise.
+            prompts_listing = await c.list_prompts()
+            for what, page in (("resources", listing), ("prompts", prompts_listing), ("tools", await c.list_tools())):
+                check(page.ttl_ms == 30000 and page.cache_scope == "private",
+                      f"{mode}: {what} ttlMs {page.ttl_ms} cacheScope {page.cache_scope}")
         check({"shop://guide", "shop://logo.png", "toolgate://sources/demo/schema"} <= set(uris),
               f"{mode}: resources {uris}")
         check(uris == sorted(uris), f"{mode}: resources not in URI order: {uris}")

@@ -124,4 +124,3 @@ mod tests {
         assert!(expand("${1X}", env).is_err());
     }
 }
-

@@ -51,13 +51,7 @@ impl Application {
         operator_key: Option<&SecretString>,
     ) -> std::io::Result<Self> {
         toolgate_registry::mcp::install_tls_provider();
-        let audit = match &loaded.config.audit {
-            Some(cfg) => Some(std::sync::Arc::new(
-                crate::audit::Auditor::open(cfg.get_ref(), &loaded.config.tools)
-                    .map_err(std::io::Error::other)?,
-            )),
-            None => None,
-        };
+        let audit = open_audit(loaded)?;
         let state = AppState::with_audit(registry, loaded, operator_key, audit);
         let listener = bind(listen)?;
         let _federation = crate::reload::spawn_federation_watcher(state.clone());
@@ -100,13 +94,7 @@ impl Application {
     ) -> std::io::Result<()> {
         use secrecy::ExposeSecret;
         toolgate_registry::mcp::install_tls_provider();
-        let audit = match &loaded.config.audit {
-            Some(cfg) => Some(std::sync::Arc::new(
-                crate::audit::Auditor::open(cfg.get_ref(), &loaded.config.tools)
-                    .map_err(std::io::Error::other)?,
-            )),
-            None => None,
-        };
+        let audit = open_audit(loaded)?;
         let state = AppState::with_audit(registry, loaded, None, audit);
         let caller = match key {
             Some(key) => state.keys.verify(key.expose_secret()).ok_or_else(|| {
@@ -177,4 +165,20 @@ impl Application {
         )
         .await
     }
+}
+
+/// The audit log of `[audit]`, when the config has one.
+fn open_audit(
+    loaded: &LoadedConfig,
+) -> std::io::Result<Option<std::sync::Arc<crate::audit::Auditor>>> {
+    loaded
+        .config
+        .audit
+        .as_ref()
+        .map(|cfg| {
+            crate::audit::Auditor::open(cfg.get_ref(), &loaded.config.tools)
+                .map(std::sync::Arc::new)
+                .map_err(std::io::Error::other)
+        })
+        .transpose()
 }

@@ -17,6 +17,9 @@ use toolgate_test_support::TestServer;
 
 use crate::{expect_problem, read};
 
+/// The 1x1 PNG the upstream answers on `/chart.png`.
+const PNG: &[u8] = include_bytes!("../../examples/conformance/pixel.png");
+
 /// Path, query, headers and body of one request the upstream received.
 type Request = (String, Option<String>, HashMap<String, String>, String);
 
@@ -53,6 +56,19 @@ async fn upstream() -> (String, Arc<Seen>) {
         Router::new()
             .route("/echo/{*rest}", any(record))
             .route("/big", get(|| async { "x".repeat(2 * 1024 * 1024) }))
+            .route(
+                "/chart.png",
+                get(|| async { ([("content-type", "image/png")], PNG.to_vec()) }),
+            )
+            .route(
+                "/report.pdf",
+                get(|| async {
+                    (
+                        [("content-type", "application/pdf")],
+                        b"%PDF-1.7 fake".to_vec(),
+                    )
+                }),
+            )
             .route(
                 "/down",
                 get(|State(s): State<Arc<Seen>>| async move {
@@ -446,4 +462,47 @@ async fn dot_segments_in_path_values_are_refused() {
         read(s.call("user", &json!({"id": "a..b"})).send().await.unwrap()).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["output"]["data"]["path"], "users/a..b/profile");
+}
+
+#[tokio::test]
+async fn binary_answers_become_content_blocks_on_rest_and_mcp() {
+    use base64::Engine as _;
+    let (addr, _) = upstream().await;
+    let tools = format!(
+        "{}{}",
+        tool("chart", &format!("http://{addr}/chart.png"), ""),
+        tool("report", &format!("http://{addr}/report.pdf"), ""),
+    );
+    let s = server(&addr, &tools).await;
+    let (status, _, body) = read(s.call("chart", &json!({})).send().await.unwrap()).await;
+    assert_eq!(status, 200, "{body}");
+    let block = &body["output"]["content"][0];
+    assert_eq!(block["type"], "image");
+    assert_eq!(block["mimeType"], "image/png");
+    let data = base64::engine::general_purpose::STANDARD
+        .decode(block["data"].as_str().unwrap())
+        .unwrap();
+    assert_eq!(data, PNG, "REST carries the bytes as the MCP block would");
+    for rev in [crate::mcp::Rev::Modern, crate::mcp::Rev::Legacy] {
+        let c = crate::mcp::connect(&s, toolgate_test_support::OPERATOR_KEY, rev).await;
+        let image = c
+            .service
+            .call_tool(crate::mcp::params("chart", json!({})))
+            .await
+            .unwrap();
+        let image = serde_json::to_value(image).unwrap();
+        assert_eq!(image["content"][0]["type"], "image", "{image}");
+        assert_eq!(image["content"][0]["mimeType"], "image/png");
+        let pdf = c
+            .service
+            .call_tool(crate::mcp::params("report", json!({})))
+            .await
+            .unwrap();
+        let pdf = serde_json::to_value(pdf).unwrap();
+        let resource = &pdf["content"][0]["resource"];
+        assert_eq!(pdf["content"][0]["type"], "resource", "{pdf}");
+        assert_eq!(resource["mimeType"], "application/pdf");
+        assert!(resource["uri"].as_str().unwrap().ends_with("/report.pdf"));
+        assert!(resource["blob"].is_string());
+    }
 }
