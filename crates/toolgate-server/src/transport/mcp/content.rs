@@ -65,7 +65,7 @@ pub(super) fn icons(
     })
 }
 
-fn not_found(uri: &str) -> ErrorData {
+pub(super) fn not_found(uri: &str) -> ErrorData {
     ErrorData::resource_not_found(format!("no resource {uri:?}"), Some(json!({ "uri": uri })))
 }
 
@@ -136,6 +136,25 @@ pub(super) fn list_templates(state: &AppState, caller: &Principal) -> ListResour
     ListResourceTemplatesResult::with_all_items(items)
         .with_ttl_ms(LIST_TTL_MS)
         .with_cache_scope(CacheScope::Private)
+}
+
+/// Whether `caller` may read `uri` (without reading it: a tool-backed template is
+/// not called).
+pub(super) fn visible(state: &AppState, caller: &Principal, uri: &str) -> bool {
+    let content = state.registry.content();
+    content
+        .resources
+        .iter()
+        .any(|r| r.uri == uri && caller.allows(&r.scope))
+        || content
+            .schemas
+            .iter()
+            .any(|s| s.uri == uri && schema_visible(caller, &s.tools))
+        || tool_of_doc_uri(uri).is_some_and(|t| caller.allows(t) && state.registry.get(t).is_some())
+        || content
+            .templates
+            .iter()
+            .any(|t| caller.allows(&t.scope) && t.uri.match_uri(uri).is_some())
 }
 
 /// One resource, as `caller` may read it.

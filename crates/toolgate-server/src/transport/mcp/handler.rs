@@ -372,7 +372,9 @@ impl ServerHandler for McpHandler {
     ) -> Result<(), ErrorData> {
         let scope = self.scope(&context.extensions)?;
         // Only what the caller may read can be subscribed to.
-        super::content::read(&self.state, &scope, &request.uri).await?;
+        if !super::content::visible(&self.state, &scope.caller, &request.uri) {
+            return Err(super::content::not_found(&request.uri));
+        }
         let mut subscribed = self
             .subscribed
             .lock()
