@@ -21,6 +21,11 @@ pub struct Idp {
     client: reqwest::Client,
 }
 
+/// Starts tried before giving up.
+const START_ATTEMPTS: usize = 3;
+/// How long one start may take to print its ready line.
+const START_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(20);
+
 /// `tests/idp` of this repository.
 fn dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/idp")
@@ -44,9 +49,28 @@ impl Idp {
     pub fn start(config: &Value) -> anyhow::Result<Self> {
         let mut file = tempfile::NamedTempFile::new()?;
         std::io::Write::write_all(&mut file, config.to_string().as_bytes())?;
+        // Now and then (about one start in a few hundred here) node stalls before it
+        // listens and never prints its ready line. A start is therefore bounded, and
+        // a stalled one is killed and tried again: the tests need a working IdP, not
+        // this one process.
+        let mut last = String::new();
+        for _ in 0..START_ATTEMPTS {
+            match Self::start_once(file.path())? {
+                Ok((child, stdin, ready)) => return Self::ready(child, stdin, file, &ready),
+                Err(why) => last = why,
+            }
+        }
+        bail!("the test IdP did not start in {START_ATTEMPTS} attempts: {last}")
+    }
+
+    /// One start: the child and its ready line, or why there is none.
+    #[allow(clippy::type_complexity)]
+    fn start_once(
+        config: &std::path::Path,
+    ) -> anyhow::Result<Result<(Child, ChildStdin, Value), String>> {
         let mut child = Command::new("node")
             .arg(dir().join("server.mjs"))
-            .arg(file.path())
+            .arg(config)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -54,15 +78,31 @@ impl Idp {
             .context("node tests/idp/server.mjs")?;
         let stdin = child.stdin.take().context("stdin")?;
         let stdout = child.stdout.take().context("stdout")?;
-        let mut line = String::new();
-        BufReader::new(stdout).read_line(&mut line)?;
-        let ready: Value = match serde_json::from_str(&line) {
-            Ok(v) => v,
-            Err(_) => {
-                let _ = child.kill();
-                bail!("the test IdP did not start: {line:?}");
-            }
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut line = String::new();
+            let read = BufReader::new(stdout).read_line(&mut line).map(|_| line);
+            let _ = tx.send(read);
+        });
+        let outcome = match rx.recv_timeout(START_TIMEOUT) {
+            Ok(Ok(line)) => match serde_json::from_str::<Value>(&line) {
+                Ok(ready) => return Ok(Ok((child, stdin, ready))),
+                Err(_) => format!("it printed {line:?}"),
+            },
+            Ok(Err(e)) => format!("reading its stdout: {e}"),
+            Err(_) => format!("no ready line within {} s", START_TIMEOUT.as_secs()),
         };
+        let _ = child.kill();
+        let _ = child.wait();
+        Ok(Err(outcome))
+    }
+
+    fn ready(
+        child: Child,
+        stdin: ChildStdin,
+        file: tempfile::NamedTempFile,
+        ready: &Value,
+    ) -> anyhow::Result<Self> {
         let issuer = ready["issuer"]
             .as_str()
             .context("no issuer in the ready line")?

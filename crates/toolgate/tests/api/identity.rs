@@ -818,6 +818,7 @@ async fn sse_and_websocket_accept_the_same_tokens() {
         .post(s.url("/api/v1/tools/echo/stream"))
         .bearer_auth(format!("{token}x"))
         .json(&json!({"n": 1}))
+        .timeout(Duration::from_secs(20))
         .send()
         .await
         .unwrap();
@@ -828,7 +829,14 @@ async fn sse_and_websocket_accept_the_same_tokens() {
         .unwrap();
     req.headers_mut()
         .insert("authorization", format!("Bearer {token}").parse().unwrap());
-    let (mut ws, _) = tokio_tungstenite::connect_async(req).await.unwrap();
+    // Every step is bounded, so a stuck step fails here and names itself.
+    let (mut ws, _) = tokio::time::timeout(
+        Duration::from_secs(20),
+        tokio_tungstenite::connect_async(req),
+    )
+    .await
+    .expect("the WebSocket upgrade took over 20 s")
+    .unwrap();
     ws.send(tungstenite::Message::text(
         json!({"type": "call", "id": "1", "tool": "echo", "arguments": {"x": 1}}).to_string(),
     ))
@@ -853,11 +861,21 @@ async fn sse_and_websocket_accept_the_same_tokens() {
         .unwrap();
     req.headers_mut()
         .insert("authorization", format!("Bearer {token}x").parse().unwrap());
-    match tokio_tungstenite::connect_async(req).await {
+    drop(ws);
+    let refused = tokio::time::timeout(
+        Duration::from_secs(20),
+        tokio_tungstenite::connect_async(req),
+    )
+    .await
+    .expect("the refused WebSocket upgrade took over 20 s");
+    match refused {
         Err(tungstenite::Error::Http(resp)) => assert_eq!(resp.status().as_u16(), 401),
         other => panic!("upgraded with a bad token: {:?}", other.map(|_| ())),
     }
-    s.stop().await.unwrap();
+    tokio::time::timeout(Duration::from_secs(60), s.stop())
+        .await
+        .expect("the server took over 60 s to stop")
+        .unwrap();
 }
 
 #[tokio::test]
