@@ -21,7 +21,6 @@ import argparse
 import asyncio
 import base64
 import json
-import subprocess
 import sys
 import warnings
 from pathlib import Path
@@ -30,7 +29,7 @@ from mcp import Client, types
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared._httpx_utils import create_mcp_http_client
 
-from interop import KEY, check, free_port, start_server
+from interop import KEY, check, free_port, start_server, stop
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -121,11 +120,7 @@ async def main() -> int:
         for mode in ("2026-07-28", "legacy"):
             await asyncio.wait_for(exercise(f"http://127.0.0.1:{port}/mcp", mode), timeout=60)
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop(proc)
     print("mcp-interop: the Python SDK gets every content type, logs, progress and client requests from a library tool")
     return 0
 

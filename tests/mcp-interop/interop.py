@@ -122,6 +122,15 @@ def start_server(command: list[str], port: int) -> subprocess.Popen:
     raise SystemExit(f"{command[0]} did not become ready within 30 s")
 
 
+def stop(proc: subprocess.Popen) -> None:
+    """End a server started by `start_server`: SIGTERM, then SIGKILL after 10 s."""
+    proc.terminate()
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
 def client(url: str, key: str, mode: str) -> Client:
     http = create_mcp_http_client(headers={"Authorization": f"Bearer {key}"})
     return Client(streamable_http_client(url, http_client=http), mode=mode)
@@ -345,11 +354,7 @@ async def main() -> int:
             for round_, mode in enumerate(("2026-07-28", "legacy")):
                 await asyncio.wait_for(exercise_reload(url, mode, Path(tmp), proc, round_), timeout=60)
         finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+            stop(proc)
     print("mcp-interop: the official Python SDK lists and calls toolgate's tools, resources and prompts over both revisions")
     return 0
 

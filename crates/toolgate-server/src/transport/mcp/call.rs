@@ -73,10 +73,7 @@ pub(super) async fn call_tool(
         timeout,
     };
     let run = work.run(progress, level, context.peer, context.ct);
-    crate::trace::TRACE_ID
-        .scope(scope.trace_id.clone(), run)
-        .instrument(scope.span.clone())
-        .await
+    scope.run(run).await
 }
 
 /// Everything one call needs, owned, so the future is `'static`.
@@ -235,6 +232,15 @@ async fn forward_notices(
 }
 
 impl RequestScope {
+    /// Run `work` inside the request's trace-id scope and span (rmcp runs handlers
+    /// on its own tasks, outside both).
+    pub(super) async fn run<T>(&self, work: impl std::future::Future<Output = T>) -> T {
+        crate::trace::TRACE_ID
+            .scope(self.trace_id.clone(), work)
+            .instrument(self.span.clone())
+            .await
+    }
+
     /// The scope the guard put on the HTTP request, and the request's head.
     pub(super) fn of(
         extensions: &rmcp::model::Extensions,

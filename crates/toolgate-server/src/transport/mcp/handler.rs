@@ -30,8 +30,6 @@ use rmcp::{ErrorData, RoleServer, ServerHandler};
 use tokio_util::sync::DropGuard;
 use toolgate_registry::Registry;
 
-use tracing::Instrument;
-
 use super::RequestScope;
 use super::call::call_tool;
 use super::catalog::{fingerprint, page};
@@ -357,11 +355,7 @@ impl ServerHandler for McpHandler {
     ) -> Result<ReadResourceResponse, ErrorData> {
         let scope = self.scope(&context.extensions)?;
         let read = super::content::read(&self.state, &scope, &request.uri);
-        crate::trace::TRACE_ID
-            .scope(scope.trace_id.clone(), read)
-            .instrument(scope.span.clone())
-            .await
-            .map(ReadResourceResponse::from)
+        scope.run(read).await.map(ReadResourceResponse::from)
     }
 
     #[allow(deprecated)]
@@ -417,11 +411,7 @@ impl ServerHandler for McpHandler {
     ) -> Result<GetPromptResponse, ErrorData> {
         let scope = self.scope(&context.extensions)?;
         let get = super::content::get_prompt(&self.state, &scope, request);
-        crate::trace::TRACE_ID
-            .scope(scope.trace_id.clone(), get)
-            .instrument(scope.span.clone())
-            .await
-            .map(GetPromptResponse::from)
+        scope.run(get).await.map(GetPromptResponse::from)
     }
 
     async fn complete(
@@ -431,10 +421,7 @@ impl ServerHandler for McpHandler {
     ) -> Result<CompleteResult, ErrorData> {
         let scope = self.scope(&context.extensions)?;
         let complete = super::content::complete(&self.state, &scope, request);
-        crate::trace::TRACE_ID
-            .scope(scope.trace_id.clone(), complete)
-            .instrument(scope.span.clone())
-            .await
+        scope.run(complete).await
     }
 }
 
