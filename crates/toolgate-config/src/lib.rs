@@ -16,6 +16,7 @@
 
 pub mod content;
 pub mod env;
+pub mod jobs;
 pub mod keys;
 pub mod load;
 pub mod model;

@@ -49,6 +49,9 @@ pub struct Config {
     /// `[[prompts]]`: MCP prompts.
     #[serde(default)]
     pub prompts: Vec<crate::content::PromptConfig>,
+    /// Durable jobs. Default: kept in memory.
+    #[serde(default)]
+    pub jobs: Option<Spanned<crate::jobs::JobsConfig>>,
 }
 
 /// `[toolsets.NAME]`: a named set of tools, served at `/mcp/NAME` and under
@@ -843,6 +846,13 @@ pub struct ToolConfig {
     /// Longest a call may take, in ms. Default `[defaults].timeout_ms`.
     #[serde(default)]
     pub timeout_ms: Option<Spanned<u64>>,
+    /// Longest a job of this tool may run, in ms (at least `timeout_ms`). Default
+    /// `[jobs].default_timeout_ms`, or `timeout_ms` where that is longer.
+    #[serde(default)]
+    pub job_timeout_ms: Option<Spanned<u64>>,
+    /// An approval gate: every call waits for an approver. Default none.
+    #[serde(default)]
+    pub approval: Option<Spanned<crate::jobs::ApprovalConfig>>,
     /// Calls that may run at once. Default `[defaults].max_concurrency`.
     #[serde(default)]
     pub max_concurrency: Option<Spanned<usize>>,

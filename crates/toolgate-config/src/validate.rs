@@ -10,6 +10,7 @@ use crate::load::{LoadedConfig, Problem, is_valid_tool_name};
 use crate::model::{Config, ParamType, ToolConfig, ToolKind};
 
 mod content;
+mod jobs;
 mod sources;
 mod wasm;
 
@@ -46,13 +47,7 @@ pub(crate) fn validate(loaded: &LoadedConfig) -> Vec<Problem> {
                 "[audit] needs either `path` (SQLite) or `url` (PostgreSQL)",
             );
         }
-        let table_ok = !v.table.is_empty()
-            && v.table.len() <= 63
-            && v.table
-                .chars()
-                .all(|ch| ch.is_ascii_alphanumeric() || ch == '_')
-            && !v.table.starts_with(|ch: char| ch.is_ascii_digit());
-        if !table_ok {
+        if !is_identifier(&v.table) {
             c.report(
                 a.span(),
                 format!("[audit] table {:?} must be an identifier", v.table),
@@ -103,11 +98,21 @@ pub(crate) fn validate(loaded: &LoadedConfig) -> Vec<Problem> {
     check_sources(&mut c, cfg);
     check_toolsets(&mut c, cfg);
     content::check_content(&mut c, cfg);
+    jobs::check_jobs(&mut c, cfg);
     let mut seen = HashSet::new();
     for tool in &cfg.tools {
         check_tool(&mut c, cfg, tool, &mut seen);
     }
     c.problems
+}
+
+/// A SQL table name toolgate accepts: letters, digits and `_`, 1 to 63, not
+/// starting with a digit.
+fn is_identifier(t: &str) -> bool {
+    !t.is_empty()
+        && t.len() <= 63
+        && t.chars().all(|ch| ch.is_ascii_alphanumeric() || ch == '_')
+        && !t.starts_with(|ch: char| ch.is_ascii_digit())
 }
 
 fn check_server(c: &mut Checker<'_>, cfg: &Config) {

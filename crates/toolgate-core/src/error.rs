@@ -46,11 +46,24 @@ pub enum ErrorKind {
     /// `audit_unavailable` (503): the call's audit record cannot be kept (or, with
     /// `durability = "sync"`, committed), so the call is refused.
     AuditUnavailable,
+    /// `approval_required` (409): the tool runs only once approved; start it as a
+    /// job (or an MCP task) to ask for the approval.
+    ApprovalRequired,
+    /// `approval_denied` (403): an approver said no, or nobody decided in time.
+    ApprovalDenied,
+    /// `job_not_found` (404): no such job (or approval) of this caller.
+    JobNotFound,
+    /// `jobs_unavailable` (503): the job store cannot be reached.
+    JobsUnavailable,
+    /// `replica_lost` (503): the server running a job stopped before it ended.
+    ReplicaLost,
+    /// `already_decided` (409): the approval was decided (or timed out) already.
+    AlreadyDecided,
 }
 
 impl ErrorKind {
     /// Every kind, for exhaustive documentation and tests.
-    pub const ALL: [ErrorKind; 16] = [
+    pub const ALL: [ErrorKind; 22] = [
         ErrorKind::InvalidJson,
         ErrorKind::InvalidArguments,
         ErrorKind::Unauthorized,
@@ -67,7 +80,19 @@ impl ErrorKind {
         ErrorKind::QuotaExceeded,
         ErrorKind::RequestTimeout,
         ErrorKind::AuditUnavailable,
+        ErrorKind::ApprovalRequired,
+        ErrorKind::ApprovalDenied,
+        ErrorKind::JobNotFound,
+        ErrorKind::JobsUnavailable,
+        ErrorKind::ReplicaLost,
+        ErrorKind::AlreadyDecided,
     ];
+
+    /// The kind whose code is `code`.
+    #[must_use]
+    pub fn from_code(code: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.code() == code)
+    }
 
     /// The contract's `code` string.
     #[must_use]
@@ -89,6 +114,12 @@ impl ErrorKind {
             ErrorKind::QuotaExceeded => "quota_exceeded",
             ErrorKind::RequestTimeout => "request_timeout",
             ErrorKind::AuditUnavailable => "audit_unavailable",
+            ErrorKind::ApprovalRequired => "approval_required",
+            ErrorKind::ApprovalDenied => "approval_denied",
+            ErrorKind::JobNotFound => "job_not_found",
+            ErrorKind::JobsUnavailable => "jobs_unavailable",
+            ErrorKind::ReplicaLost => "replica_lost",
+            ErrorKind::AlreadyDecided => "already_decided",
         }
     }
 
@@ -100,13 +131,17 @@ impl ErrorKind {
             ErrorKind::InvalidJson => 400,
             ErrorKind::InvalidArguments => 422,
             ErrorKind::Unauthorized => 401,
-            ErrorKind::Forbidden => 403,
-            ErrorKind::ToolNotFound => 404,
+            ErrorKind::Forbidden | ErrorKind::ApprovalDenied => 403,
+            ErrorKind::ToolNotFound | ErrorKind::JobNotFound => 404,
+            ErrorKind::ApprovalRequired | ErrorKind::AlreadyDecided => 409,
             ErrorKind::PayloadTooLarge => 413,
             ErrorKind::RateLimited | ErrorKind::Overloaded | ErrorKind::QuotaExceeded => 429,
             ErrorKind::RequestTimeout => 408,
             ErrorKind::Timeout => 504,
-            ErrorKind::CircuitOpen | ErrorKind::AuditUnavailable => 503,
+            ErrorKind::CircuitOpen
+            | ErrorKind::AuditUnavailable
+            | ErrorKind::JobsUnavailable
+            | ErrorKind::ReplicaLost => 503,
             ErrorKind::UpstreamError => 502,
             ErrorKind::ToolError => 500,
             ErrorKind::Cancelled => 499,
@@ -133,6 +168,12 @@ impl ErrorKind {
             ErrorKind::QuotaExceeded => "Quota exceeded",
             ErrorKind::RequestTimeout => "Request timeout",
             ErrorKind::AuditUnavailable => "Audit log unavailable",
+            ErrorKind::ApprovalRequired => "Approval required",
+            ErrorKind::ApprovalDenied => "Approval denied",
+            ErrorKind::JobNotFound => "Job not found",
+            ErrorKind::JobsUnavailable => "Job store unavailable",
+            ErrorKind::ReplicaLost => "Replica lost",
+            ErrorKind::AlreadyDecided => "Already decided",
         }
     }
 }

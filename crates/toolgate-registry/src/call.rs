@@ -43,7 +43,11 @@ pub(crate) async fn run(
     }
     entry.schema.check(&arguments)?;
     let start = Instant::now();
-    let deadline = deadline::resolve(start, entry.spec.timeout, &inv.timeouts);
+    let deadline = deadline::resolve(
+        start,
+        inv.max_timeout.unwrap_or(entry.spec.timeout),
+        &inv.timeouts,
+    );
     if let Some((_, budget)) = &entry.retry {
         budget.record_call(start);
     }

@@ -75,6 +75,14 @@ impl RegisteredTool {
         })
     }
 
+    /// Check `arguments` against the input schema, as a call would.
+    ///
+    /// # Errors
+    /// `invalid_arguments` with every violation.
+    pub fn check_arguments(&self, arguments: &serde_json::Value) -> Result<(), ToolError> {
+        self.schema.check(arguments)
+    }
+
     /// The tool's description.
     #[must_use]
     pub fn spec(&self) -> &ToolSpec {
@@ -119,6 +127,8 @@ pub enum Transport {
     Mcp,
     /// `toolgate call`, in-process.
     Cli,
+    /// A durable job (REST jobs, MCP tasks), run by the job runner.
+    Job,
 }
 
 impl Transport {
@@ -132,6 +142,7 @@ impl Transport {
             Transport::WebSocket => "ws",
             Transport::Mcp => "mcp",
             Transport::Cli => "cli",
+            Transport::Job => "job",
         }
     }
 }
@@ -153,6 +164,9 @@ pub struct Invocation {
     pub caller: Option<std::sync::Arc<toolgate_core::CallerIdentity>>,
     /// The client, where the transport lets tools log to it and ask it things.
     pub client: Option<Arc<dyn toolgate_core::ClientRequests>>,
+    /// The ceiling of the deadline in place of the tool's `timeout` (a job's
+    /// `job_timeout_ms`, which may be longer).
+    pub max_timeout: Option<Duration>,
 }
 
 impl std::fmt::Debug for Invocation {

@@ -52,7 +52,8 @@ impl Application {
     ) -> std::io::Result<Self> {
         toolgate_registry::mcp::install_tls_provider();
         let audit = open_audit(loaded)?;
-        let state = AppState::with_audit(registry, loaded, operator_key, audit);
+        let jobs = open_jobs(loaded).await?;
+        let state = AppState::with_audit(registry, loaded, operator_key, audit, jobs);
         let listener = bind(listen)?;
         let _federation = crate::reload::spawn_federation_watcher(state.clone());
         let admin = match &loaded.config.server.admin_listen {
@@ -95,7 +96,9 @@ impl Application {
         use secrecy::ExposeSecret;
         toolgate_registry::mcp::install_tls_provider();
         let audit = open_audit(loaded)?;
-        let state = AppState::with_audit(registry, loaded, None, audit);
+        let jobs = open_jobs(loaded).await?;
+        let state = AppState::with_audit(registry, loaded, None, audit, jobs);
+        crate::jobs::Jobs::start(&state);
         let caller = match key {
             Some(key) => state.keys.verify(key.expose_secret()).ok_or_else(|| {
                 std::io::Error::new(
@@ -181,4 +184,15 @@ fn open_audit(
                 .map_err(std::io::Error::other)
         })
         .transpose()
+}
+
+/// The job store of `[jobs]` (memory without it).
+async fn open_jobs(loaded: &LoadedConfig) -> std::io::Result<std::sync::Arc<crate::jobs::Jobs>> {
+    let jobs = crate::jobs::Jobs::open(loaded)
+        .await
+        .map_err(std::io::Error::other)?;
+    if !jobs.settings().durable {
+        tracing::info!("jobs are kept in memory; configure [jobs] to keep them across restarts");
+    }
+    Ok(std::sync::Arc::new(jobs))
 }

@@ -62,6 +62,14 @@ pub struct CapturedArgs {
     kept: Option<Value>,
 }
 
+impl CapturedArgs {
+    /// Arguments known only by their SHA-256 (a job's, stored at its creation).
+    #[must_use]
+    pub fn of_digest(sha256: [u8; 32]) -> Self {
+        Self { sha256, kept: None }
+    }
+}
+
 /// What `run_call` hands over about a finished call.
 #[derive(Debug)]
 pub struct CallFacts<'a> {

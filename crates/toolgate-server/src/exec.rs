@@ -47,7 +47,33 @@ pub async fn run_call(
     caller: &Principal,
     tool: &str,
     arguments: Value,
+    inv: Invocation,
+) -> Outcome {
+    run_admitted(state, caller, tool, arguments, inv, None).await
+}
+
+/// As [`run_call`], for a job the runner claimed: `slot` is the key's call slot the
+/// runner already holds (a job waits for one instead of failing), the rate limit
+/// was taken when the job was created, and an approved job's approval is not asked
+/// for again.
+pub async fn run_job_call(
+    state: &AppState,
+    caller: &Principal,
+    tool: &str,
+    arguments: Value,
+    inv: Invocation,
+    slot: crate::quota::QuotaSlot,
+) -> Outcome {
+    run_admitted(state, caller, tool, arguments, inv, Some(slot)).await
+}
+
+async fn run_admitted(
+    state: &AppState,
+    caller: &Principal,
+    tool: &str,
+    arguments: Value,
     mut inv: Invocation,
+    job_slot: Option<crate::quota::QuotaSlot>,
 ) -> Outcome {
     let start = Instant::now();
     inv.caller = Some(Arc::clone(&caller.caller));
@@ -77,7 +103,10 @@ pub async fn run_call(
         error.type = tracing::field::Empty,
     );
     let result = async {
-        let _slot = admit(state, caller, tool).await?;
+        let _slot = match job_slot {
+            Some(slot) => admit_job(state, caller, tool).map(|()| slot)?,
+            None => admit(state, caller, tool).await?,
+        };
         if crate::search::is_meta(caller, tool) {
             return crate::search::call(&state.registry, caller, tool, &arguments);
         }
@@ -170,14 +199,30 @@ impl Drop for Pending<'_> {
 }
 
 /// `503 audit_unavailable`, try again in a second.
-fn audit_unavailable(e: &toolgate_audit::AuditUnavailable) -> ToolError {
+pub(crate) fn audit_unavailable(e: &toolgate_audit::AuditUnavailable) -> ToolError {
     ToolError::new(ErrorKind::AuditUnavailable, e.to_string())
         .with_retry_after(Duration::from_secs(1))
         .server_wide()
 }
 
-/// The checks before a call reaches the registry: scope, rate limit, drain, and the
-/// key's calls-in-flight quota, whose slot the call holds until it ends.
+/// What a job's run is checked for: the key may still call the tool (scopes can
+/// change while it waits), and its audit record can be kept.
+fn admit_job(state: &AppState, caller: &Principal, tool: &str) -> Result<(), ToolError> {
+    if !caller.allows(tool) {
+        return Err(ToolError::new(
+            ErrorKind::Forbidden,
+            format!("the key {:?} has no scope for tool {tool:?}", caller.name),
+        ));
+    }
+    if let Some(audit) = &state.audit {
+        audit.admit().map_err(|e| audit_unavailable(&e))?;
+    }
+    Ok(())
+}
+
+/// The checks before a call reaches the registry: scope, approval gate, rate limit,
+/// drain, and the key's calls-in-flight quota, whose slot the call holds until it
+/// ends.
 async fn admit(
     state: &AppState,
     caller: &Principal,
@@ -189,6 +234,16 @@ async fn admit(
             format!("the key {:?} has no scope for tool {tool:?}", caller.name),
         ));
     }
+    if state.jobs.needs_approval(tool) {
+        return Err(crate::jobs::approval_required(tool));
+    }
+    admit_entry(state, caller).await?;
+    caller.take_slot(crate::quota::QuotaKind::Calls)
+}
+
+/// The checks every new call or job passes after its scope: the key's rate limit,
+/// the audit log's room, and the drain.
+pub(crate) async fn admit_entry(state: &AppState, caller: &Principal) -> Result<(), ToolError> {
     if let Err(refusal) = state.limiter.take(caller).await {
         return Err(match refusal {
             Refusal::RateLimited(after) => ToolError::new(
@@ -217,7 +272,7 @@ async fn admit(
         .with_retry_after(DRAINING_RETRY_AFTER)
         .server_wide());
     }
-    caller.take_slot(crate::quota::QuotaKind::Calls)
+    Ok(())
 }
 
 /// The `tool` label of a name no tool has: callers choose the names they ask for, and

@@ -16,6 +16,7 @@
 //! - [`body_deadline`]: the request-body deadline (408).
 //! - [`exec`]: running one call for a caller (scope check, invoke, call log line).
 //! - [`transport`]: `rest` (list, describe, call) and `batch` (`/tools/execute`).
+//! - [`jobs`]: durable jobs (REST), approvals, webhooks and the job runner.
 //! - [`health`]: `/healthz`, `/readyz` and the [`health::Readiness`] state.
 //! - [`openapi`]: the OpenAPI 3.1 document and the `/docs` page.
 //! - [`ratelimit`]: per-key rate limits, in memory or shared through Redis.
@@ -33,6 +34,7 @@ pub mod error;
 pub mod exec;
 pub mod gate;
 pub mod health;
+pub mod jobs;
 pub mod listener;
 pub mod middleware;
 pub mod openapi;
@@ -71,6 +73,18 @@ pub fn router(state: AppState) -> Router {
             post(transport::sse::stream_tool),
         )
         .route("/api/v1/ws", get(transport::ws::upgrade))
+        .route("/api/v1/tools/execute/jobs", post(jobs::rest::create_batch))
+        .route("/api/v1/tools/{name}/jobs", post(jobs::rest::create))
+        .route("/api/v1/jobs", get(jobs::rest::list))
+        .route(
+            "/api/v1/jobs/{id}",
+            get(jobs::rest::get).delete(jobs::rest::cancel),
+        )
+        .route("/api/v1/jobs/{id}/cancel", post(jobs::rest::cancel))
+        .route("/api/v1/approvals", get(jobs::rest::list_approvals))
+        .route("/api/v1/approvals/{id}", get(jobs::rest::get_approval))
+        .route("/api/v1/approvals/{id}/approve", post(jobs::rest::approve))
+        .route("/api/v1/approvals/{id}/deny", post(jobs::rest::deny))
         .route(
             "/api/v1/tools/{name}",
             get(transport::rest::describe_tool).post(transport::rest::call_tool),
@@ -159,6 +173,7 @@ pub async fn serve(
         stop_accepting.clone(),
     ));
     state.readiness.set_ready();
+    jobs::Jobs::start(&state);
     tokio::select! {
         r = &mut server => return r.map_err(std::io::Error::other),
         () = shutdown => {}

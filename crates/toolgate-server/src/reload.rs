@@ -110,6 +110,7 @@ pub fn apply(state: &AppState, loaded: &LoadedConfig) -> Result<ReloadSummary, P
     );
     state.tokens.store(crate::state::tokens_of(loaded));
     state.docs.rebuild(&state.registry);
+    state.jobs.update(loaded);
     if let Some(audit) = &state.audit {
         audit.update(&loaded.config.tools);
     }

@@ -99,6 +99,8 @@ pub struct Shared {
     pub tokens: arc_swap::ArcSwapOption<crate::tokens::Tokens>,
     /// `[toolsets.NAME]` (replaced on reload).
     pub toolsets: arc_swap::ArcSwap<crate::toolsets::Toolsets>,
+    /// Durable jobs and approvals.
+    pub jobs: Arc<crate::jobs::Jobs>,
     /// The operator key given at start (kept across reloads).
     pub(crate) operator_key: Option<SecretString>,
 }
@@ -112,16 +114,18 @@ impl AppState {
         loaded: &LoadedConfig,
         operator_key: Option<&SecretString>,
     ) -> Self {
-        Self::with_audit(registry, loaded, operator_key, None)
+        let jobs = Arc::new(crate::jobs::Jobs::in_memory(loaded));
+        Self::with_audit(registry, loaded, operator_key, None, jobs)
     }
 
-    /// As [`AppState::new`], with the audit log open.
+    /// As [`AppState::new`], with the audit log and the job store open.
     #[must_use]
     pub fn with_audit(
         registry: Registry,
         loaded: &LoadedConfig,
         operator_key: Option<&SecretString>,
         audit: Option<Arc<crate::audit::Auditor>>,
+        jobs: Arc<crate::jobs::Jobs>,
     ) -> Self {
         let server = &loaded.config.server;
         // Install the metrics recorder before the first request records anything.
@@ -186,6 +190,7 @@ impl AppState {
                 }),
             ),
             audit,
+            jobs,
             tokens: arc_swap::ArcSwapOption::new(tokens_of(loaded)),
             toolsets: arc_swap::ArcSwap::from_pointee(crate::toolsets::of(loaded)),
             operator_key: operator.cloned(),

@@ -70,8 +70,18 @@ pub async fn call_tool(
     Path(name): Path<String>,
     headers: HeaderMap,
     JsonBody(arguments): JsonBody,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<axum::response::Response, ApiError> {
     let timeout = requested_timeout(&headers)?;
+    // A tool behind an approval gate answers with its job, awaiting approval.
+    if state.jobs.needs_approval(&name) {
+        let webhook = crate::jobs::rest::webhook_of(&headers)?;
+        let job = state
+            .jobs
+            .create(&state, &caller, &name, Value::Object(arguments), webhook, "rest")
+            .await
+            .map_err(|e| ApiError::from_tool(e, &name))?;
+        return Ok(crate::jobs::rest::accepted(&job));
+    }
     let inv = Invocation {
         client: None,
         caller: None,
@@ -83,9 +93,9 @@ pub async fn call_tool(
     let outcome = run_call(&state, &caller, &name, Value::Object(arguments), inv).await;
     let duration_ms = outcome.duration_ms();
     match outcome.result {
-        Ok(output) => Ok(Json(
+        Ok(output) => Ok(axum::response::IntoResponse::into_response(Json(
             json!({"tool": name, "output": output, "duration_ms": duration_ms}),
-        )),
+        ))),
         Err(e) => Err(ApiError::from_tool(e, &name)),
     }
 }

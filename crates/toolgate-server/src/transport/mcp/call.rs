@@ -126,6 +126,7 @@ impl Call {
             progress: sink,
             trace_id: Some(scope.trace_id.clone()),
             transport: toolgate_registry::Transport::Mcp,
+            max_timeout: None,
         };
         let call = run_call(&state, &scope.caller, &tool, arguments, inv);
         // Only the call holds the client (and with it the queue's sender), so the

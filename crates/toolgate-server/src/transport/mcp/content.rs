@@ -269,6 +269,7 @@ async fn call(
         progress: ProgressSink::none(),
         trace_id: Some(scope.trace_id.clone()),
         transport: Transport::Mcp,
+        max_timeout: None,
     };
     let outcome = run_call(state, &scope.caller, tool, arguments, inv).await;
     match outcome.result {

@@ -225,6 +225,7 @@ pub(super) async fn serve(state: &AppState, req: Request, parsed: Parsed) -> Res
         progress: ProgressSink::none(),
         trace_id: Some(scope.trace_id.clone()),
         transport: Transport::Mcp,
+        max_timeout: None,
     };
     // Still on the request's own task, inside its span and trace-id scope (rmcp's
     // path has to re-enter both on its handler task).

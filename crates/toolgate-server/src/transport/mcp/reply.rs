@@ -42,14 +42,19 @@ pub(super) fn tool_failure(err: ToolError, tool: &str) -> Result<CallToolResult,
     let message = err.message.clone();
     let problem = ApiError::from_tool(err, tool).to_problem();
     let code = match kind {
-        ErrorKind::ToolNotFound => ErrorCode::INVALID_PARAMS,
+        ErrorKind::ToolNotFound | ErrorKind::JobNotFound => ErrorCode::INVALID_PARAMS,
         ErrorKind::Forbidden => FORBIDDEN,
         ErrorKind::Unauthorized => UNAUTHORIZED,
         ErrorKind::Overloaded
         | ErrorKind::RateLimited
         | ErrorKind::QuotaExceeded
-        | ErrorKind::AuditUnavailable => BUSY,
-        ErrorKind::InvalidJson | ErrorKind::PayloadTooLarge | ErrorKind::RequestTimeout => {
+        | ErrorKind::AuditUnavailable
+        | ErrorKind::JobsUnavailable
+        | ErrorKind::ReplicaLost => BUSY,
+        ErrorKind::InvalidJson
+        | ErrorKind::PayloadTooLarge
+        | ErrorKind::RequestTimeout
+        | ErrorKind::AlreadyDecided => {
             ErrorCode::INVALID_REQUEST
         }
         ErrorKind::InvalidArguments
@@ -57,7 +62,9 @@ pub(super) fn tool_failure(err: ToolError, tool: &str) -> Result<CallToolResult,
         | ErrorKind::CircuitOpen
         | ErrorKind::UpstreamError
         | ErrorKind::ToolError
-        | ErrorKind::Cancelled => {
+        | ErrorKind::Cancelled
+        | ErrorKind::ApprovalRequired
+        | ErrorKind::ApprovalDenied => {
             return Ok(CallToolResult::error(vec![ContentBlock::text(
                 problem.to_string(),
             )]));
