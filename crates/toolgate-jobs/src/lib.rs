@@ -22,4 +22,4 @@ pub mod sign;
 mod store;
 
 pub use model::{Approval, Decision, Job, JobError, NewJob, Owner, State, now_ms};
-pub use store::{Page, StoreError, Store, Swept};
+pub use store::{Page, Store, StoreError, Swept};

@@ -197,7 +197,7 @@ pub struct Job {
     pub expires_ms: Option<i64>,
     /// The creating request's trace id.
     pub trace_id: Option<String>,
-    /// The replica holding the lease.
+    /// The replica holding the lease (after the end, the one that ran it last).
     pub lease_owner: Option<String>,
     /// Until when.
     pub lease_until_ms: Option<i64>,

@@ -138,9 +138,10 @@ const SCHEMA: &str = "CREATE TABLE IF NOT EXISTS {t} (
 CREATE INDEX IF NOT EXISTS {t}_queue ON {t} (state, not_before_ms, created_ms);
 CREATE INDEX IF NOT EXISTS {t}_owner ON {t} (owner_hash, created_ms);";
 
-/// The SQL that ends a job (`$1` state, `$2` now, `$3` result, `$4` error).
+/// The SQL that ends a job (`$1` state, `$2` now, `$3` result, `$4` error). The
+/// lease's owner stays, naming the replica that ran it last.
 const FINISH_SET: &str = "state = $1, updated_ms = $2, finished_ms = $2, result = $3, error = $4, \
-    expires_ms = $2 + ttl_ms, lease_owner = NULL, lease_until_ms = NULL";
+    expires_ms = $2 + ttl_ms, lease_until_ms = NULL";
 
 impl Store {
     /// The store in the SQLite file at `path` (created if missing, WAL mode).
@@ -186,7 +187,9 @@ impl Store {
                 .execute(&mut *tx)
                 .await?;
             for stmt in ddl.split(';').filter(|s| !s.trim().is_empty()) {
-                sqlx::query(sqlx::AssertSqlSafe(stmt.to_owned())).execute(&mut *tx).await?;
+                sqlx::query(sqlx::AssertSqlSafe(stmt.to_owned()))
+                    .execute(&mut *tx)
+                    .await?;
             }
             tx.commit().await?;
         }
@@ -241,7 +244,11 @@ impl Store {
             int(i64::try_from(new.timeout_ms).unwrap_or(i64::MAX)),
             int(i64::from(new.idempotent)),
             opt_text(new.webhook),
-            P::T(new.approval.as_ref().and_then(|a| serde_json::to_string(a).ok())),
+            P::T(
+                new.approval
+                    .as_ref()
+                    .and_then(|a| serde_json::to_string(a).ok()),
+            ),
             P::I(deadline),
             opt_text(new.trace_id),
             text(new.origin),
@@ -336,7 +343,12 @@ impl Store {
     ///
     /// # Errors
     /// The store failed.
-    pub async fn claim(&self, replica: &str, n: usize, lease_ms: i64) -> Result<Vec<Job>, StoreError> {
+    pub async fn claim(
+        &self,
+        replica: &str,
+        n: usize,
+        lease_ms: i64,
+    ) -> Result<Vec<Job>, StoreError> {
         if n == 0 {
             return Ok(Vec::new());
         }
@@ -433,7 +445,12 @@ impl Store {
     ///
     /// # Errors
     /// The store failed.
-    pub async fn requeue(&self, id: &str, replica: &str, delay_ms: i64) -> Result<bool, StoreError> {
+    pub async fn requeue(
+        &self,
+        id: &str,
+        replica: &str,
+        delay_ms: i64,
+    ) -> Result<bool, StoreError> {
         let now = now_ms();
         let n = self
             .exec(
@@ -468,7 +485,11 @@ impl Store {
     ///
     /// # Errors
     /// The store failed.
-    pub async fn cancel(&self, id: &str, owner_hash: Option<&str>) -> Result<Option<Job>, StoreError> {
+    pub async fn cancel(
+        &self,
+        id: &str,
+        owner_hash: Option<&str>,
+    ) -> Result<Option<Job>, StoreError> {
         let owner = P::T(owner_hash.map(str::to_owned));
         let error = JobError {
             code: "cancelled".into(),
@@ -653,7 +674,8 @@ impl Store {
                 blocking(move || {
                     let conn = lock(&conn);
                     let mut stmt = conn.prepare_cached(&sql)?;
-                    let mut rows = stmt.query(rusqlite::params_from_iter(params.iter().map(sqlite_value)))?;
+                    let mut rows =
+                        stmt.query(rusqlite::params_from_iter(params.iter().map(sqlite_value)))?;
                     let mut out = Vec::new();
                     while let Some(row) = rows.next()? {
                         out.push(raw_sqlite(row)?.into_job()?);
@@ -666,7 +688,9 @@ impl Store {
                 // The statements are this file's constants; the table name was
                 // checked to be an identifier when the config was loaded.
                 let sql = sql.replace("{t}", table);
-                let rows = bind_pg(sqlx::query(sqlx::AssertSqlSafe(sql)), params).fetch_all(pool).await?;
+                let rows = bind_pg(sqlx::query(sqlx::AssertSqlSafe(sql)), params)
+                    .fetch_all(pool)
+                    .await?;
                 rows.iter()
                     .map(|r| raw_pg(r).and_then(Raw::into_job))
                     .collect()
@@ -682,14 +706,17 @@ impl Store {
                 blocking(move || {
                     let conn = lock(&conn);
                     let mut stmt = conn.prepare_cached(&sql)?;
-                    let n = stmt.execute(rusqlite::params_from_iter(params.iter().map(sqlite_value)))?;
+                    let n =
+                        stmt.execute(rusqlite::params_from_iter(params.iter().map(sqlite_value)))?;
                     Ok(u64::try_from(n).unwrap_or(0))
                 })
                 .await
             }
             Backend::Postgres { pool, table } => {
                 let sql = sql.replace("{t}", table);
-                let done = bind_pg(sqlx::query(sqlx::AssertSqlSafe(sql)), params).execute(pool).await?;
+                let done = bind_pg(sqlx::query(sqlx::AssertSqlSafe(sql)), params)
+                    .execute(pool)
+                    .await?;
                 Ok(done.rows_affected())
             }
         }
@@ -714,7 +741,9 @@ impl Store {
             Backend::Postgres { pool, table } => {
                 use sqlx::Row;
                 let sql = sql.replace("{t}", table);
-                let row = bind_pg(sqlx::query(sqlx::AssertSqlSafe(sql)), params).fetch_one(pool).await?;
+                let row = bind_pg(sqlx::query(sqlx::AssertSqlSafe(sql)), params)
+                    .fetch_one(pool)
+                    .await?;
                 let n: i64 = row.try_get(0)?;
                 Ok(u64::try_from(n).unwrap_or(0))
             }
@@ -728,7 +757,9 @@ const DEFAULT_PURGE_MS: i64 = 24 * 3600 * 1000;
 /// The error of a denied (or timed-out) approval.
 fn denial(approval: &Approval) -> JobError {
     let detail = match &approval.decision {
-        Some(d) if d.by == "timeout" => "the approval request timed out; no approver decided in time".to_owned(),
+        Some(d) if d.by == "timeout" => {
+            "the approval request timed out; no approver decided in time".to_owned()
+        }
         Some(d) => match &d.comment {
             Some(c) => format!("denied by {}: {c}", d.by),
             None => format!("denied by {}", d.by),
@@ -879,8 +910,11 @@ fn raw_pg(row: &sqlx::postgres::PgRow) -> Result<Raw, StoreError> {
 
 impl Raw {
     fn into_job(self) -> Result<Job, StoreError> {
-        let bad = |what: &str, e: serde_json::Error| StoreError::Malformed(format!("job {}: {what}: {e}", self.id));
-        let owner: Owner = serde_json::from_str(&self.principal).map_err(|e| bad("principal", e))?;
+        let bad = |what: &str, e: serde_json::Error| {
+            StoreError::Malformed(format!("job {}: {what}: {e}", self.id))
+        };
+        let owner: Owner =
+            serde_json::from_str(&self.principal).map_err(|e| bad("principal", e))?;
         let parse_opt = |s: &Option<String>, what: &str| -> Result<Option<Value>, StoreError> {
             s.as_deref()
                 .map(serde_json::from_str)
@@ -903,8 +937,9 @@ impl Raw {
                 .map(serde_json::from_str::<Approval>)
                 .transpose()
                 .map_err(|e| bad("approval", e))?,
-            state: State::parse(&self.state)
-                .ok_or_else(|| StoreError::Malformed(format!("job {}: state {:?}", self.id, self.state)))?,
+            state: State::parse(&self.state).ok_or_else(|| {
+                StoreError::Malformed(format!("job {}: state {:?}", self.id, self.state))
+            })?,
             owner,
             tool: self.tool,
             args_hash: self.args_hash,

@@ -102,6 +102,21 @@ pub enum Command {
         #[command(subcommand)]
         command: AuditCommand,
     },
+    /// List, approve and deny the approval requests of a running server (as the
+    /// key in TOOLGATE_API_KEY, which must be an approver; never the caller's own).
+    Approvals {
+        /// Approval command.
+        #[command(subcommand)]
+        command: ApprovalsCommand,
+        /// The server.
+        #[arg(
+            long,
+            global = true,
+            env = "TOOLGATE_URL",
+            default_value = "http://127.0.0.1:8080"
+        )]
+        url: String,
+    },
     /// Print the OpenAPI 3.1 document.
     Openapi {
         /// Configuration.
@@ -186,5 +201,32 @@ pub enum AuditCommand {
         /// line): the log must still hold that record with that hash. Repeatable.
         #[arg(long = "head", value_name = "SEQ:HASH")]
         heads: Vec<String>,
+    },
+}
+
+/// Approval subcommands.
+#[derive(Debug, Subcommand)]
+pub enum ApprovalsCommand {
+    /// The pending requests this key may decide (one line each; `--json` for JSON).
+    List {
+        /// Print the server's JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Approve a request: the job then runs, once, with the arguments shown.
+    Approve {
+        /// The approval (job) id.
+        id: String,
+        /// Why (required when the tool says `reason_required`).
+        #[arg(long)]
+        comment: Option<String>,
+    },
+    /// Deny a request: the job fails with `approval_denied`.
+    Deny {
+        /// The approval (job) id.
+        id: String,
+        /// Why (required when the tool says `reason_required`).
+        #[arg(long)]
+        comment: Option<String>,
     },
 }

@@ -10,10 +10,16 @@ pub(super) fn check_jobs(c: &mut Checker<'_>, cfg: &Config) {
     let jobs = cfg.jobs.as_ref().map(|j| (j.span(), j.get_ref()));
     if let Some((span, j)) = jobs {
         if j.path.is_some() && j.url.is_some() {
-            c.report(span.clone(), "[jobs] takes `path` (SQLite) or `url` (PostgreSQL), not both");
+            c.report(
+                span.clone(),
+                "[jobs] takes `path` (SQLite) or `url` (PostgreSQL), not both",
+            );
         }
         if !super::is_identifier(&j.table) {
-            c.report(span.clone(), format!("[jobs] table {:?} must be an identifier", j.table));
+            c.report(
+                span.clone(),
+                format!("[jobs] table {:?} must be an identifier", j.table),
+            );
         }
         for (value, field, range) in [
             (j.workers as u64, "workers", 1..=10_000),
@@ -33,7 +39,10 @@ pub(super) fn check_jobs(c: &mut Checker<'_>, cfg: &Config) {
             }
         }
         if let Some(var) = &j.webhook_secret_env
-            && (var.is_empty() || !var.chars().all(|ch| ch.is_ascii_alphanumeric() || ch == '_'))
+            && (var.is_empty()
+                || !var
+                    .chars()
+                    .all(|ch| ch.is_ascii_alphanumeric() || ch == '_'))
         {
             c.report(
                 field_span(c, "jobs", "webhook_secret_env"),
@@ -44,7 +53,9 @@ pub(super) fn check_jobs(c: &mut Checker<'_>, cfg: &Config) {
             if net.parse::<std::net::IpAddr>().is_err() && !is_cidr(net) {
                 c.report(
                     field_span(c, "jobs", "webhook_allow_private"),
-                    format!("[jobs] webhook_allow_private: {net:?} is not a network (CIDR) or address"),
+                    format!(
+                        "[jobs] webhook_allow_private: {net:?} is not a network (CIDR) or address"
+                    ),
                 );
             }
         }
@@ -71,11 +82,17 @@ pub(super) fn check_jobs(c: &mut Checker<'_>, cfg: &Config) {
             if v.approvers.is_empty() {
                 c.report(
                     a.span(),
-                    format!("tool {:?}: approval needs at least one approver", t.name.get_ref()),
+                    format!(
+                        "tool {:?}: approval needs at least one approver",
+                        t.name.get_ref()
+                    ),
                 );
             }
             for p in &v.approvers {
-                let ok = match p.strip_prefix("key:").or_else(|| p.strip_prefix("subject:")) {
+                let ok = match p
+                    .strip_prefix("key:")
+                    .or_else(|| p.strip_prefix("subject:"))
+                {
                     Some(rest) => !rest.is_empty(),
                     None => crate::ScopePattern::parse(p).is_ok(),
                 };
@@ -89,7 +106,10 @@ pub(super) fn check_jobs(c: &mut Checker<'_>, cfg: &Config) {
             if !(1000..=2_592_000_000).contains(&v.timeout_ms) {
                 c.report(
                     a.span(),
-                    format!("tool {:?}: approval timeout_ms must be 1000..=2592000000 (30 days)", t.name.get_ref()),
+                    format!(
+                        "tool {:?}: approval timeout_ms must be 1000..=2592000000 (30 days)",
+                        t.name.get_ref()
+                    ),
                 );
             }
         }

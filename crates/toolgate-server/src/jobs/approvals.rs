@@ -74,7 +74,10 @@ fn is_caller(who: &Principal, job: &Job) -> bool {
 /// `forbidden`, saying why.
 fn may_decide(who: &Principal, job: &Job) -> Result<(), ToolError> {
     let Some(approval) = &job.approval else {
-        return Err(ToolError::new(ErrorKind::JobNotFound, "this job has no approval"));
+        return Err(ToolError::new(
+            ErrorKind::JobNotFound,
+            "this job has no approval",
+        ));
     };
     if is_caller(who, job) {
         return Err(ToolError::new(
@@ -85,7 +88,10 @@ fn may_decide(who: &Principal, job: &Job) -> Result<(), ToolError> {
     if !matches(who, &approval.approvers) {
         return Err(ToolError::new(
             ErrorKind::Forbidden,
-            format!("the key {:?} is not an approver of tool {:?}", who.name, job.tool),
+            format!(
+                "the key {:?} is not an approver of tool {:?}",
+                who.name, job.tool
+            ),
         ));
     }
     Ok(())
@@ -151,11 +157,21 @@ pub async fn decide(
         .ok_or_else(|| job_not_found(id))?;
     if let Err(e) = may_decide(who, &job) {
         // A refused decision is audited too: somebody tried.
-        audit_event(state, &who.name, who.identity.as_ref(), &job, "approval", "forbidden").await;
+        audit_event(
+            state,
+            &who.name,
+            who.identity.as_ref(),
+            &job,
+            "approval",
+            "forbidden",
+        )
+        .await;
         return Err(e);
     }
     let reason_required = job.approval.as_ref().is_some_and(|a| a.reason_required);
-    let comment = comment.map(|c| c.trim().to_owned()).filter(|c| !c.is_empty());
+    let comment = comment
+        .map(|c| c.trim().to_owned())
+        .filter(|c| !c.is_empty());
     if reason_required && comment.is_none() {
         let mut e = ToolError::invalid_arguments(vec![toolgate_core::FieldError {
             pointer: "/comment".into(),
@@ -187,11 +203,24 @@ pub async fn decide(
         .map_err(|e| unavailable(&e))?
     else {
         // Decided (or timed out, or cancelled) in the meantime.
-        let now = state.jobs.store().get(id).await.map_err(|e| unavailable(&e))?;
+        let now = state
+            .jobs
+            .store()
+            .get(id)
+            .await
+            .map_err(|e| unavailable(&e))?;
         return Err(now.map_or_else(|| job_not_found(id), |j| already_decided(&j)));
     };
     let outcome = if approved { "approved" } else { "denied" };
-    audit_event(state, &who.name, who.identity.as_ref(), &decided, "approval", outcome).await;
+    audit_event(
+        state,
+        &who.name,
+        who.identity.as_ref(),
+        &decided,
+        "approval",
+        outcome,
+    )
+    .await;
     tracing::info!(job = %decided.id, tool = %decided.tool, approver = %who.name, outcome, "approval decided");
     if approved {
         state.jobs.wake();
@@ -204,7 +233,11 @@ pub async fn decide(
 fn already_decided(job: &Job) -> ToolError {
     ToolError::new(
         ErrorKind::AlreadyDecided,
-        format!("job {:?} no longer awaits a decision (it is {})", job.id, job.state.as_str()),
+        format!(
+            "job {:?} no longer awaits a decision (it is {})",
+            job.id,
+            job.state.as_str()
+        ),
     )
 }
 

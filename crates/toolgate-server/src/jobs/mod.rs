@@ -138,14 +138,21 @@ impl Jobs {
         } else if let Some(url) = &cfg.url {
             Store::open_postgres(url.get_ref().as_str(), &cfg.table).await
         } else {
-            let path = cfg
-                .path
-                .as_ref()
-                .map_or_else(|| "toolgate-jobs.db".to_owned(), |p| p.get_ref().as_str().to_owned());
+            let path = cfg.path.as_ref().map_or_else(
+                || "toolgate-jobs.db".to_owned(),
+                |p| p.get_ref().as_str().to_owned(),
+            );
             Store::open_sqlite(std::path::Path::new(&path))
         }
         .map_err(|e| format!("jobs: {e}"))?;
-        let webhooks = webhook::Webhooks::new(&loaded.config.jobs.as_ref().map(|j| j.get_ref().clone()).unwrap_or_default())?;
+        let webhooks = webhook::Webhooks::new(
+            &loaded
+                .config
+                .jobs
+                .as_ref()
+                .map(|j| j.get_ref().clone())
+                .unwrap_or_default(),
+        )?;
         Ok(Self::with_store(loaded, store, durable, webhooks))
     }
 
@@ -159,7 +166,12 @@ impl Jobs {
         #[allow(clippy::expect_used)]
         let store = Store::open_sqlite(std::path::Path::new(":memory:"))
             .expect("an in-memory SQLite database opens");
-        let cfg = loaded.config.jobs.as_ref().map(|j| j.get_ref().clone()).unwrap_or_default();
+        let cfg = loaded
+            .config
+            .jobs
+            .as_ref()
+            .map(|j| j.get_ref().clone())
+            .unwrap_or_default();
         let webhooks = webhook::Webhooks::new(&cfg).unwrap_or_else(|e| {
             tracing::error!(error = %e, "webhooks are off");
             webhook::Webhooks::disabled()
@@ -167,7 +179,12 @@ impl Jobs {
         Self::with_store(loaded, store, false, webhooks)
     }
 
-    fn with_store(loaded: &LoadedConfig, store: Store, durable: bool, webhooks: webhook::Webhooks) -> Self {
+    fn with_store(
+        loaded: &LoadedConfig,
+        store: Store,
+        durable: bool,
+        webhooks: webhook::Webhooks,
+    ) -> Self {
         let cfg = loaded
             .config
             .jobs
@@ -250,10 +267,14 @@ impl Jobs {
     /// federated one, gets the defaults).
     #[must_use]
     pub fn policy(&self, tool: &str, tool_timeout: Duration) -> JobPolicy {
-        self.policies.load().get(tool).cloned().unwrap_or(JobPolicy {
-            timeout: self.settings.default_timeout.max(tool_timeout),
-            approval: None,
-        })
+        self.policies
+            .load()
+            .get(tool)
+            .cloned()
+            .unwrap_or(JobPolicy {
+                timeout: self.settings.default_timeout.max(tool_timeout),
+                approval: None,
+            })
     }
 
     /// Create a job of `tool` for `caller` (checked as a call is, plus the job
@@ -271,7 +292,9 @@ impl Jobs {
         webhook: Option<String>,
         origin: &str,
     ) -> Result<Job, ToolError> {
-        let new = self.prepare(state, caller, tool, arguments, webhook, origin).await?;
+        let new = self
+            .prepare(state, caller, tool, arguments, webhook, origin)
+            .await?;
         self.check_quota(caller, 1).await?;
         self.insert(state, caller, new).await
     }
@@ -375,7 +398,15 @@ impl Jobs {
         } else {
             "queued"
         };
-        audit_event(state, &caller.name, caller.identity.as_ref(), &job, "job", outcome).await;
+        audit_event(
+            state,
+            &caller.name,
+            caller.identity.as_ref(),
+            &job,
+            "job",
+            outcome,
+        )
+        .await;
         tracing::info!(job = %job.id, tool = %job.tool, key = %caller.name, state = outcome, "job created");
         if job.state == State::AwaitingApproval {
             self.webhooks.approval_requested(&job);
@@ -390,7 +421,12 @@ impl Jobs {
     ///
     /// # Errors
     /// No such job of the caller, or the store is down.
-    pub async fn cancel(&self, caller: &Principal, id: &str, wait: Duration) -> Result<Job, ToolError> {
+    pub async fn cancel(
+        &self,
+        caller: &Principal,
+        id: &str,
+        wait: Duration,
+    ) -> Result<Job, ToolError> {
         let owner = (!caller.privileged).then(|| owner_hash(caller));
         let job = self
             .store
@@ -494,9 +530,20 @@ fn principal_of(state: &AppState, owner: &Owner) -> Option<Arc<Principal>> {
     let mut p = Principal::new(owner.name.clone(), Scopes::Patterns(patterns), hash);
     p.caller = crate::auth::caller_identity(&owner.name, claims, None);
     p.identity = Some(Arc::new(crate::auth::TokenIdentity {
-        issuer: identity.get("issuer").and_then(Value::as_str).unwrap_or_default().to_owned(),
-        subject: identity.get("subject").and_then(Value::as_str).unwrap_or_default().to_owned(),
-        client_id: identity.get("client_id").and_then(Value::as_str).map(str::to_owned),
+        issuer: identity
+            .get("issuer")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned(),
+        subject: identity
+            .get("subject")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned(),
+        client_id: identity
+            .get("client_id")
+            .and_then(Value::as_str)
+            .map(str::to_owned),
     }));
     Some(Arc::new(p))
 }
@@ -511,8 +558,11 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 /// `503 jobs_unavailable`; the store's error is logged, not shown.
 pub(crate) fn unavailable(e: &StoreError) -> ToolError {
     tracing::warn!(error = %e, "job store failed");
-    ToolError::new(ErrorKind::JobsUnavailable, "the job store is unavailable; try again shortly")
-        .with_retry_after(Duration::from_secs(1))
+    ToolError::new(
+        ErrorKind::JobsUnavailable,
+        "the job store is unavailable; try again shortly",
+    )
+    .with_retry_after(Duration::from_secs(1))
 }
 
 /// `404 job_not_found`.
@@ -554,7 +604,8 @@ pub(crate) async fn audit_event(
         transport,
         outcome,
         duration_ms: 0,
-        trace_id: crate::trace::current().unwrap_or_else(|| job.trace_id.clone().unwrap_or_default()),
+        trace_id: crate::trace::current()
+            .unwrap_or_else(|| job.trace_id.clone().unwrap_or_default()),
     };
     if let Err(e) = audit
         .record(facts, crate::audit::CapturedArgs::of_digest(digest))
@@ -576,11 +627,18 @@ async fn run_loop(state: AppState) {
             last_sweep = tokio::time::Instant::now();
             sweep(&state).await;
         }
-        let free = jobs.settings.workers.saturating_sub(lock(&jobs.running).len());
+        let free = jobs
+            .settings
+            .workers
+            .saturating_sub(lock(&jobs.running).len());
         let claimed = if free == 0 {
             Vec::new()
         } else {
-            match jobs.store.claim(&jobs.replica, free, jobs.settings.lease_ms).await {
+            match jobs
+                .store
+                .claim(&jobs.replica, free, jobs.settings.lease_ms)
+                .await
+            {
                 Ok(c) => c,
                 Err(e) => {
                     tracing::warn!(error = %e, "claiming jobs failed");
@@ -652,7 +710,10 @@ async fn run_one(state: &AppState, job: Job, token: CancellationToken) {
     let Some(caller) = principal_of(state, &job.owner) else {
         let err = JobError {
             code: ErrorKind::Forbidden.code().into(),
-            detail: format!("the key {:?} that created the job is no longer configured", job.owner.name),
+            detail: format!(
+                "the key {:?} that created the job is no longer configured",
+                job.owner.name
+            ),
         };
         finish(state, &job, State::Failed, None, Some(&err)).await;
         return;
@@ -661,7 +722,11 @@ async fn run_one(state: &AppState, job: Job, token: CancellationToken) {
         Ok(slot) => slot,
         Err(_) => {
             // The key is at its calls-in-flight quota: the job waits its turn.
-            if let Err(e) = jobs.store.requeue(&job.id, &jobs.replica, SLOT_WAIT_MS).await {
+            if let Err(e) = jobs
+                .store
+                .requeue(&job.id, &jobs.replica, SLOT_WAIT_MS)
+                .await
+            {
                 tracing::warn!(error = %e, job = %job.id, "a job could not be queued again");
             }
             return;
@@ -691,8 +756,11 @@ async fn run_one(state: &AppState, job: Job, token: CancellationToken) {
         caller: None,
         client: None,
     };
-    let call = crate::exec::run_job_call(state, &caller, &job.tool, job.arguments.clone(), inv, slot);
-    let renew_every = Duration::from_millis(u64::try_from(jobs.settings.lease_ms / 3).unwrap_or(1000)).min(RENEW_MAX);
+    let call =
+        crate::exec::run_job_call(state, &caller, &job.tool, job.arguments.clone(), inv, slot);
+    let renew_every =
+        Duration::from_millis(u64::try_from(jobs.settings.lease_ms / 3).unwrap_or(1000))
+            .min(RENEW_MAX);
     let mut renew = tokio::time::interval(renew_every);
     renew.tick().await;
     tokio::pin!(call);
@@ -750,14 +818,26 @@ async fn run_one(state: &AppState, job: Job, token: CancellationToken) {
 }
 
 /// Keep a job's outcome; a lost lease keeps nothing (another replica has the job).
-async fn finish(state: &AppState, job: &Job, to: State, output: Option<&Value>, err: Option<&JobError>) {
+async fn finish(
+    state: &AppState,
+    job: &Job,
+    to: State,
+    output: Option<&Value>,
+    err: Option<&JobError>,
+) {
     let jobs = &state.jobs;
-    match jobs.store.finish(&job.id, &jobs.replica, to, output, err).await {
+    match jobs
+        .store
+        .finish(&job.id, &jobs.replica, to, output, err)
+        .await
+    {
         Ok(Some(done)) => {
             tracing::info!(job = %done.id, tool = %done.tool, state = done.state.as_str(), "job ended");
             ended(state, done);
         }
-        Ok(None) => tracing::warn!(job = %job.id, "the job's lease was lost before its outcome was kept"),
+        Ok(None) => {
+            tracing::warn!(job = %job.id, "the job's lease was lost before its outcome was kept")
+        }
         Err(e) => {
             // The lease runs out and a sweep decides (re-run if idempotent).
             tracing::error!(error = %e, job = %job.id, "a job's outcome could not be stored");

@@ -71,7 +71,14 @@ pub async fn create(
     let webhook = webhook_of(&headers)?;
     let job = state
         .jobs
-        .create(&state, &caller, &name, Value::Object(arguments), webhook, "rest")
+        .create(
+            &state,
+            &caller,
+            &name,
+            Value::Object(arguments),
+            webhook,
+            "rest",
+        )
         .await
         .map_err(|e| tool_err(e, &name))?;
     Ok(accepted(&job))
@@ -90,13 +97,28 @@ pub async fn create_batch(
     for (i, call) in req.calls.iter().enumerate() {
         let new = state
             .jobs
-            .prepare(&state, &caller, &call.tool, call.arguments.clone(), webhook.clone(), "rest")
+            .prepare(
+                &state,
+                &caller,
+                &call.tool,
+                call.arguments.clone(),
+                webhook.clone(),
+                "rest",
+            )
             .await
             .map_err(|e| {
                 let api = tool_err(e, &call.tool);
-                let detail = format!("calls/{i} ({}): {}", call.id, api.to_problem()["detail"].as_str().unwrap_or_default());
-                ApiError::new(toolgate_core::ErrorKind::from_code(api.code()).unwrap_or(toolgate_core::ErrorKind::InvalidArguments), detail)
-                    .with_status(api.status())
+                let detail = format!(
+                    "calls/{i} ({}): {}",
+                    call.id,
+                    api.to_problem()["detail"].as_str().unwrap_or_default()
+                );
+                ApiError::new(
+                    toolgate_core::ErrorKind::from_code(api.code())
+                        .unwrap_or(toolgate_core::ErrorKind::InvalidArguments),
+                    detail,
+                )
+                .with_status(api.status())
             })?;
         prepared.push((call.id.clone(), new));
     }
@@ -137,7 +159,11 @@ pub async fn list(
     let page = state
         .jobs
         .store()
-        .list(&super::owner_hash(&caller), q.get("cursor").map(String::as_str), limit)
+        .list(
+            &super::owner_hash(&caller),
+            q.get("cursor").map(String::as_str),
+            limit,
+        )
         .await
         .map_err(|e| tool_err(super::unavailable(&e), ""))?;
     let jobs: Vec<Value> = page.jobs.iter().map(job_json).collect();
@@ -249,7 +275,10 @@ async fn decide(
         Some(_) => return Err(ApiError::invalid("/comment", "must be a string")),
     };
     if let Some(k) = fields.keys().find(|k| k.as_str() != "comment") {
-        return Err(ApiError::invalid(format!("/{k}"), format!("unknown field {k:?}")));
+        return Err(ApiError::invalid(
+            format!("/{k}"),
+            format!("unknown field {k:?}"),
+        ));
     }
     let job = super::approvals::decide(&state, &caller, &id, approved, comment)
         .await

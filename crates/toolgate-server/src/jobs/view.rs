@@ -43,12 +43,28 @@ pub fn job_json(job: &Job) -> Value {
             v[k] = x;
         }
     };
-    put(&mut v, "started_at", job.started_ms.map(|t| timestamp(t).into()));
-    put(&mut v, "finished_at", job.finished_ms.map(|t| timestamp(t).into()));
-    put(&mut v, "expires_at", job.expires_ms.map(|t| timestamp(t).into()));
+    put(
+        &mut v,
+        "started_at",
+        job.started_ms.map(|t| timestamp(t).into()),
+    );
+    put(
+        &mut v,
+        "finished_at",
+        job.finished_ms.map(|t| timestamp(t).into()),
+    );
+    put(
+        &mut v,
+        "expires_at",
+        job.expires_ms.map(|t| timestamp(t).into()),
+    );
     put(&mut v, "progress", job.progress.clone());
     put(&mut v, "output", job.result.clone());
-    put(&mut v, "error", job.error.as_ref().map(|e| problem(e, &job.tool)));
+    put(
+        &mut v,
+        "error",
+        job.error.as_ref().map(|e| problem(e, &job.tool)),
+    );
     if job.cancel_requested && !job.state.is_final() {
         v["cancel_requested"] = true.into();
     }

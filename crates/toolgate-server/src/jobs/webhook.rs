@@ -41,16 +41,25 @@ impl Webhooks {
     /// # Errors
     /// `webhook_secret_env` names an unset variable, or a network is malformed.
     pub fn new(cfg: &JobsConfig) -> Result<Self, String> {
-        let guard = Arc::new(Guard::new(&cfg.webhook_allow_private).map_err(|e| format!("[jobs] webhook_{e}"))?);
+        let guard = Arc::new(
+            Guard::new(&cfg.webhook_allow_private).map_err(|e| format!("[jobs] webhook_{e}"))?,
+        );
         let secret = match &cfg.webhook_secret_env {
             None => None,
             Some(var) => match std::env::var_os(var) {
                 Some(v) if !v.is_empty() => Some(Arc::from(v.as_encoded_bytes())),
-                _ => return Err(format!("[jobs] webhook_secret_env names ${var}, which is not set")),
+                _ => {
+                    return Err(format!(
+                        "[jobs] webhook_secret_env names ${var}, which is not set"
+                    ));
+                }
             },
         };
         if cfg.approval_webhook.is_some() && secret.is_none() {
-            return Err("[jobs] approval_webhook needs webhook_secret_env (every notification is signed)".into());
+            return Err(
+                "[jobs] approval_webhook needs webhook_secret_env (every notification is signed)"
+                    .into(),
+            );
         }
         let client = reqwest::Client::builder()
             .dns_resolver(Arc::new(GuardedResolver::new(Arc::clone(&guard))))
@@ -98,10 +107,12 @@ impl Webhooks {
         };
         if self.secret.is_none() {
             return Err(refuse(
-                "webhooks are off: the server has no [jobs] webhook_secret_env to sign them with".into(),
+                "webhooks are off: the server has no [jobs] webhook_secret_env to sign them with"
+                    .into(),
             ));
         }
-        let parsed = reqwest::Url::parse(url).map_err(|e| refuse(format!("{url:?} is not a URL ({e})")))?;
+        let parsed =
+            reqwest::Url::parse(url).map_err(|e| refuse(format!("{url:?} is not a URL ({e})")))?;
         if !matches!(parsed.scheme(), "http" | "https") {
             return Err(refuse("the webhook must be an http(s) URL".into()));
         }
@@ -130,7 +141,8 @@ impl Webhooks {
     /// POST `job`'s outcome to its webhook, if it has one.
     pub fn job_ended(&self, job: &Job) {
         if let Some(url) = &job.webhook {
-            let body = serde_json::json!({"event": "job.finished", "job": super::view::job_json(job)});
+            let body =
+                serde_json::json!({"event": "job.finished", "job": super::view::job_json(job)});
             self.send(url.clone(), "job.finished", job.id.clone(), body);
         }
     }
@@ -202,8 +214,12 @@ async fn deliver(
                 count(event, "delivered");
                 return;
             }
-            Ok(r) => tracing::warn!(event, job = %id, attempt, status = r.status().as_u16(), "webhook refused by its receiver"),
-            Err(e) => tracing::warn!(event, job = %id, attempt, error = %e, "webhook delivery failed"),
+            Ok(r) => {
+                tracing::warn!(event, job = %id, attempt, status = r.status().as_u16(), "webhook refused by its receiver")
+            }
+            Err(e) => {
+                tracing::warn!(event, job = %id, attempt, error = %e, "webhook delivery failed")
+            }
         }
         if attempt < attempts {
             let cap = FIRST_BACKOFF
@@ -218,5 +234,6 @@ async fn deliver(
 }
 
 fn count(event: &'static str, outcome: &'static str) {
-    metrics::counter!("toolgate_webhooks_total", "event" => event, "outcome" => outcome).increment(1);
+    metrics::counter!("toolgate_webhooks_total", "event" => event, "outcome" => outcome)
+        .increment(1);
 }

@@ -77,7 +77,14 @@ pub async fn call_tool(
         let webhook = crate::jobs::rest::webhook_of(&headers)?;
         let job = state
             .jobs
-            .create(&state, &caller, &name, Value::Object(arguments), webhook, "rest")
+            .create(
+                &state,
+                &caller,
+                &name,
+                Value::Object(arguments),
+                webhook,
+                "rest",
+            )
             .await
             .map_err(|e| ApiError::from_tool(e, &name))?;
         return Ok(crate::jobs::rest::accepted(&job));

@@ -1,6 +1,7 @@
 //! The subcommands. Each returns the process exit code: 0 success, 1 failure of the
 //! operation (a tool failed, a check found problems), 2 bad usage or configuration.
 
+mod approvals;
 mod audit;
 mod healthcheck;
 mod inspect;
@@ -43,6 +44,7 @@ pub async fn dispatch(cli: Cli) -> i32 {
         Command::Check { file } => inspect::check(&file).await,
         Command::Tools { config, json } => inspect::tools(&config, json).await,
         Command::Call { tool, args, config } => inspect::call(&config, &tool, &args).await,
+        Command::Approvals { command, url } => approvals::run(&url, command).await,
         Command::Openapi { config } => inspect::openapi(&config).await,
         Command::Healthcheck { url, timeout_ms } => {
             healthcheck::healthcheck(&url, std::time::Duration::from_millis(timeout_ms)).await

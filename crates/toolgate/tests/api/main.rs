@@ -19,6 +19,7 @@ mod federation;
 mod healthcheck;
 mod http_tool;
 mod identity;
+mod jobs;
 mod lifecycle;
 mod mcp;
 mod metrics;

@@ -54,9 +54,7 @@ pub(super) fn tool_failure(err: ToolError, tool: &str) -> Result<CallToolResult,
         ErrorKind::InvalidJson
         | ErrorKind::PayloadTooLarge
         | ErrorKind::RequestTimeout
-        | ErrorKind::AlreadyDecided => {
-            ErrorCode::INVALID_REQUEST
-        }
+        | ErrorKind::AlreadyDecided => ErrorCode::INVALID_REQUEST,
         ErrorKind::InvalidArguments
         | ErrorKind::Timeout
         | ErrorKind::CircuitOpen
