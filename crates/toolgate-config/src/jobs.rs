@@ -119,3 +119,30 @@ pub struct ApprovalConfig {
     #[serde(default)]
     pub reason_required: bool,
 }
+
+/// A tool's `task_support`: whether MCP clients may (or must) run it as a task
+/// (MCP's `execution.taskSupport`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TaskSupport {
+    /// Never as a task.
+    Forbidden,
+    /// As a task when the client asks (2025-11-25); a plain call otherwise.
+    #[default]
+    Optional,
+    /// Only as a task (a tool with an `approval` is always this): 2026-07-28 clients
+    /// that declare the tasks extension get a task for every call.
+    Required,
+}
+
+impl TaskSupport {
+    /// The MCP name (`forbidden`, `optional`, `required`).
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TaskSupport::Forbidden => "forbidden",
+            TaskSupport::Optional => "optional",
+            TaskSupport::Required => "required",
+        }
+    }
+}

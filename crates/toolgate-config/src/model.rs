@@ -853,6 +853,10 @@ pub struct ToolConfig {
     /// An approval gate: every call waits for an approver. Default none.
     #[serde(default)]
     pub approval: Option<Spanned<crate::jobs::ApprovalConfig>>,
+    /// MCP tasks: `forbidden`, `optional` (default) or `required` (implied by
+    /// `approval`).
+    #[serde(default)]
+    pub task_support: Option<Spanned<crate::jobs::TaskSupport>>,
     /// Calls that may run at once. Default `[defaults].max_concurrency`.
     #[serde(default)]
     pub max_concurrency: Option<Spanned<usize>>,

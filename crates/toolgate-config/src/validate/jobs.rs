@@ -77,6 +77,17 @@ pub(super) fn check_jobs(c: &mut Checker<'_>, cfg: &Config) {
                 );
             }
         }
+        if let (Some(_), Some(ts)) = (&t.approval, &t.task_support)
+            && *ts.get_ref() != crate::jobs::TaskSupport::Required
+        {
+            c.report(
+                ts.span(),
+                format!(
+                    "tool {:?}: a tool with an approval runs only as a job or task; task_support must be \"required\" (or left out)",
+                    t.name.get_ref()
+                ),
+            );
+        }
         if let Some(a) = &t.approval {
             let v = a.get_ref();
             if v.approvers.is_empty() {

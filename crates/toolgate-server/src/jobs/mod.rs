@@ -26,7 +26,7 @@ use std::time::Duration;
 use arc_swap::ArcSwap;
 use serde_json::Value;
 use toolgate_config::LoadedConfig;
-use toolgate_config::jobs::{ApprovalConfig, JobsConfig};
+use toolgate_config::jobs::{ApprovalConfig, JobsConfig, TaskSupport};
 use toolgate_core::{CancellationToken, ErrorKind, ProgressSink, ToolError};
 use toolgate_jobs::{Approval, Job, JobError, NewJob, Owner, State, Store, StoreError};
 use toolgate_registry::{Invocation, Transport};
@@ -49,6 +49,8 @@ pub struct JobPolicy {
     pub timeout: Duration,
     /// Its approval gate.
     pub approval: Option<ApprovalConfig>,
+    /// Whether MCP clients may or must run it as a task.
+    pub task_support: TaskSupport,
 }
 
 /// The settings of `[jobs]` the runner uses.
@@ -113,9 +115,18 @@ fn policies_of(loaded: &LoadedConfig, default_timeout: Duration) -> HashMap<Stri
                 || default_timeout.max(tool_timeout),
                 |v| Duration::from_millis(*v.get_ref()),
             );
+            let approval = t.approval.as_ref().map(|a| a.get_ref().clone());
+            let task_support = if approval.is_some() {
+                TaskSupport::Required
+            } else {
+                t.task_support
+                    .as_ref()
+                    .map_or_else(TaskSupport::default, |v| *v.get_ref())
+            };
             let policy = JobPolicy {
                 timeout,
-                approval: t.approval.as_ref().map(|a| a.get_ref().clone()),
+                approval,
+                task_support,
             };
             (t.name.get_ref().clone(), policy)
         })
@@ -263,6 +274,15 @@ impl Jobs {
                 .is_some_and(|p| p.approval.is_some())
     }
 
+    /// How MCP clients may run `tool` as a task.
+    #[must_use]
+    pub fn task_support(&self, tool: &str) -> TaskSupport {
+        self.policies
+            .load()
+            .get(tool)
+            .map_or_else(TaskSupport::default, |p| p.task_support)
+    }
+
     /// The job policy of `tool` (a tool the config does not name, an imported or
     /// federated one, gets the defaults).
     #[must_use]
@@ -274,6 +294,7 @@ impl Jobs {
             .unwrap_or(JobPolicy {
                 timeout: self.settings.default_timeout.max(tool_timeout),
                 approval: None,
+                task_support: TaskSupport::default(),
             })
     }
 

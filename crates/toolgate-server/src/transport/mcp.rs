@@ -20,6 +20,7 @@
 //! - rmcp's `StreamableHttpService`: `Host` check, protocol, sessions ([`sessions`]).
 //! - [`handler`]: `tools/list` ([`catalog`]), `tools/call` ([`call`], through
 //!   [`crate::exec::run_call`] like every transport), list-change notifications.
+//! - [`tasks`]: MCP tasks (a `tools/call` that becomes a durable job).
 //! - [`reply`]: how failures become `isError` results, JSON-RPC errors and HTTP
 //!   refusals.
 //!
@@ -33,11 +34,13 @@ mod content;
 mod direct;
 mod guard;
 mod handler;
+mod legacy_tasks;
 mod logging;
 mod origin;
 mod reply;
 mod sessions;
 pub mod stdio;
+mod tasks;
 
 use std::sync::Arc;
 use std::time::Duration;

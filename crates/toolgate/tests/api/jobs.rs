@@ -1140,3 +1140,105 @@ async fn the_cli_lists_approves_and_denies() {
     assert!(out.contains("no pending approvals"), "{out}");
     s.stop().await.unwrap();
 }
+
+/// `tests/mcp-sdk`, where the official MCP TypeScript SDK is installed (`npm ci`).
+fn mcp_sdk_dir() -> Option<std::path::PathBuf> {
+    let dir = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/mcp-sdk");
+    if dir.join("node_modules/@modelcontextprotocol/sdk").exists() {
+        return Some(dir);
+    }
+    assert!(
+        std::env::var("CI").is_err(),
+        "`npm ci` in tests/mcp-sdk is needed under CI (make idp-deps)"
+    );
+    eprintln!("SKIPPED: no tests/mcp-sdk/node_modules; the MCP SDK tasks test did not run");
+    None
+}
+
+/// The official TypeScript SDK drives 2025-11-25 tasks end to end: a task streamed
+/// to its result, one fetched after a reconnect, list and cancel, and a gated tool
+/// whose task waits for an approver.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_typescript_sdk_runs_tools_as_tasks_on_2025_11_25() {
+    let Some(sdk) = mcp_sdk_dir() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let s = TestServer::spawn(&config(&sqlite_jobs(dir.path(), "")))
+        .await
+        .unwrap();
+    let args =
+        json!({"url": s.url("/mcp"), "key": AGENT, "approver_key": APPROVER, "rest": s.url("")});
+    let out = tokio::process::Command::new("node")
+        .arg(sdk.join("tasks-client.mjs"))
+        .arg(args.to_string())
+        .kill_on_drop(true)
+        .output();
+    let out = tokio::time::timeout(Duration::from_secs(120), out)
+        .await
+        .expect("the SDK client ends by itself")
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "the SDK client failed: {stderr}");
+    let r: Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stdout)));
+    assert_eq!(
+        r["capabilities"]["tasks"]["requests"]["tools"]["call"],
+        json!({}),
+        "{r}"
+    );
+    assert_eq!(r["task_support"]["sleep"], "optional", "{r}");
+    assert_eq!(r["task_support"]["refund"], "required", "{r}");
+    let streamed = r["streamed"].as_array().unwrap();
+    assert_eq!(streamed[0]["type"], "taskCreated", "{r}");
+    let last = streamed.last().unwrap();
+    assert_eq!(last["type"], "result", "{r}");
+    assert_eq!(
+        last["result"]["content"][0]["text"], "{\"slept_ms\":1500}",
+        "{r}"
+    );
+    assert_eq!(
+        r["after_reconnect"]["result"]["content"][0]["text"], "{\"slept_ms\":2000}",
+        "{r}"
+    );
+    assert!(r["cancel"]["listed"].as_array().unwrap().len() >= 3, "{r}");
+    assert_eq!(r["cancel"]["status_after"], "cancelled", "{r}");
+    assert_eq!(r["approval"]["approve_status"], 200, "{r}");
+    assert!(
+        r["approval"]["status_message"]
+            .as_str()
+            .unwrap()
+            .contains("awaiting approval"),
+        "{r}"
+    );
+    assert_eq!(
+        r["approval"]["result"]["content"][0]["text"], "{\"order\":42}",
+        "{r}"
+    );
+    assert!(
+        r["plain_call_of_required"]
+            .as_str()
+            .unwrap()
+            .contains("task"),
+        "{r}"
+    );
+    // The tasks are the key's jobs, also over REST.
+    let task_id = r["after_reconnect"]["taskId"].as_str().unwrap();
+    let (status, job) = as_key(
+        &s,
+        AGENT,
+        reqwest::Method::GET,
+        &format!("/api/v1/jobs/{task_id}"),
+        None,
+    )
+    .await;
+    assert_eq!(
+        (status, job["state"].as_str()),
+        (200, Some("succeeded")),
+        "{job}"
+    );
+    assert_eq!(
+        s.state.registry.get("sleep").unwrap().in_flight(),
+        0,
+        "the cancelled task stopped"
+    );
+    s.stop().await.unwrap();
+}

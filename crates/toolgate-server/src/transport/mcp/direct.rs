@@ -180,7 +180,9 @@ fn parse_call(direct: &Direct, bytes: &Bytes) -> Option<Parsed> {
     let meta_qualifies = meta.protocol_version().as_ref() == Some(&revision)
         && meta.missing_required_keys(&revision).is_empty()
         && meta.get_progress_token().is_none()
-        && !has_log_level(meta);
+        && !has_log_level(meta)
+        // A client that takes tasks may get one: rmcp's path answers those.
+        && !meta.client_capabilities().is_some_and(|c| c.supports_tasks());
     let ClientRequest::CallToolRequest(call) = request.request else {
         return None;
     };

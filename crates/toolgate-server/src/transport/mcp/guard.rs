@@ -35,6 +35,7 @@ use toolgate_core::{CancellationToken, ErrorKind, ToolError};
 
 use super::RequestScope;
 use super::direct;
+use super::legacy_tasks;
 use super::origin::Origins;
 use super::reply::{
     self, BAD_KEY, BUSY, FORBIDDEN, NO_KEY, NO_SCOPE, SESSION_NOT_FOUND, UNAUTHORIZED, refusal,
@@ -84,13 +85,31 @@ struct Peek {
 #[derive(Debug, Default, Deserialize)]
 struct PeekParams {
     name: Option<String>,
+    /// 2025-11-25: the call is to run as a task.
+    task: Option<serde::de::IgnoredAny>,
 }
 
 /// The middleware (see the module docs for the order of checks).
 pub(super) async fn guard(State(g): State<Guard>, req: Request, next: Next) -> Response {
-    let (mut req, admitted) = match check(&g, req).await {
+    let (mut req, mut admitted) = match check(&g, req).await {
         Ok(passed) => passed,
         Err(refused) => return *refused,
+    };
+    let amend = match admitted.legacy.take() {
+        Some((legacy_tasks::Legacy::Serve, bytes)) => {
+            let Some(scope) = req.extensions().get::<RequestScope>().cloned() else {
+                return reply::refusal(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    None,
+                    rmcp::model::ErrorCode::INTERNAL_ERROR,
+                    Value::Null,
+                    None,
+                );
+            };
+            return legacy_tasks::serve(&g.state, &scope, &bytes).await;
+        }
+        Some((kind, _)) => Some(kind),
+        None => None,
     };
     if let Some(direct) = direct::qualifies(&req, &g.state.limits.mcp_allowed_hosts) {
         match direct::parse(direct, req, g.state.limits.body_limit_bytes).await {
@@ -99,7 +118,10 @@ pub(super) async fn guard(State(g): State<Guard>, req: Request, next: Next) -> R
             Err(refused) => return refused,
         }
     }
-    let response = next.run(req).await;
+    let mut response = next.run(req).await;
+    if let Some(kind) = amend {
+        response = legacy_tasks::amend(&g.state, kind, response).await;
+    }
     if admitted.session.is_none()
         && let Some(id) = response
             .headers()
@@ -144,6 +166,8 @@ struct Admitted {
     /// The slots reserved for the session an `initialize` opens; given back when the
     /// response opened none.
     slots: Option<SessionSlots>,
+    /// A 2025-11-25 request about tasks, and its body.
+    legacy: Option<(legacy_tasks::Legacy, axum::body::Bytes)>,
 }
 
 /// Every check, in order; the request comes back with its scope in its extensions.
@@ -163,6 +187,7 @@ async fn check(g: &Guard, req: Request) -> Result<(Request, Admitted), Refused> 
     let method = req.method().clone();
     let new_session = session.is_none();
     let mut slots = None;
+    let mut legacy = None;
     let mut req = match (req.method() == Method::POST, routing) {
         // The headers name the method and tool, and rmcp refuses a body that says
         // otherwise: no need to read the body twice, unless to refuse it.
@@ -172,14 +197,23 @@ async fn check(g: &Guard, req: Request) -> Result<(Request, Admitted), Refused> 
                 req
             }
             Err(_) => {
-                let (req, peek) = buffer(req, g.state.limits.body_limit_bytes).await?;
+                let (req, peek, _) = buffer(req, g.state.limits.body_limit_bytes).await?;
                 slots = admit(g, &caller, &peek, new_session)?;
                 req
             }
         },
+        // A session revision: its experimental tasks are served by the guard.
         (true, None) => {
-            let (req, peek) = buffer(req, g.state.limits.body_limit_bytes).await?;
+            let (req, peek, bytes) = buffer(req, g.state.limits.body_limit_bytes).await?;
             slots = admit(g, &caller, &peek, new_session)?;
+            let params = peek.params.as_ref();
+            legacy = legacy_tasks::classify(
+                &g.state,
+                peek.method.as_deref(),
+                params.and_then(|p| p.name.as_deref()),
+                params.is_some_and(|p| p.task.is_some()),
+            )
+            .map(|kind| (kind, bytes));
             req
         }
         (false, _) => req,
@@ -194,6 +228,7 @@ async fn check(g: &Guard, req: Request) -> Result<(Request, Admitted), Refused> 
         session,
         method,
         slots,
+        legacy,
     };
     Ok((req, admitted))
 }
@@ -301,20 +336,25 @@ fn routed(headers: &HeaderMap) -> Option<Peek> {
         method: Some(text("mcp-method")?.to_owned()),
         params: Some(PeekParams {
             name: text("mcp-name").map(str::to_owned),
+            task: None,
         }),
     })
 }
 
 /// Read the body (within `limit`) and peek at its method; the request is rebuilt with
 /// the same bytes for rmcp.
-async fn buffer(req: Request, limit: usize) -> Result<(Request, Peek), Refused> {
+async fn buffer(req: Request, limit: usize) -> Result<(Request, Peek, axum::body::Bytes), Refused> {
     let (parts, body) = req.into_parts();
     let Ok(bytes) = axum::body::to_bytes(body, limit).await else {
         return Err(Box::new(too_large(limit)));
     };
     // A body that is not a JSON-RPC object is rmcp's to refuse, with its own error.
     let peek = serde_json::from_slice::<Peek>(&bytes).unwrap_or_default();
-    Ok((Request::from_parts(parts, Body::from(bytes)), peek))
+    Ok((
+        Request::from_parts(parts, Body::from(bytes.clone())),
+        peek,
+        bytes,
+    ))
 }
 
 /// `413` for a body over `limit` bytes.

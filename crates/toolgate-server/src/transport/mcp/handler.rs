@@ -230,6 +230,7 @@ impl ServerHandler for McpHandler {
                 .enable_prompts()
                 .enable_prompts_list_changed()
                 .enable_completions()
+                .enable_tasks()
                 .build(),
         )
         .with_server_info(Implementation::new("toolgate", env!("CARGO_PKG_VERSION")))
@@ -265,11 +266,57 @@ impl ServerHandler for McpHandler {
         let level = context.meta.log_level().or_else(|| self.log.level());
         let log = level.map(|l| (l, request.name.to_string(), context.peer.clone()));
         let scope = self.scope(&context.extensions)?;
+        if context
+            .client_capabilities()
+            .is_some_and(|c| c.supports_tasks())
+            && super::tasks::is_task_call(&self.state, &request.name)
+        {
+            let arguments = serde_json::Value::Object(request.arguments.unwrap_or_default());
+            let job = super::tasks::start(&self.state, &scope, &request.name, arguments).await?;
+            return Ok(CallToolResponse::Task(super::tasks::created(&job)));
+        }
         let result = call_tool(&self.state, scope, request, context, level).await;
         if let Some((level, tool, peer)) = log {
             super::logging::call_ended(level, &peer, &tool, &result).await;
         }
         result
+    }
+
+    async fn get_task(
+        &self,
+        request: rmcp::model::GetTaskParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<rmcp::model::GetTaskResult, ErrorData> {
+        let scope = self.scope(&context.extensions)?;
+        let job = super::tasks::find(&self.state, &scope, &request.task_id).await?;
+        Ok(rmcp::model::GetTaskResult::new(super::tasks::detailed(
+            &self.state,
+            &job,
+        )))
+    }
+
+    async fn update_task(
+        &self,
+        request: rmcp::model::UpdateTaskParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<(), ErrorData> {
+        let scope = self.scope(&context.extensions)?;
+        super::tasks::find(&self.state, &scope, &request.task_id).await?;
+        Err(ErrorData::invalid_params(
+            "this server's tasks never ask for input: an approval is given by an approver \
+             (/api/v1/approvals), not by the caller",
+            None,
+        ))
+    }
+
+    async fn cancel_task(
+        &self,
+        request: rmcp::model::CancelTaskParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<(), ErrorData> {
+        let scope = self.scope(&context.extensions)?;
+        super::tasks::cancel(&self.state, &scope, &request.task_id).await?;
+        Ok(())
     }
 
     #[allow(deprecated)]
