@@ -14,3 +14,4 @@ cargo build --quiet --locked -p toolgate
 cargo build --quiet --locked -p toolgate --example conformance
 "$venv/bin/python" tests/mcp-interop/example.py --binary "${CARGO_TARGET_DIR:-target}/debug/examples/conformance"
 "$venv/bin/python" tests/mcp-interop/stdio.py --binary "${CARGO_TARGET_DIR:-target}/debug/toolgate"
+"$venv/bin/python" tests/mcp-interop/tasks.py --binary "${CARGO_TARGET_DIR:-target}/debug/toolgate"
