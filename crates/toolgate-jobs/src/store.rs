@@ -584,9 +584,8 @@ impl Store {
     /// The store failed.
     pub async fn sweep(&self) -> Result<Swept, StoreError> {
         let now = now_ms();
-        let mut swept = Swept::default();
         // A lost replica's jobs: idempotent ones run again.
-        swept.requeued = self
+        let requeued = self
             .rows(
                 &format!(
                     "UPDATE {{t}} SET state = 'queued', lease_owner = NULL, lease_until_ms = NULL, \
@@ -596,6 +595,10 @@ impl Store {
                 vec![int(now)],
             )
             .await?;
+        let mut swept = Swept {
+            requeued,
+            ..Swept::default()
+        };
         let lost = JobError {
             code: "replica_lost".into(),
             detail: "the server running this job stopped before it ended, and the tool is not \

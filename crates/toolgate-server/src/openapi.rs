@@ -349,6 +349,7 @@ fn fixed_paths() -> Map<String, Value> {
             "429": {"description": "The key's rate limit, or its share of sessions (`max_mcp_sessions`), is used up."},
             "503": {"description": "The server is at its session limit, or draining."}
         }}}));
+    jobs_paths(&mut paths);
     paths.insert("/healthz".into(), json!({"get": {
         "operationId": "toolgate.healthz", "summary": "Liveness", "tags": ["operations"], "security": [],
         "responses": {"200": json_ok("The process runs.", health.clone())}}}));
@@ -359,6 +360,124 @@ fn fixed_paths() -> Map<String, Value> {
         "operationId": "toolgate.openapi", "summary": "This document", "tags": ["operations"], "security": [],
         "responses": {"200": json_ok("The OpenAPI document.", json!({"type": "object"}))}}}));
     paths
+}
+
+fn json_ok(description: &str, schema: Value) -> Value {
+    json!({"description": description, "content": {"application/json": {"schema": schema}}})
+}
+
+/// The job and approval routes (docs/jobs.md).
+fn jobs_paths(paths: &mut Map<String, Value>) {
+    let job = || json!({"$ref": "#/components/schemas/Job"});
+    let accepted = |what: &str| {
+        json!({"description": what,
+               "headers": {"Location": {"schema": {"type": "string"}, "description": "The job's URL."}},
+               "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Job"}}}})
+    };
+    let id = || json!({"name": "id", "in": "path", "required": true, "schema": {"type": "string"}});
+    let webhook = || {
+        json!({"name": "X-Job-Webhook", "in": "header", "required": false,
+        "description": "POST the outcome here when the job ends, signed (X-Toolgate-Signature).",
+        "schema": {"type": "string", "format": "uri"}})
+    };
+    let refusals = json!({
+        "401": problem_response("No API key (`unauthorized`)."),
+        "403": problem_response("Unknown key, or no scope for the tool (`forbidden`)."),
+        "404": problem_response("No such tool (`tool_not_found`)."),
+        "422": problem_response("The arguments fail the input schema, or the webhook is refused (`invalid_arguments`)."),
+        "429": problem_response("The key's rate limit or job quota (`rate_limited`, `quota_exceeded`)."),
+        "503": problem_response("The job store or the audit log is unavailable, or the server drains (`jobs_unavailable`, `audit_unavailable`, `overloaded`).")
+    });
+    let with = |mut base: Value, extra: Value| {
+        if let (Some(b), Some(e)) = (base.as_object_mut(), extra.as_object()) {
+            for (k, v) in e {
+                b.insert(k.clone(), v.clone());
+            }
+        }
+        base
+    };
+    paths.insert("/api/v1/tools/{name}/jobs".into(), json!({"post": {
+        "operationId": "toolgate.createJob", "summary": "Start a call as a durable job", "tags": ["jobs"],
+        "parameters": [{"name": "name", "in": "path", "required": true, "schema": {"type": "string"}}, webhook()],
+        "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object", "description": "The tool's arguments."}}}},
+        "responses": with(json!({"202": accepted("The job, `queued` (or `awaiting_approval`).")}), refusals.clone())}}));
+    paths.insert("/api/v1/tools/execute/jobs".into(), json!({"post": {
+        "operationId": "toolgate.createJobs", "summary": "Start one job per call of a batch, all or none", "tags": ["jobs"],
+        "parameters": [webhook()],
+        "requestBody": {"required": true, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/BatchRequest"}}}},
+        "responses": with(json!({"202": json_ok("The jobs, in the order of `calls`, each with its `call_id`.",
+            json!({"type": "object", "properties": {"jobs": {"type": "array", "items": job()}}, "required": ["jobs"]}))}), refusals)}}));
+    let not_found = || problem_response("No such job of this key (`job_not_found`).");
+    paths.insert("/api/v1/jobs".into(), json!({"get": {
+        "operationId": "toolgate.listJobs", "summary": "The key's jobs, newest first", "tags": ["jobs"],
+        "parameters": [
+            {"name": "limit", "in": "query", "required": false, "schema": {"type": "integer", "minimum": 1, "maximum": 1000, "default": 50}},
+            {"name": "cursor", "in": "query", "required": false, "schema": {"type": "string"}}],
+        "responses": {"200": json_ok("One page.", json!({"type": "object", "properties": {
+            "jobs": {"type": "array", "items": job()}, "next_cursor": {"type": "string"}}, "required": ["jobs"]})),
+            "401": problem_response("No API key (`unauthorized`).")}}}));
+    paths.insert("/api/v1/jobs/{id}".into(), json!({
+        "get": {"operationId": "toolgate.getJob", "summary": "A job's state, progress and outcome", "tags": ["jobs"],
+            "parameters": [id()], "responses": {"200": json_ok("The job.", job()), "404": not_found()}},
+        "delete": {"operationId": "toolgate.cancelJob", "summary": "Cancel a job (its work stops)", "tags": ["jobs"],
+            "parameters": [id()], "responses": {"200": json_ok("The job, once it stopped (or after 5 s).", job()), "404": not_found()}}}));
+    paths.insert("/api/v1/jobs/{id}/cancel".into(), json!({"post": {
+        "operationId": "toolgate.cancelJobPost", "summary": "Cancel a job (as DELETE)", "tags": ["jobs"],
+        "parameters": [id()], "responses": {"200": json_ok("The job, once it stopped (or after 5 s).", job()), "404": not_found()}}}));
+    paths.insert("/api/v1/approvals".into(), json!({"get": {
+        "operationId": "toolgate.listApprovals", "summary": "The pending approvals this key may decide", "tags": ["approvals"],
+        "responses": {"200": json_ok("Oldest first, with their arguments.", json!({"type": "object", "properties": {
+            "approvals": {"type": "array", "items": job()}}, "required": ["approvals"]}))}}}));
+    paths.insert("/api/v1/approvals/{id}".into(), json!({"get": {
+        "operationId": "toolgate.getApproval", "summary": "One approval request", "tags": ["approvals"],
+        "parameters": [id()], "responses": {"200": json_ok("The job, with its arguments.", job()), "404": not_found()}}}));
+    for (verb, op, summary) in [
+        (
+            "approve",
+            "toolgate.approve",
+            "Approve: the job runs once, with these arguments",
+        ),
+        (
+            "deny",
+            "toolgate.deny",
+            "Deny: the job fails with approval_denied",
+        ),
+    ] {
+        paths.insert(format!("/api/v1/approvals/{{id}}/{verb}"), json!({"post": {
+            "operationId": op, "summary": summary, "tags": ["approvals"], "parameters": [id()],
+            "requestBody": {"required": false, "content": {"application/json": {"schema": {"type": "object",
+                "properties": {"comment": {"type": "string", "maxLength": 4096}}, "additionalProperties": false}}}},
+            "responses": {
+                "200": json_ok("The job, decided.", job()),
+                "403": problem_response("Not an approver of this tool, or the job's own caller (`forbidden`)."),
+                "404": problem_response("No such approval (`job_not_found`)."),
+                "409": problem_response("Already decided, timed out or cancelled (`already_decided`)."),
+                "422": problem_response("The tool requires a comment (`invalid_arguments`).")}}}));
+    }
+}
+
+/// A job, as REST shows it.
+fn job_schema() -> Value {
+    json!({
+        "type": "object",
+        "description": "A durable job (docs/jobs.md).",
+        "properties": {
+            "id": {"type": "string"}, "tool": {"type": "string"},
+            "state": {"enum": ["queued", "running", "succeeded", "failed", "cancelled", "awaiting_approval", "expired"]},
+            "owner": {"type": "string"}, "created_at": {"type": "string", "format": "date-time"},
+            "updated_at": {"type": "string", "format": "date-time"}, "started_at": {"type": "string", "format": "date-time"},
+            "finished_at": {"type": "string", "format": "date-time"}, "expires_at": {"type": "string", "format": "date-time"},
+            "attempts": {"type": "integer"}, "timeout_ms": {"type": "integer"}, "arguments_sha256": {"type": "string"},
+            "progress": {"type": "object"}, "output": {}, "error": {"$ref": "#/components/schemas/Problem"},
+            "cancel_requested": {"type": "boolean"}, "arguments": {"type": "object"}, "call_id": {"type": "string"},
+            "approval": {"type": "object", "properties": {
+                "approvers": {"type": "array", "items": {"type": "string"}}, "reason_required": {"type": "boolean"},
+                "expires_at": {"type": "string", "format": "date-time"},
+                "decision": {"type": "object", "properties": {"approved": {"type": "boolean"}, "by": {"type": "string"},
+                    "at": {"type": "string", "format": "date-time"}, "comment": {"type": ["string", "null"]}}}}}
+        },
+        "required": ["id", "tool", "state", "owner", "created_at", "updated_at", "attempts", "timeout_ms", "arguments_sha256"]
+    })
 }
 
 fn components() -> Value {
@@ -411,6 +530,7 @@ fn components() -> Value {
                 "required": ["calls"],
                 "additionalProperties": false
             },
+            "Job": job_schema(),
             "BatchResponse": {
                 "type": "object",
                 "properties": {

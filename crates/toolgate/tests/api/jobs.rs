@@ -728,10 +728,13 @@ async fn an_approval_nobody_decides_times_out_as_denied() {
     s.stop().await.unwrap();
 }
 
+/// One delivery: its headers and body.
+type Delivery = (axum::http::HeaderMap, Vec<u8>);
+
 /// A receiver of the test's own: records each delivery, refuses the first.
 #[derive(Clone, Default)]
 struct Receiver {
-    got: Arc<Mutex<Vec<(axum::http::HeaderMap, Vec<u8>)>>>,
+    got: Arc<Mutex<Vec<Delivery>>>,
 }
 
 async fn receiver() -> (Receiver, String) {
