@@ -12,7 +12,8 @@ uses to implement one (a `ResultClaim` for `resultType: "task"` that polls
   the same job REST shows at `/api/v1/jobs/{id}`;
 - `tasks/cancel` stops a 10 s task (`cancelled`, with the work stopped);
 - a gated tool's task waits (`working`, "awaiting approval ...") until an approver
-  approves over REST, then completes with the approved arguments' result;
+  approves over REST, then completes with the approved arguments' result; a denied
+  one and one nobody decided in time fail with the denial;
 - a client without the extension gets a plain result, never a task;
 - another key's `tasks/get` of the task is refused.
 
@@ -131,6 +132,12 @@ kind = "builtin"
 builtin = "echo"
 approval = {{ approvers = ["approve_refunds"], timeout_ms = 60000 }}
 
+[[tools]]
+name = "deploy"
+kind = "builtin"
+builtin = "echo"
+approval = {{ approvers = ["approve_refunds"], timeout_ms = 1000 }}
+
 [jobs]
 path = "{directory / 'jobs.db'}"
 poll_ms = 50
@@ -195,6 +202,19 @@ async def exercise(port: int) -> None:
             await anyio.sleep(0.1)
         check(state.status == "completed", f"approved task: {state}")
         check(json.loads(state.result["content"][0]["text"]) == {"order": 9}, f"{state}")
+        # Denied, and timed out: the task fails with the denial.
+        denied = await c.session.call_tool("refund", {"order": 10}, allow_claimed=True)
+        status, body = rest(port, "POST", f"/api/v1/approvals/{denied.task_id}/deny", APPROVER, {"comment": "no"})
+        check(status == 200, f"denied: {status} {body}")
+        state = await get_task(c.session, denied.task_id)
+        check(state.status == "failed" and state.error and "denied" in json.dumps(state.error), f"denied task: {state}")
+        timed = await c.session.call_tool("deploy", {"env": "prod"}, allow_claimed=True)
+        for _ in range(100):
+            state = await get_task(c.session, timed.task_id)
+            if state.status != "working":
+                break
+            await anyio.sleep(0.1)
+        check(state.status == "failed" and "timed out" in json.dumps(state.error), f"timed-out task: {state}")
     # Without the extension: a plain result.
     async with client(url, KEY, False) as c:
         result = await c.call_tool("report", {"ms": 10})

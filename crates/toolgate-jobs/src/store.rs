@@ -965,3 +965,227 @@ impl Raw {
         })
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn owner(name: &str) -> Owner {
+        Owner {
+            name: name.into(),
+            hash: format!("{name}-hash"),
+            scopes: None,
+            identity: None,
+        }
+    }
+
+    fn new_job(tool: &str, who: &str, idempotent: bool, approval: Option<Approval>) -> NewJob {
+        NewJob {
+            tool: tool.into(),
+            arguments: json!({"n": 1}),
+            args_hash: "00".into(),
+            owner: owner(who),
+            timeout_ms: 1000,
+            idempotent,
+            webhook: None,
+            approval,
+            trace_id: None,
+            origin: "rest".into(),
+            ttl_ms: 60_000,
+        }
+    }
+
+    fn store() -> Store {
+        Store::open_sqlite(Path::new(":memory:")).unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_job_is_claimed_once_and_its_outcome_kept_only_under_its_lease() {
+        let s = store();
+        let job = s.insert(new_job("t", "a", true, None)).await.unwrap();
+        assert_eq!(job.state, State::Queued);
+        let first = s.claim("r1", 10, 10_000).await.unwrap();
+        assert_eq!(first.len(), 1);
+        assert_eq!(first[0].attempts, 1);
+        assert!(
+            s.claim("r2", 10, 10_000).await.unwrap().is_empty(),
+            "claimed twice"
+        );
+        assert_eq!(
+            s.renew(&job.id, "r2", 10_000, None).await.unwrap(),
+            None,
+            "not r2's lease"
+        );
+        let progress = json!({"progress": 5});
+        assert_eq!(
+            s.renew(&job.id, "r1", 10_000, Some(&progress))
+                .await
+                .unwrap(),
+            Some(false)
+        );
+        assert!(
+            s.finish(&job.id, "r2", State::Succeeded, Some(&json!(1)), None)
+                .await
+                .unwrap()
+                .is_none()
+        );
+        let done = s
+            .finish(&job.id, "r1", State::Succeeded, Some(&json!(1)), None)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (done.state, done.result.clone(), done.progress.clone()),
+            (State::Succeeded, Some(json!(1)), Some(progress))
+        );
+        assert!(done.expires_ms.is_some());
+        assert_eq!(done.lease_owner.as_deref(), Some("r1"));
+    }
+
+    #[tokio::test]
+    async fn a_lost_replicas_jobs_run_again_only_when_idempotent() {
+        let s = store();
+        let again = s.insert(new_job("t", "a", true, None)).await.unwrap();
+        let once = s.insert(new_job("t", "a", false, None)).await.unwrap();
+        assert_eq!(s.claim("dead", 10, 1).await.unwrap().len(), 2);
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        let swept = s.sweep().await.unwrap();
+        assert_eq!(
+            swept.requeued.iter().map(|j| &j.id).collect::<Vec<_>>(),
+            vec![&again.id]
+        );
+        assert_eq!(swept.lost.len(), 1);
+        let lost = s.get(&once.id).await.unwrap().unwrap();
+        assert_eq!(lost.state, State::Failed);
+        assert_eq!(lost.error.unwrap().code, "replica_lost");
+        let rerun = s.claim("live", 10, 10_000).await.unwrap();
+        assert_eq!((rerun.len(), rerun[0].attempts), (1, 2));
+        // A requeue (no call slot free) does not count as an attempt.
+        assert!(s.requeue(&again.id, "live", 0).await.unwrap());
+        assert_eq!(s.claim("live", 10, 10_000).await.unwrap()[0].attempts, 2);
+    }
+
+    #[tokio::test]
+    async fn cancel_ends_a_waiting_job_and_asks_a_running_one() {
+        let s = store();
+        let queued = s.insert(new_job("t", "a", true, None)).await.unwrap();
+        assert!(
+            s.cancel(&queued.id, Some("b-hash"))
+                .await
+                .unwrap()
+                .is_none(),
+            "another owner"
+        );
+        let c = s.cancel(&queued.id, Some("a-hash")).await.unwrap().unwrap();
+        assert_eq!(c.state, State::Cancelled);
+        let running = s.insert(new_job("t", "a", true, None)).await.unwrap();
+        s.claim("r", 10, 10_000).await.unwrap();
+        let asked = s.cancel(&running.id, None).await.unwrap().unwrap();
+        assert_eq!(
+            (asked.state, asked.cancel_requested),
+            (State::Running, true)
+        );
+        assert_eq!(
+            s.renew(&running.id, "r", 10_000, None).await.unwrap(),
+            Some(true)
+        );
+    }
+
+    #[tokio::test]
+    async fn approvals_are_decided_once_and_time_out_as_denials() {
+        let s = store();
+        let gate = |deadline_ms| Approval {
+            approvers: vec!["x".into()],
+            reason_required: false,
+            deadline_ms,
+            decision: None,
+        };
+        let job = s
+            .insert(new_job("t", "a", false, Some(gate(now_ms() + 60_000))))
+            .await
+            .unwrap();
+        assert_eq!(job.state, State::AwaitingApproval);
+        assert!(
+            s.claim("r", 10, 10_000).await.unwrap().is_empty(),
+            "not before its approval"
+        );
+        let yes = Decision {
+            approved: true,
+            by: "boss".into(),
+            at_ms: now_ms(),
+            comment: None,
+        };
+        assert_eq!(
+            s.decide(&job.id, yes.clone()).await.unwrap().unwrap().state,
+            State::Queued
+        );
+        assert!(
+            s.decide(&job.id, yes).await.unwrap().is_none(),
+            "decided twice"
+        );
+        let late = s
+            .insert(new_job("t", "a", false, Some(gate(now_ms() - 1))))
+            .await
+            .unwrap();
+        let swept = s.sweep().await.unwrap();
+        assert_eq!(swept.timed_out.len(), 1);
+        let denied = s.get(&late.id).await.unwrap().unwrap();
+        assert_eq!(denied.state, State::Failed);
+        assert_eq!(denied.error.unwrap().code, "approval_denied");
+        assert_eq!(denied.approval.unwrap().decision.unwrap().by, "timeout");
+    }
+
+    #[tokio::test]
+    async fn results_expire_and_old_rows_are_purged() {
+        let s = store().with_purge_after(200);
+        let mut job = new_job("t", "a", true, None);
+        job.ttl_ms = 0;
+        let job = s.insert(job).await.unwrap();
+        s.claim("r", 1, 10_000).await.unwrap();
+        s.finish(
+            &job.id,
+            "r",
+            State::Succeeded,
+            Some(&json!({"big": 1})),
+            None,
+        )
+        .await
+        .unwrap();
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        assert_eq!(s.sweep().await.unwrap().expired, 1);
+        let expired = s.get(&job.id).await.unwrap().unwrap();
+        assert_eq!(
+            (expired.state, expired.result, expired.arguments),
+            (State::Expired, None, Value::Null)
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        assert_eq!(s.sweep().await.unwrap().purged, 1);
+        assert!(s.get(&job.id).await.unwrap().is_none());
+    }
+
+    #[tokio::test]
+    async fn a_keys_jobs_list_newest_first_in_pages() {
+        let s = store();
+        let mut ids = Vec::new();
+        for _ in 0..5 {
+            ids.push(s.insert(new_job("t", "a", true, None)).await.unwrap().id);
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        s.insert(new_job("t", "b", true, None)).await.unwrap();
+        let mut seen = Vec::new();
+        let mut cursor = None;
+        loop {
+            let page = s.list("a-hash", cursor.as_deref(), 2).await.unwrap();
+            seen.extend(page.jobs.into_iter().map(|j| j.id));
+            match page.next {
+                Some(n) => cursor = Some(n),
+                None => break,
+            }
+        }
+        ids.reverse();
+        assert_eq!(seen, ids);
+        assert_eq!(s.active("a-hash").await.unwrap(), 5);
+    }
+}

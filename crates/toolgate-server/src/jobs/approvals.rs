@@ -114,19 +114,24 @@ pub async fn pending_for(state: &AppState, who: &Principal) -> Result<Vec<Job>, 
         .collect())
 }
 
-/// Approval `id`, if `who` may decide it or asked for it.
-///
-/// # Errors
-/// No such approval for `who`, or the store is down.
-pub async fn visible(state: &AppState, who: &Principal, id: &str) -> Result<Job, ToolError> {
-    let job = state
+/// Job `id`, if it has an approval.
+async fn approval(state: &AppState, id: &str) -> Result<Job, ToolError> {
+    state
         .jobs
         .store()
         .get(id)
         .await
         .map_err(|e| unavailable(&e))?
         .filter(|j| j.approval.is_some())
-        .ok_or_else(|| job_not_found(id))?;
+        .ok_or_else(|| job_not_found(id))
+}
+
+/// Approval `id`, if `who` may decide it or asked for it.
+///
+/// # Errors
+/// No such approval for `who`, or the store is down.
+pub async fn visible(state: &AppState, who: &Principal, id: &str) -> Result<Job, ToolError> {
+    let job = approval(state, id).await?;
     if is_caller(who, &job) || may_decide(who, &job).is_ok() {
         Ok(job)
     } else {
@@ -147,14 +152,7 @@ pub async fn decide(
     approved: bool,
     comment: Option<String>,
 ) -> Result<Job, ToolError> {
-    let job = state
-        .jobs
-        .store()
-        .get(id)
-        .await
-        .map_err(|e| unavailable(&e))?
-        .filter(|j| j.approval.is_some())
-        .ok_or_else(|| job_not_found(id))?;
+    let job = approval(state, id).await?;
     if let Err(e) = may_decide(who, &job) {
         // A refused decision is audited too: somebody tried.
         audit_event(

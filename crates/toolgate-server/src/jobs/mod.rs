@@ -81,6 +81,8 @@ pub struct Jobs {
     policies: ArcSwap<HashMap<String, JobPolicy>>,
     /// Whether any tool has an approval gate (spares every call a map lookup).
     any_approval: std::sync::atomic::AtomicBool,
+    /// Whether any tool's `task_support` is `required` (likewise).
+    any_required: std::sync::atomic::AtomicBool,
     /// Jobs this replica runs: their cancellation.
     running: Mutex<HashMap<String, CancellationToken>>,
     /// Wakes the runner (a job was created or approved here).
@@ -213,6 +215,9 @@ impl Jobs {
         };
         let policies = policies_of(loaded, settings.default_timeout);
         let any = policies.values().any(|p| p.approval.is_some());
+        let required = policies
+            .values()
+            .any(|p| p.task_support == TaskSupport::Required);
         let mut id = [0u8; 6];
         let _ = getrandom::fill(&mut id);
         let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "toolgate".to_owned());
@@ -223,6 +228,7 @@ impl Jobs {
             settings,
             policies: ArcSwap::from_pointee(policies),
             any_approval: std::sync::atomic::AtomicBool::new(any),
+            any_required: std::sync::atomic::AtomicBool::new(required),
             running: Mutex::default(),
             wake: tokio::sync::Notify::new(),
             ended: tokio::sync::broadcast::channel(256).0,
@@ -234,6 +240,12 @@ impl Jobs {
         let policies = policies_of(loaded, self.settings.default_timeout);
         self.any_approval.store(
             policies.values().any(|p| p.approval.is_some()),
+            std::sync::atomic::Ordering::Relaxed,
+        );
+        self.any_required.store(
+            policies
+                .values()
+                .any(|p| p.task_support == TaskSupport::Required),
             std::sync::atomic::Ordering::Relaxed,
         );
         self.policies.store(Arc::new(policies));
@@ -272,6 +284,13 @@ impl Jobs {
                 .load()
                 .get(tool)
                 .is_some_and(|p| p.approval.is_some())
+    }
+
+    /// Whether `tool` runs only as a task (cheap when no tool does).
+    #[must_use]
+    pub fn task_required(&self, tool: &str) -> bool {
+        self.any_required.load(std::sync::atomic::Ordering::Relaxed)
+            && self.task_support(tool) == TaskSupport::Required
     }
 
     /// How MCP clients may run `tool` as a task.
@@ -720,6 +739,7 @@ async fn sweep(state: &AppState) {
 
 /// Announce an ended job: its webhook, and MCP task notifications.
 pub(crate) fn ended(state: &AppState, job: Job) {
+    metrics::counter!("toolgate_jobs_ended_total", "state" => job.state.as_str()).increment(1);
     let job = Arc::new(job);
     state.jobs.webhooks.job_ended(&job);
     let _ = state.jobs.ended.send(job);

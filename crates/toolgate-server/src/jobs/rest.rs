@@ -68,19 +68,33 @@ pub async fn create(
     headers: HeaderMap,
     JsonBody(arguments): JsonBody,
 ) -> Result<Response, ApiError> {
-    let webhook = webhook_of(&headers)?;
+    start(&state, &caller, &name, &headers, arguments).await
+}
+
+/// Start `name` as a job for `caller` (webhook from `headers`): `202` with it.
+///
+/// # Errors
+/// As [`crate::jobs::Jobs::create`], as problems.
+pub async fn start(
+    state: &AppState,
+    caller: &crate::auth::Principal,
+    name: &str,
+    headers: &HeaderMap,
+    arguments: serde_json::Map<String, Value>,
+) -> Result<Response, ApiError> {
+    let webhook = webhook_of(headers)?;
     let job = state
         .jobs
         .create(
-            &state,
-            &caller,
-            &name,
+            state,
+            caller,
+            name,
             Value::Object(arguments),
             webhook,
             "rest",
         )
         .await
-        .map_err(|e| tool_err(e, &name))?;
+        .map_err(|e| tool_err(e, name))?;
     Ok(accepted(&job))
 }
 

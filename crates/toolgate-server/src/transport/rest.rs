@@ -74,20 +74,7 @@ pub async fn call_tool(
     let timeout = requested_timeout(&headers)?;
     // A tool behind an approval gate answers with its job, awaiting approval.
     if state.jobs.needs_approval(&name) {
-        let webhook = crate::jobs::rest::webhook_of(&headers)?;
-        let job = state
-            .jobs
-            .create(
-                &state,
-                &caller,
-                &name,
-                Value::Object(arguments),
-                webhook,
-                "rest",
-            )
-            .await
-            .map_err(|e| ApiError::from_tool(e, &name))?;
-        return Ok(crate::jobs::rest::accepted(&job));
+        return crate::jobs::rest::start(&state, &caller, &name, &headers, arguments).await;
     }
     let inv = Invocation {
         client: None,

@@ -1099,7 +1099,7 @@ mod claims_as_statement_parameters {
 }
 
 /// `tests/mcp-sdk`, where the official MCP TypeScript SDK is installed (`npm ci`).
-fn mcp_sdk_dir() -> Option<std::path::PathBuf> {
+pub(crate) fn mcp_sdk_dir() -> Option<std::path::PathBuf> {
     let dir = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/mcp-sdk");
     if dir.join("node_modules/@modelcontextprotocol/sdk").exists() {
         return Some(dir);
@@ -1108,7 +1108,7 @@ fn mcp_sdk_dir() -> Option<std::path::PathBuf> {
         std::env::var("CI").is_err(),
         "`npm ci` in tests/mcp-sdk is needed under CI (make idp-deps)"
     );
-    eprintln!("SKIPPED: no tests/mcp-sdk/node_modules; the MCP SDK OAuth test did not run");
+    eprintln!("SKIPPED: no tests/mcp-sdk/node_modules; the MCP SDK test did not run");
     None
 }
 

@@ -989,6 +989,9 @@ async fn survives_a_crash(keep: Keep) {
     );
     crate::cli::sigterm(&second);
     assert_eq!(second.wait().unwrap().code(), Some(0));
+    if let Keep::Postgres(table) = &keep {
+        psql(&format!("DROP TABLE {table}"));
+    }
 }
 
 #[tokio::test]
@@ -1144,26 +1147,14 @@ async fn the_cli_lists_approves_and_denies() {
     s.stop().await.unwrap();
 }
 
-/// `tests/mcp-sdk`, where the official MCP TypeScript SDK is installed (`npm ci`).
-fn mcp_sdk_dir() -> Option<std::path::PathBuf> {
-    let dir = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/mcp-sdk");
-    if dir.join("node_modules/@modelcontextprotocol/sdk").exists() {
-        return Some(dir);
-    }
-    assert!(
-        std::env::var("CI").is_err(),
-        "`npm ci` in tests/mcp-sdk is needed under CI (make idp-deps)"
-    );
-    eprintln!("SKIPPED: no tests/mcp-sdk/node_modules; the MCP SDK tasks test did not run");
-    None
-}
-
 /// The official TypeScript SDK drives 2025-11-25 tasks end to end: a task streamed
 /// to its result, one fetched after a reconnect, list and cancel, and a gated tool
 /// whose task waits for an approver.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_typescript_sdk_runs_tools_as_tasks_on_2025_11_25() {
-    let Some(sdk) = mcp_sdk_dir() else { return };
+    let Some(sdk) = crate::identity::mcp_sdk_dir() else {
+        return;
+    };
     let dir = tempfile::tempdir().unwrap();
     let s = TestServer::spawn(&config(&sqlite_jobs(dir.path(), "")))
         .await

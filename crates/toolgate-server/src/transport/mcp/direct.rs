@@ -182,7 +182,7 @@ fn parse_call(direct: &Direct, bytes: &Bytes) -> Option<Parsed> {
         && meta.get_progress_token().is_none()
         && !has_log_level(meta)
         // A client that takes tasks may get one: rmcp's path answers those.
-        && !meta.client_capabilities().is_some_and(|c| c.supports_tasks());
+        && !declares_tasks(meta);
     let ClientRequest::CallToolRequest(call) = request.request else {
         return None;
     };
@@ -190,6 +190,15 @@ fn parse_call(direct: &Direct, bytes: &Bytes) -> Option<Parsed> {
         id: request.id,
         params: call.params,
     })
+}
+
+/// Whether the request's client capabilities declare the tasks extension, read
+/// in place (decoding the capabilities would cost every call a copy).
+fn declares_tasks(meta: &rmcp::model::RequestMetaObject) -> bool {
+    meta.get("io.modelcontextprotocol/clientCapabilities")
+        .and_then(|c| c.get("extensions"))
+        .and_then(|e| e.get(rmcp::model::TASKS_EXTENSION_ID))
+        .is_some()
 }
 
 /// Whether the request asks for log messages (2026-07-28's per-request level),

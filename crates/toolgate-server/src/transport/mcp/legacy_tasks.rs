@@ -56,7 +56,7 @@ pub(super) fn classify(
     match method? {
         "tools/call" if has_task => Some(Legacy::Serve),
         "tools/call" => tool
-            .filter(|t| state.jobs.task_support(t) == TaskSupport::Required)
+            .filter(|t| state.jobs.task_required(t))
             .map(|_| Legacy::Serve),
         "tasks/get" | "tasks/result" | "tasks/list" | "tasks/cancel" => Some(Legacy::Serve),
         "initialize" => Some(Legacy::Initialize),

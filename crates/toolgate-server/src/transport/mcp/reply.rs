@@ -9,7 +9,7 @@
 //! | `-32602` | unknown tool, bad cursor, bad `X-Request-Timeout-Ms` (the spec's invalid params) |
 //! | `-32600` | a body over `body_limit_bytes` (HTTP 413) |
 //! | `-32001` | no key, or an unknown key (HTTP 401) |
-//! | `-32003` | the key has no scope for the tool, or a bad `Origin` (HTTP 403) |
+//! | `-32003` | the key has no scope for the tool, a bad `Origin` (HTTP 403), or a task's approval was denied |
 //! | `-32004` | the session is unknown, closed, or belongs to another key (HTTP 404) |
 //! | `-32029` | overloaded, rate limited, draining, or too many sessions: retry after `data.retry_after_s` |
 //!
@@ -43,7 +43,7 @@ pub(super) fn tool_failure(err: ToolError, tool: &str) -> Result<CallToolResult,
     let problem = ApiError::from_tool(err, tool).to_problem();
     let code = match kind {
         ErrorKind::ToolNotFound | ErrorKind::JobNotFound => ErrorCode::INVALID_PARAMS,
-        ErrorKind::Forbidden => FORBIDDEN,
+        ErrorKind::Forbidden | ErrorKind::ApprovalDenied => FORBIDDEN,
         ErrorKind::Unauthorized => UNAUTHORIZED,
         ErrorKind::Overloaded
         | ErrorKind::RateLimited
@@ -61,8 +61,7 @@ pub(super) fn tool_failure(err: ToolError, tool: &str) -> Result<CallToolResult,
         | ErrorKind::UpstreamError
         | ErrorKind::ToolError
         | ErrorKind::Cancelled
-        | ErrorKind::ApprovalRequired
-        | ErrorKind::ApprovalDenied => {
+        | ErrorKind::ApprovalRequired => {
             return Ok(CallToolResult::error(vec![ContentBlock::text(
                 problem.to_string(),
             )]));

@@ -22,7 +22,6 @@
 use rmcp::ErrorData;
 use rmcp::model::{CallToolResult, CreateTaskResult, DetailedTask, Task, TaskPayload, TaskStatus};
 use serde_json::Value;
-use toolgate_config::jobs::TaskSupport;
 use toolgate_core::{ErrorKind, ToolError};
 use toolgate_jobs::{Job, State};
 
@@ -37,7 +36,7 @@ pub(super) const POLL_INTERVAL_MS: u64 = 500;
 /// Whether a 2026-07-28 call of `tool` becomes a task (the client declared the
 /// extension).
 pub(super) fn is_task_call(state: &AppState, tool: &str) -> bool {
-    state.jobs.task_support(tool) == TaskSupport::Required
+    state.jobs.task_required(tool)
 }
 
 /// Start `tool` as a job for `scope`'s caller; the error a plain call would give
