@@ -205,4 +205,6 @@ pub struct Job {
     pub origin: String,
     /// Result TTL, ms.
     pub ttl_ms: u64,
+    /// Delivery attempts of its webhook so far.
+    pub webhook_attempts: u32,
 }

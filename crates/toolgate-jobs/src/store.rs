@@ -44,6 +44,8 @@ pub struct Swept {
     pub requeued: Vec<Job>,
     /// Jobs of a lost replica failed (tools not idempotent).
     pub lost: Vec<Job>,
+    /// Jobs of a lost replica whose cancel was pending, now cancelled.
+    pub cancelled: Vec<Job>,
     /// Approvals whose time ran out (now failed, denied by the timeout).
     pub timed_out: Vec<Job>,
     /// Results expired.
@@ -101,7 +103,7 @@ impl std::fmt::Debug for Store {
 const COLUMNS: &str = "id, tool, arguments, args_hash, owner, owner_hash, principal, state, \
     created_ms, updated_ms, started_ms, finished_ms, timeout_ms, idempotent, attempts, progress, \
     result, error, cancel_requested, webhook, approval, approval_deadline_ms, expires_ms, trace_id, \
-    lease_owner, lease_until_ms, not_before_ms, origin, ttl_ms";
+    lease_owner, lease_until_ms, not_before_ms, origin, ttl_ms, webhook_due_ms, webhook_attempts";
 
 /// The table (`{t}` is its name); the same DDL serves both backends.
 const SCHEMA: &str = "CREATE TABLE IF NOT EXISTS {t} (
@@ -133,15 +135,20 @@ const SCHEMA: &str = "CREATE TABLE IF NOT EXISTS {t} (
     lease_until_ms BIGINT,
     not_before_ms BIGINT NOT NULL DEFAULT 0,
     origin TEXT NOT NULL,
-    ttl_ms BIGINT NOT NULL
+    ttl_ms BIGINT NOT NULL,
+    webhook_due_ms BIGINT,
+    webhook_attempts BIGINT NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS {t}_queue ON {t} (state, not_before_ms, created_ms);
-CREATE INDEX IF NOT EXISTS {t}_owner ON {t} (owner_hash, created_ms);";
+CREATE INDEX IF NOT EXISTS {t}_owner ON {t} (owner_hash, created_ms);
+CREATE INDEX IF NOT EXISTS {t}_webhooks ON {t} (webhook_due_ms);";
 
 /// The SQL that ends a job (`$1` state, `$2` now, `$3` result, `$4` error). The
 /// lease's owner stays, naming the replica that ran it last.
+/// A job with a webhook has its delivery due at once.
 const FINISH_SET: &str = "state = $1, updated_ms = $2, finished_ms = $2, result = $3, error = $4, \
-    expires_ms = $2 + ttl_ms, lease_until_ms = NULL";
+    expires_ms = $2 + ttl_ms, lease_until_ms = NULL, \
+    webhook_due_ms = CASE WHEN webhook IS NULL THEN NULL ELSE $2 END";
 
 impl Store {
     /// The store in the SQLite file at `path` (created if missing, WAL mode).
@@ -228,7 +235,7 @@ impl Store {
         let deadline = new.approval.as_ref().map(|a| a.deadline_ms);
         let sql = format!(
             "INSERT INTO {{t}} ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9, NULL, NULL, \
-             $10, $11, 0, NULL, NULL, NULL, 0, $12, $13, $14, NULL, $15, NULL, NULL, 0, $16, $17) \
+             $10, $11, 0, NULL, NULL, NULL, 0, $12, $13, $14, NULL, $15, NULL, NULL, 0, $16, $17, NULL, 0) \
              RETURNING {COLUMNS}"
         );
         let params = vec![
@@ -599,6 +606,25 @@ impl Store {
             requeued,
             ..Swept::default()
         };
+        // A lost replica's job whose caller had asked to cancel it is cancelled.
+        let asked = JobError {
+            code: "cancelled".into(),
+            detail: "cancelled by its caller (the server running it stopped meanwhile)".into(),
+        };
+        swept.cancelled = self
+            .rows(
+                &format!(
+                    "UPDATE {{t}} SET {FINISH_SET} WHERE state = 'running' AND lease_until_ms < $2 \
+                     AND cancel_requested = 1 RETURNING {COLUMNS}"
+                ),
+                vec![
+                    text(State::Cancelled.as_str()),
+                    int(now),
+                    P::T(None),
+                    json_text(&asked),
+                ],
+            )
+            .await?;
         let lost = JobError {
             code: "replica_lost".into(),
             detail: "the server running this job stopped before it ended, and the tool is not \
@@ -642,7 +668,8 @@ impl Store {
         swept.expired = self
             .exec(
                 "UPDATE {t} SET state = 'expired', result = NULL, arguments = 'null', progress = NULL, \
-                 updated_ms = $1 WHERE state IN ('succeeded', 'failed', 'cancelled') AND expires_ms < $1",
+                 updated_ms = $1 WHERE state IN ('succeeded', 'failed', 'cancelled') AND expires_ms < $1 \
+                 AND webhook_due_ms IS NULL",
                 vec![int(now)],
             )
             .await?;
@@ -653,6 +680,46 @@ impl Store {
             )
             .await?;
         Ok(swept)
+    }
+
+    /// Take up to `n` webhook deliveries that are due, each for `hold_ms` (a replica
+    /// that dies while delivering leaves it due again after that).
+    ///
+    /// # Errors
+    /// The store failed.
+    pub async fn claim_webhooks(&self, n: usize, hold_ms: i64) -> Result<Vec<Job>, StoreError> {
+        let now = now_ms();
+        let lock = match self.backend {
+            Backend::Sqlite(_) => "",
+            Backend::Postgres { .. } => " FOR UPDATE SKIP LOCKED",
+        };
+        self.rows(
+            &format!(
+                "UPDATE {{t}} SET webhook_due_ms = $1 + $2 WHERE id IN (SELECT id FROM {{t}} \
+                 WHERE webhook_due_ms <= $1 ORDER BY webhook_due_ms, id LIMIT $3{lock}) \
+                 AND webhook_due_ms <= $1 RETURNING {COLUMNS}"
+            ),
+            vec![int(now), int(hold_ms), int(i64::try_from(n).unwrap_or(1))],
+        )
+        .await
+    }
+
+    /// Record one delivery attempt of job `id`'s webhook: the next is due at
+    /// `next_due_ms`, or none (delivered, or given up).
+    ///
+    /// # Errors
+    /// The store failed.
+    pub async fn webhook_attempted(
+        &self,
+        id: &str,
+        next_due_ms: Option<i64>,
+    ) -> Result<(), StoreError> {
+        self.exec(
+            "UPDATE {t} SET webhook_attempts = webhook_attempts + 1, webhook_due_ms = $2 WHERE id = $1",
+            vec![text(id), P::I(next_due_ms)],
+        )
+        .await
+        .map(|_| ())
     }
 
     /// Delete every job (tests and `toolgate jobs purge`).
@@ -857,6 +924,7 @@ struct Raw {
     lease_until_ms: Option<i64>,
     origin: String,
     ttl_ms: i64,
+    webhook_attempts: i64,
 }
 
 macro_rules! read_raw {
@@ -887,6 +955,7 @@ macro_rules! read_raw {
             lease_until_ms: $get($row, "lease_until_ms")?,
             origin: $get($row, "origin")?,
             ttl_ms: $get($row, "ttl_ms")?,
+            webhook_attempts: $get($row, "webhook_attempts")?,
         }
     };
 }
@@ -961,6 +1030,7 @@ impl Raw {
             lease_until_ms: self.lease_until_ms,
             origin: self.origin,
             ttl_ms: u64::try_from(self.ttl_ms).unwrap_or(0),
+            webhook_attempts: u32::try_from(self.webhook_attempts).unwrap_or(0),
             id: self.id,
         })
     }
@@ -1187,5 +1257,52 @@ mod tests {
         ids.reverse();
         assert_eq!(seen, ids);
         assert_eq!(s.active("a-hash").await.unwrap(), 5);
+    }
+
+    #[tokio::test]
+    async fn webhooks_fall_due_when_a_job_ends_and_are_held_while_delivered() {
+        let s = store();
+        let mut with_hook = new_job("t", "a", true, None);
+        with_hook.webhook = Some("https://example.com/hook".into());
+        let job = s.insert(with_hook).await.unwrap();
+        assert!(
+            s.claim_webhooks(10, 1000).await.unwrap().is_empty(),
+            "not before it ends"
+        );
+        s.claim("r", 1, 10_000).await.unwrap();
+        s.finish(&job.id, "r", State::Succeeded, Some(&json!(1)), None)
+            .await
+            .unwrap();
+        assert_eq!(s.claim_webhooks(10, 60_000).await.unwrap().len(), 1);
+        assert!(
+            s.claim_webhooks(10, 60_000).await.unwrap().is_empty(),
+            "held by its taker"
+        );
+        s.webhook_attempted(&job.id, Some(now_ms() - 1))
+            .await
+            .unwrap();
+        let again = s.claim_webhooks(10, 60_000).await.unwrap();
+        assert_eq!(again[0].webhook_attempts, 1);
+        s.webhook_attempted(&job.id, None).await.unwrap();
+        assert!(
+            s.claim_webhooks(10, 0).await.unwrap().is_empty(),
+            "delivered"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_lost_replicas_job_being_cancelled_ends_cancelled() {
+        let s = store();
+        let job = s.insert(new_job("t", "a", true, None)).await.unwrap();
+        s.claim("dead", 1, 1).await.unwrap();
+        s.cancel(&job.id, None).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        let swept = s.sweep().await.unwrap();
+        assert!(swept.requeued.is_empty());
+        assert_eq!(swept.cancelled.len(), 1);
+        assert_eq!(
+            s.get(&job.id).await.unwrap().unwrap().state,
+            State::Cancelled
+        );
     }
 }

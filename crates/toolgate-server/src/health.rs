@@ -93,6 +93,17 @@ impl CheckCache {
         if let Some(audit) = &state.audit {
             checks.push(("audit".to_owned(), audit.check().await, true));
         }
+        // The job store: information, not readiness (plain calls do not need it;
+        // job routes answer 503 jobs_unavailable while it is down).
+        if state.jobs.settings().durable {
+            let ping = tokio::time::timeout(CHECK_TTL, state.jobs.store().ping()).await;
+            let result = match ping {
+                Ok(Ok(())) => Ok(()),
+                Ok(Err(e)) => Err(e.to_string()),
+                Err(_) => Err("no answer within 1 s".to_owned()),
+            };
+            checks.push(("jobs".to_owned(), result, false));
+        }
         if let Some((result, refuses)) = state.limiter.check().await {
             checks.push(("rate_limit_store".to_owned(), result, refuses));
         }

@@ -667,6 +667,7 @@ async fn run_loop(state: AppState) {
             last_sweep = tokio::time::Instant::now();
             sweep(&state).await;
         }
+        webhook::deliver_due(&state).await;
         let free = jobs
             .settings
             .workers
@@ -726,6 +727,10 @@ async fn sweep(state: &AppState) {
     if !swept.requeued.is_empty() {
         state.jobs.wake();
     }
+    for job in swept.cancelled {
+        tracing::info!(job = %job.id, tool = %job.tool, "a lost replica's job was being cancelled: cancelled");
+        ended(state, job);
+    }
     for job in swept.lost {
         tracing::warn!(job = %job.id, tool = %job.tool, "a lost replica's job failed (tool not idempotent)");
         ended(state, job);
@@ -740,8 +745,11 @@ async fn sweep(state: &AppState) {
 /// Announce an ended job: its webhook, and MCP task notifications.
 pub(crate) fn ended(state: &AppState, job: Job) {
     metrics::counter!("toolgate_jobs_ended_total", "state" => job.state.as_str()).increment(1);
+    if job.webhook.is_some() {
+        // Its delivery is due in the store; the runner makes it.
+        state.jobs.wake();
+    }
     let job = Arc::new(job);
-    state.jobs.webhooks.job_ended(&job);
     let _ = state.jobs.ended.send(job);
 }
 

@@ -5,7 +5,9 @@
 //! `X-Toolgate-Signature: t=UNIX,v1=HEX` (HMAC-SHA256 of `UNIX.BODY` under the
 //! secret in `[jobs] webhook_secret_env`; see `toolgate_jobs::sign`). A delivery is
 //! tried up to `[jobs] webhook_attempts` times, with exponential backoff and
-//! jitter, until a 2xx. Destinations pass the same SSRF guard as `http` tools: the
+//! jitter, until a 2xx. A job's completion webhook is stored with the job (its
+//! next attempt's time and the attempts made), so a delivery being retried
+//! survives a restart; the approval hook's are retried in memory. Destinations pass the same SSRF guard as `http` tools: the
 //! client's resolver checks every address (private networks only when listed in
 //! `webhook_allow_private`), IP literals are checked before sending, redirects are
 //! not followed.
@@ -138,15 +140,6 @@ impl Webhooks {
         Ok(())
     }
 
-    /// POST `job`'s outcome to its webhook, if it has one.
-    pub fn job_ended(&self, job: &Job) {
-        if let Some(url) = &job.webhook {
-            let body =
-                serde_json::json!({"event": "job.finished", "job": super::view::job_json(job)});
-            self.send(url.clone(), "job.finished", job.id.clone(), body);
-        }
-    }
-
     /// Announce a new approval request to the approval hook, if there is one.
     pub fn approval_requested(&self, job: &Job) {
         if let Some(url) = &self.approval_url {
@@ -168,7 +161,8 @@ impl Webhooks {
     }
 }
 
-/// Send one notification until a 2xx or the attempts run out.
+/// Send one notification until a 2xx or the attempts run out (the approval hook:
+/// kept in memory).
 #[allow(clippy::too_many_arguments)]
 async fn deliver(
     client: &reqwest::Client,
@@ -181,6 +175,53 @@ async fn deliver(
     attempts: u32,
 ) {
     let bytes = body.to_string().into_bytes();
+    for attempt in 1..=attempts {
+        match attempt_once(client, guard, secret, url, event, id, attempt, &bytes).await {
+            Attempt::Delivered => return,
+            Attempt::Refused => return,
+            Attempt::Failed => {}
+        }
+        if attempt < attempts {
+            tokio::time::sleep(backoff(attempt)).await;
+        }
+    }
+    count(event, "failed");
+    tracing::error!(event, job = %id, attempts, "webhook given up after every attempt");
+}
+
+/// How one delivery attempt went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Attempt {
+    /// A 2xx.
+    Delivered,
+    /// Another answer, or none: try again later.
+    Failed,
+    /// The guard refused the destination: never try again.
+    Refused,
+}
+
+/// The wait after failed attempt `attempt` (1-based): doubling from 0.5 s, at most
+/// 60 s, jittered to between half and all of it.
+fn backoff(attempt: u32) -> Duration {
+    let cap = FIRST_BACKOFF
+        .saturating_mul(2u32.saturating_pow(attempt.saturating_sub(1)))
+        .min(MAX_BACKOFF);
+    let ms = u64::try_from(cap.as_millis()).unwrap_or(60_000);
+    Duration::from_millis(fastrand::u64(ms / 2..=ms))
+}
+
+/// One signed POST of `bytes`.
+#[allow(clippy::too_many_arguments)]
+async fn attempt_once(
+    client: &reqwest::Client,
+    guard: &Guard,
+    secret: &[u8],
+    url: &str,
+    event: &'static str,
+    id: &str,
+    attempt: u32,
+    bytes: &[u8],
+) -> Attempt {
     // IP literals skip the resolver: check them here, as `http` tools do.
     if let Ok(parsed) = reqwest::Url::parse(url) {
         let literal: Option<std::net::IpAddr> = match parsed.host() {
@@ -193,44 +234,106 @@ async fn deliver(
         {
             tracing::warn!(event, job = %id, reason = %b, "webhook refused by the SSRF guard");
             count(event, "refused");
+            return Attempt::Refused;
+        }
+    }
+    let unix = toolgate_jobs::now_ms() / 1000;
+    let signature = toolgate_jobs::sign::sign(secret, unix, bytes);
+    let result = client
+        .post(url)
+        .header("content-type", "application/json")
+        .header("x-toolgate-event", event)
+        .header("x-toolgate-delivery", format!("{id}-{attempt}"))
+        .header("x-toolgate-signature", signature)
+        .body(bytes.to_vec())
+        .send()
+        .await;
+    match result {
+        Ok(r) if r.status().is_success() => {
+            tracing::info!(event, job = %id, attempt, "webhook delivered");
+            count(event, "delivered");
+            Attempt::Delivered
+        }
+        Ok(r) => {
+            tracing::warn!(event, job = %id, attempt, status = r.status().as_u16(), "webhook refused by its receiver");
+            Attempt::Failed
+        }
+        Err(e) => {
+            tracing::warn!(event, job = %id, attempt, error = %e, "webhook delivery failed");
+            Attempt::Failed
+        }
+    }
+}
+
+/// How long a replica holds a delivery it took (one attempt's time and some): one
+/// that dies while delivering leaves it due again after this.
+const DELIVERY_HOLD_MS: i64 = 15_000;
+
+/// Deliveries one replica makes at once.
+const DELIVERIES_AT_ONCE: usize = 16;
+
+/// Deliver the completion webhooks that are due: each is stored with its job, so a
+/// delivery still being retried survives a restart and is made by whichever
+/// replica takes it.
+pub(super) async fn deliver_due(state: &crate::AppState) {
+    let jobs = &state.jobs;
+    let due = match jobs
+        .store()
+        .claim_webhooks(DELIVERIES_AT_ONCE, DELIVERY_HOLD_MS)
+        .await
+    {
+        Ok(d) => d,
+        Err(e) => {
+            tracing::warn!(error = %e, "taking due webhooks failed");
             return;
         }
+    };
+    for job in due {
+        let state = state.clone();
+        tokio::spawn(async move {
+            let hooks = &state.jobs.webhooks;
+            let attempt = job.webhook_attempts + 1;
+            let outcome = match (&hooks.client, &hooks.secret, &job.webhook) {
+                (Some(client), Some(secret), Some(url)) => {
+                    let body = serde_json::json!({"event": "job.finished", "job": super::view::job_json(&job)});
+                    let bytes = body.to_string().into_bytes();
+                    attempt_once(
+                        client,
+                        &hooks.guard,
+                        secret,
+                        url,
+                        "job.finished",
+                        &job.id,
+                        attempt,
+                        &bytes,
+                    )
+                    .await
+                }
+                _ => {
+                    tracing::warn!(job = %job.id, "a webhook was not sent: no secret to sign it with ([jobs] webhook_secret_env)");
+                    Attempt::Refused
+                }
+            };
+            let next = match outcome {
+                Attempt::Failed if attempt < hooks.attempts => {
+                    let wait = i64::try_from(backoff(attempt).as_millis()).unwrap_or(60_000);
+                    Some(toolgate_jobs::now_ms() + wait)
+                }
+                Attempt::Failed => {
+                    count("job.finished", "failed");
+                    tracing::error!(job = %job.id, attempts = attempt, "webhook given up after every attempt");
+                    None
+                }
+                Attempt::Delivered | Attempt::Refused => None,
+            };
+            if let Err(e) = state.jobs.store().webhook_attempted(&job.id, next).await {
+                tracing::warn!(error = %e, job = %job.id, "a webhook attempt could not be recorded");
+            }
+            if next.is_some() {
+                state.jobs.wake();
+            }
+        });
     }
-    for attempt in 1..=attempts {
-        let unix = toolgate_jobs::now_ms() / 1000;
-        let signature = toolgate_jobs::sign::sign(secret, unix, &bytes);
-        let result = client
-            .post(url)
-            .header("content-type", "application/json")
-            .header("x-toolgate-event", event)
-            .header("x-toolgate-delivery", format!("{id}-{attempt}"))
-            .header("x-toolgate-signature", signature)
-            .body(bytes.clone())
-            .send()
-            .await;
-        match result {
-            Ok(r) if r.status().is_success() => {
-                tracing::info!(event, job = %id, attempt, "webhook delivered");
-                count(event, "delivered");
-                return;
-            }
-            Ok(r) => {
-                tracing::warn!(event, job = %id, attempt, status = r.status().as_u16(), "webhook refused by its receiver")
-            }
-            Err(e) => {
-                tracing::warn!(event, job = %id, attempt, error = %e, "webhook delivery failed")
-            }
-        }
-        if attempt < attempts {
-            let cap = FIRST_BACKOFF
-                .saturating_mul(2u32.saturating_pow(attempt - 1))
-                .min(MAX_BACKOFF);
-            let ms = u64::try_from(cap.as_millis()).unwrap_or(60_000);
-            tokio::time::sleep(Duration::from_millis(fastrand::u64(ms / 2..=ms))).await;
-        }
-    }
-    count(event, "failed");
-    tracing::error!(event, job = %id, attempts, "webhook given up after every attempt");
 }
 
 fn count(event: &'static str, outcome: &'static str) {

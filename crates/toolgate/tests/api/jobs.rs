@@ -1236,3 +1236,76 @@ async fn the_typescript_sdk_runs_tools_as_tasks_on_2025_11_25() {
     );
     s.stop().await.unwrap();
 }
+
+/// A completion webhook being retried is kept with its job: the server is killed
+/// between two attempts, and the one started again on the same store delivers it
+/// (as the second attempt, signed).
+#[tokio::test]
+async fn a_webhook_being_retried_survives_a_restart() {
+    const SECRET: &str = "webhook-secret-for-the-restart-test";
+    const VAR: &str = "TOOLGATE_TEST_WEBHOOK_SECRET";
+    let (rx, url) = receiver().await;
+    let dir = tempfile::tempdir().unwrap();
+    let jobs = sqlite_jobs(
+        dir.path(),
+        &format!("webhook_secret_env = \"{VAR}\"\nwebhook_allow_private = [\"127.0.0.1/32\"]"),
+    );
+    let f = crate::cli::write_config(&config(&jobs));
+    let (mut first, addr, _logs) =
+        crate::cli::serve_env(f.path(), Some(crate::cli::CLI_KEY), &[(VAR, SECRET)]);
+    let a = Api::at(&addr);
+    let resp = a
+        .client
+        .post(a.url("/api/v1/tools/echo/jobs"))
+        .header("X-Tool-API-Key", AGENT)
+        .header("X-Job-Webhook", &url)
+        .json(&json!({"survives": true}))
+        .send()
+        .await
+        .unwrap();
+    let (status, _, job) = read(resp).await;
+    assert_eq!(status, 202, "{job}");
+    let until = Instant::now() + Duration::from_secs(10);
+    while rx.got.lock().unwrap().is_empty() {
+        assert!(Instant::now() < until, "no first delivery");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // The first attempt was refused; the next is at least 250 ms away.
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    first.kill().unwrap();
+    first.wait().unwrap();
+    assert_eq!(
+        rx.got.lock().unwrap().len(),
+        1,
+        "killed before the second attempt"
+    );
+    let (mut second, _addr, _logs) =
+        crate::cli::serve_env(f.path(), Some(crate::cli::CLI_KEY), &[(VAR, SECRET)]);
+    let until = Instant::now() + Duration::from_secs(30);
+    while rx.got.lock().unwrap().len() < 2 {
+        assert!(
+            Instant::now() < until,
+            "the restarted server did not deliver the webhook"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let (headers, body) = rx.got.lock().unwrap()[1].clone();
+    let id = job["id"].as_str().unwrap();
+    assert_eq!(headers["x-toolgate-delivery"], format!("{id}-2").as_str());
+    let now = toolgate_jobs::now_ms() / 1000;
+    let sig = headers["x-toolgate-signature"].to_str().unwrap();
+    assert!(toolgate_jobs::sign::verify(
+        SECRET.as_bytes(),
+        sig,
+        &body,
+        now,
+        300
+    ));
+    let sent: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(sent["job"]["output"], json!({"survives": true}));
+    // Delivered once: nothing more comes.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(rx.got.lock().unwrap().len(), 2);
+    crate::cli::sigterm(&second);
+    assert_eq!(second.wait().unwrap().code(), Some(0));
+}
