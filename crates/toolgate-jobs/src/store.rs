@@ -346,7 +346,9 @@ impl Store {
     }
 
     /// Claim up to `n` queued jobs for `replica`, leased for `lease_ms`: each goes
-    /// `running` for exactly one replica.
+    /// `running` for exactly one replica. Keys take turns: the oldest job of each key
+    /// first, then each key's second, and so on, so a key with a long queue does
+    /// not hold back another's first job.
     ///
     /// # Errors
     /// The store failed.
@@ -367,8 +369,12 @@ impl Store {
         let sql = format!(
             "UPDATE {{t}} SET state = 'running', lease_owner = $1, lease_until_ms = $2 + $3, \
              updated_ms = $2, started_ms = COALESCE(started_ms, $2), attempts = attempts + 1 \
-             WHERE id IN (SELECT id FROM {{t}} WHERE state = 'queued' AND not_before_ms <= $2 \
-             ORDER BY created_ms, id LIMIT $4{lock}) AND state = 'queued' RETURNING {COLUMNS}"
+             WHERE id IN (SELECT id FROM {{t}} WHERE id IN (\
+               SELECT id FROM (SELECT id, created_ms, row_number() OVER \
+                 (PARTITION BY owner_hash ORDER BY created_ms, id) AS turn \
+                 FROM {{t}} WHERE state = 'queued' AND not_before_ms <= $2) AS q \
+               ORDER BY turn, created_ms, id LIMIT $4){lock}) \
+             AND state = 'queued' RETURNING {COLUMNS}"
         );
         self.rows(
             &sql,
@@ -1304,5 +1310,22 @@ mod tests {
             s.get(&job.id).await.unwrap().unwrap().state,
             State::Cancelled
         );
+    }
+
+    #[tokio::test]
+    async fn keys_take_turns_in_the_queue() {
+        let s = store();
+        for _ in 0..5 {
+            s.insert(new_job("t", "busy", true, None)).await.unwrap();
+        }
+        let quiet = s.insert(new_job("t", "quiet", true, None)).await.unwrap();
+        let claimed = s.claim("r", 2, 10_000).await.unwrap();
+        let owners: Vec<&str> = claimed.iter().map(|j| j.owner.name.as_str()).collect();
+        assert_eq!(claimed.len(), 2);
+        assert!(
+            owners.contains(&"quiet") && owners.contains(&"busy"),
+            "{owners:?}"
+        );
+        assert!(claimed.iter().any(|j| j.id == quiet.id));
     }
 }
