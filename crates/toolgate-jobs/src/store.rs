@@ -88,7 +88,13 @@ pub struct Store {
 #[derive(Clone)]
 enum Backend {
     Sqlite(Arc<Mutex<rusqlite::Connection>>),
-    Postgres { pool: sqlx::PgPool, table: String },
+    Postgres {
+        pool: sqlx::PgPool,
+        table: String,
+        /// The table exists (created at open, or at the first use after a start
+        /// while PostgreSQL was down).
+        ready: Arc<std::sync::atomic::AtomicBool>,
+    },
 }
 
 impl std::fmt::Debug for Store {
@@ -176,31 +182,47 @@ impl Store {
         let options: PgConnectOptions = url.parse()?;
         let pool = PgPoolOptions::new()
             .max_connections(8)
-            .acquire_timeout(Duration::from_secs(5))
+            // A store that is down answers 503 within 2 s instead of holding callers.
+            .acquire_timeout(Duration::from_secs(2))
             .connect_lazy_with(options.application_name("toolgate-jobs"));
         let store = Self {
             backend: Backend::Postgres {
                 pool,
                 table: table.to_owned(),
+                ready: Arc::default(),
             },
             purge_after_ms: DEFAULT_PURGE_MS,
         };
-        // One replica at a time creates the table (CREATE IF NOT EXISTS races on
-        // PostgreSQL's catalog otherwise).
-        let ddl = SCHEMA.replace("{t}", table);
-        if let Backend::Postgres { pool, .. } = &store.backend {
-            let mut tx = pool.begin().await?;
-            sqlx::query("SELECT pg_advisory_xact_lock(7446172)")
-                .execute(&mut *tx)
-                .await?;
-            for stmt in ddl.split(';').filter(|s| !s.trim().is_empty()) {
-                sqlx::query(sqlx::AssertSqlSafe(stmt.to_owned()))
-                    .execute(&mut *tx)
-                    .await?;
-            }
-            tx.commit().await?;
+        // A server that starts while PostgreSQL is down still starts (plain calls do
+        // not need the job store); the table is made at the first use instead.
+        if let Err(e) = store.ensure_schema().await {
+            tracing::warn!(error = %e, "the job store is not reachable yet; job routes answer 503 until it is");
         }
         Ok(store)
+    }
+
+    /// Create the PostgreSQL table if this process has not yet: one replica at a
+    /// time (CREATE IF NOT EXISTS races on PostgreSQL's catalog otherwise).
+    async fn ensure_schema(&self) -> Result<(), StoreError> {
+        let Backend::Postgres { pool, table, ready } = &self.backend else {
+            return Ok(());
+        };
+        if ready.load(std::sync::atomic::Ordering::Acquire) {
+            return Ok(());
+        }
+        let ddl = SCHEMA.replace("{t}", table);
+        let mut tx = pool.begin().await?;
+        sqlx::query("SELECT pg_advisory_xact_lock(7446172)")
+            .execute(&mut *tx)
+            .await?;
+        for stmt in ddl.split(';').filter(|s| !s.trim().is_empty()) {
+            sqlx::query(sqlx::AssertSqlSafe(stmt.to_owned()))
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        ready.store(true, std::sync::atomic::Ordering::Release);
+        Ok(())
     }
 
     /// Keep expired rows this long before deleting them (default a day).
@@ -760,7 +782,8 @@ impl Store {
                 })
                 .await
             }
-            Backend::Postgres { pool, table } => {
+            Backend::Postgres { pool, table, .. } => {
+                self.ensure_schema().await?;
                 // The statements are this file's constants; the table name was
                 // checked to be an identifier when the config was loaded.
                 let sql = sql.replace("{t}", table);
@@ -788,7 +811,8 @@ impl Store {
                 })
                 .await
             }
-            Backend::Postgres { pool, table } => {
+            Backend::Postgres { pool, table, .. } => {
+                self.ensure_schema().await?;
                 let sql = sql.replace("{t}", table);
                 let done = bind_pg(sqlx::query(sqlx::AssertSqlSafe(sql)), params)
                     .execute(pool)
@@ -814,7 +838,8 @@ impl Store {
                 })
                 .await
             }
-            Backend::Postgres { pool, table } => {
+            Backend::Postgres { pool, table, .. } => {
+                self.ensure_schema().await?;
                 use sqlx::Row;
                 let sql = sql.replace("{t}", table);
                 let row = bind_pg(sqlx::query(sqlx::AssertSqlSafe(sql)), params)

@@ -1309,3 +1309,42 @@ async fn a_webhook_being_retried_survives_a_restart() {
     crate::cli::sigterm(&second);
     assert_eq!(second.wait().unwrap().code(), Some(0));
 }
+
+/// A server whose PostgreSQL job store is down starts anyway: plain calls work,
+/// `/readyz` reports the store degraded (still ready), and job routes answer
+/// `503 jobs_unavailable` with `Retry-After`.
+#[tokio::test]
+async fn a_server_whose_job_store_is_down_still_serves_calls() {
+    let closed = toolgate_test_support::free_port().unwrap();
+    let jobs = format!(
+        "[jobs]\nurl = \"postgres://postgres@{closed}/test?connect_timeout=1\"\ntable = \"jobs_down\"\n"
+    );
+    let s = TestServer::spawn(&config(&jobs)).await.unwrap();
+    let resp = s.call("echo", &json!({"up": true})).send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    let (status, _, ready) = read(s.client.get(s.url("/readyz")).send().await.unwrap()).await;
+    assert_eq!(status, 200, "{ready}");
+    assert!(
+        ready["checks"]["jobs"]
+            .as_str()
+            .unwrap()
+            .starts_with("degraded"),
+        "{ready}"
+    );
+    let resp = s
+        .client
+        .post(s.url("/api/v1/tools/echo/jobs"))
+        .header("X-Tool-API-Key", AGENT)
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert!(resp.headers().contains_key("retry-after"));
+    let (status, _, body) = read(resp).await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (503, Some("jobs_unavailable")),
+        "{body}"
+    );
+    s.stop().await.unwrap();
+}
