@@ -341,6 +341,14 @@ impl Store {
         Ok(Page { jobs, next })
     }
 
+    /// Whether `cursor` is one [`Store::list`] gave out.
+    #[must_use]
+    pub fn is_cursor(cursor: &str) -> bool {
+        cursor
+            .split_once('.')
+            .is_some_and(|(ms, id)| ms.parse::<i64>().is_ok() && !id.is_empty())
+    }
+
     /// Jobs of `owner_hash` not yet ended (counted against the key's job quota).
     ///
     /// # Errors
@@ -530,36 +538,48 @@ impl Store {
             code: "cancelled".into(),
             detail: "cancelled by its caller".into(),
         };
-        let now_cancelled = self
-            .one(
-                &format!(
-                    "UPDATE {{t}} SET {FINISH_SET} WHERE id = $5 AND ($6 IS NULL OR owner_hash = $6) \
-                     AND state IN ('queued', 'awaiting_approval') RETURNING {COLUMNS}"
-                ),
-                vec![
-                    text(State::Cancelled.as_str()),
-                    int(now_ms()),
-                    P::T(None),
-                    json_text(&error),
-                    text(id),
-                    owner.clone(),
-                ],
-            )
-            .await?;
-        if now_cancelled.is_some() {
-            return Ok(now_cancelled);
-        }
-        let asked = self
-            .one(
-                &format!(
-                    "UPDATE {{t}} SET cancel_requested = 1, updated_ms = $3 WHERE id = $1 AND \
-                     ($2 IS NULL OR owner_hash = $2) AND state = 'running' RETURNING {COLUMNS}"
-                ),
-                vec![text(id), owner.clone(), int(now_ms())],
-            )
-            .await?;
-        if asked.is_some() {
-            return Ok(asked);
+        // A job may move between the two statements (running back to queued when
+        // its key had no call slot free): then both are tried again.
+        for _ in 0..3 {
+            let now_cancelled = self
+                .one(
+                    &format!(
+                        "UPDATE {{t}} SET {FINISH_SET} WHERE id = $5 AND ($6 IS NULL OR owner_hash = $6) \
+                         AND state IN ('queued', 'awaiting_approval') RETURNING {COLUMNS}"
+                    ),
+                    vec![
+                        text(State::Cancelled.as_str()),
+                        int(now_ms()),
+                        P::T(None),
+                        json_text(&error),
+                        text(id),
+                        owner.clone(),
+                    ],
+                )
+                .await?;
+            if now_cancelled.is_some() {
+                return Ok(now_cancelled);
+            }
+            let asked = self
+                .one(
+                    &format!(
+                        "UPDATE {{t}} SET cancel_requested = 1, updated_ms = $3 WHERE id = $1 AND \
+                         ($2 IS NULL OR owner_hash = $2) AND state = 'running' RETURNING {COLUMNS}"
+                    ),
+                    vec![text(id), owner.clone(), int(now_ms())],
+                )
+                .await?;
+            if asked.is_some() {
+                return Ok(asked);
+            }
+            let now = self
+                .get(id)
+                .await?
+                .filter(|j| owner_hash.is_none_or(|h| j.owner.hash == h));
+            match now {
+                Some(j) if !j.state.is_final() => continue,
+                other => return Ok(other),
+            }
         }
         Ok(self
             .get(id)
@@ -587,7 +607,8 @@ impl Store {
             self.one(
                 &format!(
                     "UPDATE {{t}} SET state = 'queued', approval = $2, updated_ms = $3 \
-                     WHERE id = $1 AND state = 'awaiting_approval' RETURNING {COLUMNS}"
+                     WHERE id = $1 AND state = 'awaiting_approval' \
+                     AND (approval_deadline_ms IS NULL OR approval_deadline_ms >= $3) RETURNING {COLUMNS}"
                 ),
                 vec![text(id), json_text(&approval), int(now)],
             )

@@ -186,7 +186,7 @@ pub async fn serve(
         "draining"
     );
     let drained = tokio::time::timeout(drain_timeout, async {
-        while state.registry.in_flight() > 0 {
+        while state.registry.in_flight() > 0 || state.jobs.running() > 0 {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
     });
@@ -197,6 +197,13 @@ pub async fn serve(
         );
         state.calls.cancel();
     }
+    // Jobs stopped by the drain store their release (or outcome) before the end.
+    let _ = tokio::time::timeout(Duration::from_secs(5), async {
+        while state.jobs.running() > 0 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await;
     stop_accepting.cancel();
     let result = tokio::time::timeout(Duration::from_secs(5), &mut server).await;
     // Every answered call's record is committed before the process ends.

@@ -1,7 +1,8 @@
 //! Who may decide an approval, and deciding it.
 //!
-//! An approver matches one of the tool's `approvers`: a scope pattern its key's
-//! scopes cover (an operator key covers every one), `key:PATTERN` on its key's name,
+//! An approver matches one of the tool's `approvers`: a scope its key's scopes
+//! list by that exact name (wildcards in the key's scopes do not count; an operator
+//! key covers every one), `key:PATTERN` on its key's name,
 //! or `subject:PATTERN` on its token's subject (`*` any run of characters). The
 //! job's own caller never decides it, whatever it matches: not the same key, not
 //! the same token subject. Every decision is audited (`transport = "approval"`,
@@ -46,10 +47,14 @@ fn matches(who: &Principal, approvers: &[String]) -> bool {
         } else if let Some(p) = a.strip_prefix("subject:") {
             who.identity.as_ref().is_some_and(|i| glob(p, &i.subject))
         } else {
-            match &who.scopes {
-                Scopes::All => true,
-                Scopes::Patterns(ps) => ps.iter().any(|p| p.matches(a)),
-            }
+            // A scope approver: the key's scopes name it exactly. Wildcards do not
+            // count (an agent's `*` must not make it an approver); an operator key
+            // covers every one.
+            who.privileged
+                || match &who.scopes {
+                    Scopes::All => false,
+                    Scopes::Patterns(ps) => ps.iter().any(|p| p.as_str() == a),
+                }
         }
     })
 }
@@ -166,6 +171,9 @@ pub async fn decide(
         .await;
         return Err(e);
     }
+    if job.state != State::AwaitingApproval {
+        return Err(already_decided(&job));
+    }
     let reason_required = job.approval.as_ref().is_some_and(|a| a.reason_required);
     let comment = comment
         .map(|c| c.trim().to_owned())
@@ -183,9 +191,6 @@ pub async fn decide(
             ErrorKind::InvalidArguments,
             "the comment is longer than 4096 bytes",
         ));
-    }
-    if job.state != State::AwaitingApproval {
-        return Err(already_decided(&job));
     }
     let decision = Decision {
         approved,

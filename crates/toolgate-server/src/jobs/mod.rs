@@ -508,6 +508,12 @@ impl Jobs {
         Ok(job)
     }
 
+    /// Jobs this replica is running (the drain waits for them).
+    #[must_use]
+    pub fn running(&self) -> usize {
+        lock(&self.running).len()
+    }
+
     /// Start this replica's runner and sweeper; they stop when the server drains.
     pub fn start(state: &AppState) {
         let runner = state.clone();
@@ -675,11 +681,12 @@ async fn run_loop(state: AppState) {
         let claimed = if free == 0 {
             Vec::new()
         } else {
-            match jobs
-                .store
-                .claim(&jobs.replica, free, jobs.settings.lease_ms)
-                .await
-            {
+            // Each claim leases under a name of its own, so a run that lost its lease
+            // can never renew or end a later claim of the same job by this replica.
+            let mut nonce = [0u8; 6];
+            let _ = getrandom::fill(&mut nonce);
+            let lease = format!("{}#{}", jobs.replica, hex::encode(nonce));
+            match jobs.store.claim(&lease, free, jobs.settings.lease_ms).await {
                 Ok(c) => c,
                 Err(e) => {
                     tracing::warn!(error = %e, "claiming jobs failed");
@@ -756,6 +763,26 @@ pub(crate) fn ended(state: &AppState, job: Job) {
 /// Run one claimed job to its end (or until its lease is lost or the server stops).
 async fn run_one(state: &AppState, job: Job, token: CancellationToken) {
     let jobs = &state.jobs;
+    let lease = job.lease_owner.clone().unwrap_or_default();
+    if job.cancel_requested {
+        // Asked to stop while it went back to the queue: it never starts.
+        let err = JobError {
+            code: ErrorKind::Cancelled.code().into(),
+            detail: "cancelled by its caller".into(),
+        };
+        finish(state, &job, State::Cancelled, None, Some(&err)).await;
+        return;
+    }
+    if job.approval.is_none() && jobs.needs_approval(&job.tool) {
+        // The tool gained an approval gate (a reload) after this job was queued.
+        let e = approval_required(&job.tool);
+        let err = JobError {
+            code: e.kind.code().into(),
+            detail: e.message,
+        };
+        finish(state, &job, State::Failed, None, Some(&err)).await;
+        return;
+    }
     let Some(caller) = principal_of(state, &job.owner) else {
         let err = JobError {
             code: ErrorKind::Forbidden.code().into(),
@@ -771,11 +798,7 @@ async fn run_one(state: &AppState, job: Job, token: CancellationToken) {
         Ok(slot) => slot,
         Err(_) => {
             // The key is at its calls-in-flight quota: the job waits its turn.
-            if let Err(e) = jobs
-                .store
-                .requeue(&job.id, &jobs.replica, SLOT_WAIT_MS)
-                .await
-            {
+            if let Err(e) = jobs.store.requeue(&job.id, &lease, SLOT_WAIT_MS).await {
                 tracing::warn!(error = %e, job = %job.id, "a job could not be queued again");
             }
             return;
@@ -814,20 +837,36 @@ async fn run_one(state: &AppState, job: Job, token: CancellationToken) {
     renew.tick().await;
     tokio::pin!(call);
     let mut lost = false;
+    // Past this without a renewal the lease may have run out: the work stops
+    // rather than risk running beside another replica's claim.
+    let lease_for = Duration::from_millis(u64::try_from(jobs.settings.lease_ms).unwrap_or(15_000));
+    let give_up_after = lease_for.saturating_sub(renew_every);
+    let mut renewed = tokio::time::Instant::now();
     let outcome = loop {
         tokio::select! {
             outcome = &mut call => break outcome,
             _ = renew.tick() => {
                 let p = lock(&progress).take();
-                match jobs.store.renew(&job.id, &jobs.replica, jobs.settings.lease_ms, p.as_ref()).await {
-                    Ok(Some(true)) => token.cancel(),
-                    Ok(Some(false)) => {}
+                match jobs.store.renew(&job.id, &lease, jobs.settings.lease_ms, p.as_ref()).await {
+                    Ok(Some(asked)) => {
+                        renewed = tokio::time::Instant::now();
+                        if asked {
+                            token.cancel();
+                        }
+                    }
                     Ok(None) => {
                         tracing::warn!(job = %job.id, "the job's lease was lost; stopping it");
                         lost = true;
                         token.cancel();
                     }
-                    Err(e) => tracing::warn!(error = %e, job = %job.id, "renewing a job's lease failed"),
+                    Err(e) => {
+                        tracing::warn!(error = %e, job = %job.id, "renewing a job's lease failed");
+                        if renewed.elapsed() >= give_up_after && !lost {
+                            tracing::warn!(job = %job.id, "no renewal for the length of the lease; stopping the job");
+                            lost = true;
+                            token.cancel();
+                        }
+                    }
                 }
             }
             () = state.calls.cancelled(), if !token.is_cancelled() => {
@@ -839,8 +878,19 @@ async fn run_one(state: &AppState, job: Job, token: CancellationToken) {
     if lost {
         return;
     }
-    if state.calls.is_cancelled() {
-        if let Err(e) = jobs.store.release(&job.id, &jobs.replica).await {
+    let stopped_by_drain = state.calls.is_cancelled()
+        && matches!(&outcome.result, Err(e) if e.kind == ErrorKind::Cancelled)
+        && !jobs
+            .store
+            .get(&job.id)
+            .await
+            .ok()
+            .flatten()
+            .is_some_and(|j| j.cancel_requested);
+    if stopped_by_drain {
+        // Stopped by the drain, not by its caller: a sweep decides (another replica,
+        // or this one after its restart, runs it again if the tool is idempotent).
+        if let Err(e) = jobs.store.release(&job.id, &lease).await {
             tracing::warn!(error = %e, job = %job.id, "a job could not be released");
         }
         return;
@@ -875,21 +925,31 @@ async fn finish(
     err: Option<&JobError>,
 ) {
     let jobs = &state.jobs;
-    match jobs
-        .store
-        .finish(&job.id, &jobs.replica, to, output, err)
-        .await
-    {
-        Ok(Some(done)) => {
-            tracing::info!(job = %done.id, tool = %done.tool, state = done.state.as_str(), "job ended");
-            ended(state, done);
-        }
-        Ok(None) => {
-            tracing::warn!(job = %job.id, "the job's lease was lost before its outcome was kept")
-        }
-        Err(e) => {
-            // The lease runs out and a sweep decides (re-run if idempotent).
-            tracing::error!(error = %e, job = %job.id, "a job's outcome could not be stored");
+    let lease = job.lease_owner.as_deref().unwrap_or_default();
+    // A store that fails is tried again while the lease may still hold (half of
+    // it), so a brief outage does not turn a finished job into a re-run.
+    let until = tokio::time::Instant::now()
+        + Duration::from_millis(u64::try_from(jobs.settings.lease_ms / 2).unwrap_or(5000));
+    loop {
+        match jobs.store.finish(&job.id, lease, to, output, err).await {
+            Ok(Some(done)) => {
+                tracing::info!(job = %done.id, tool = %done.tool, state = done.state.as_str(), "job ended");
+                ended(state, done);
+                return;
+            }
+            Ok(None) => {
+                tracing::warn!(job = %job.id, "the job's lease was lost before its outcome was kept");
+                return;
+            }
+            Err(e) if tokio::time::Instant::now() < until => {
+                tracing::warn!(error = %e, job = %job.id, "storing a job's outcome failed; trying again");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            Err(e) => {
+                // The lease runs out and a sweep decides (re-run if idempotent).
+                tracing::error!(error = %e, job = %job.id, "a job's outcome could not be stored");
+                return;
+            }
         }
     }
 }

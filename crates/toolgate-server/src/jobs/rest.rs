@@ -170,6 +170,14 @@ pub async fn list(
             .filter(|n| (1..=1000).contains(n))
             .ok_or_else(|| ApiError::invalid("/limit", "limit must be 1..=1000"))?,
     };
+    if let Some(c) = q.get("cursor")
+        && !toolgate_jobs::Store::is_cursor(c)
+    {
+        return Err(ApiError::invalid(
+            "/cursor",
+            "not a cursor this server gave out",
+        ));
+    }
     let page = state
         .jobs
         .store()

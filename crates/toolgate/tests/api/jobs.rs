@@ -15,6 +15,7 @@ const AGENT: &str = "agent-key-0123456789abcdef0123456789";
 const APPROVER: &str = "approver-key-0123456789abcdef01234567";
 const BOTH: &str = "both-key-0123456789abcdef0123456789ab";
 const OTHER: &str = "other-key-0123456789abcdef0123456789a";
+const WILD: &str = "wild-key-0123456789abcdef0123456789ab";
 
 /// The demo tools plus a gated `refund` (echo), a `slow_write` that is not
 /// idempotent, keys for an agent, an approver, one that is both, and `extra`.
@@ -35,7 +36,7 @@ fn config(extra: &str) -> String {
         key_entry("approver", APPROVER, &["approve_refunds"]),
         key_entry("both", BOTH, &["refund", "approve_refunds"]),
         key_entry("other", OTHER, &["echo", "sleep"]),
-    )
+    ) + &key_entry("wild", WILD, &["*"])
 }
 
 fn sqlite_jobs(dir: &std::path::Path, extra: &str) -> String {
@@ -579,6 +580,20 @@ async fn approvals_approve_deny_and_refuse_the_caller() {
         body["detail"].as_str().unwrap().contains("caller"),
         "{body}"
     );
+    // A key whose `*` covers every tool is still no approver.
+    let (status, body) = as_key(
+        &s,
+        WILD,
+        reqwest::Method::POST,
+        &format!("/api/v1/approvals/{id}/approve"),
+        Some(json!({"comment": "x"})),
+    )
+    .await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (403, Some("forbidden")),
+        "{body}"
+    );
     // A key that is not an approver cannot decide.
     let (status, _) = as_key(
         &s,
@@ -1068,7 +1083,10 @@ async fn two_replicas_on_postgresql_never_run_a_job_twice() {
         assert_eq!(job["state"], "succeeded", "{job}");
         assert_eq!(job["attempts"], 1, "{job}");
         let stored = a.state.jobs.store().get(id).await.unwrap().unwrap();
-        *ran_by.entry(stored.lease_owner.unwrap()).or_default() += 1;
+        // The lease is `replica#claim`: count replicas.
+        let owner = stored.lease_owner.unwrap();
+        let replica = owner.split('#').next().unwrap().to_owned();
+        *ran_by.entry(replica).or_default() += 1;
     }
     assert_eq!(psql(&format!("SELECT count(*) FROM {runs}")), "100");
     assert_eq!(

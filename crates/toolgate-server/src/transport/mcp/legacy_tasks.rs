@@ -26,9 +26,6 @@ use toolgate_jobs::{Job, State};
 use super::RequestScope;
 use crate::AppState;
 
-/// The longest `tasks/result` waits before the client is asked to ask again.
-const RESULT_WAIT: std::time::Duration = std::time::Duration::from_secs(300);
-
 /// `-32601`: not supported (a task of a tool without task support, or a plain
 /// call of a tool that needs one).
 const METHOD_NOT_FOUND: i64 = -32601;
@@ -207,6 +204,14 @@ async fn cancel(state: &AppState, scope: &RequestScope, id: &Value, task_id: &st
 
 async fn list(state: &AppState, scope: &RequestScope, id: &Value, params: &Value) -> Response {
     let cursor = params.get("cursor").and_then(Value::as_str);
+    if cursor.is_some_and(|c| !toolgate_jobs::Store::is_cursor(c)) {
+        return error(
+            id,
+            INVALID_PARAMS,
+            "params.cursor is not a cursor this server gave out",
+            None,
+        );
+    }
     let owner = crate::jobs::owner_hash(&scope.caller);
     match state.jobs.store().list(&owner, cursor, 50).await {
         Ok(page) => {
@@ -221,9 +226,9 @@ async fn list(state: &AppState, scope: &RequestScope, id: &Value, params: &Value
     }
 }
 
-/// `tasks/result`: wait for the end, then the call's result or error.
+/// `tasks/result`: wait for the end (as long as the client waits), then the call's
+/// result or error.
 async fn result(state: &AppState, scope: &RequestScope, id: &Value, task_id: &str) -> Response {
-    let until = tokio::time::Instant::now() + RESULT_WAIT;
     let mut ended = state.jobs.subscribe_ended();
     loop {
         let job = match super::tasks::find(state, scope, task_id).await {
@@ -246,14 +251,6 @@ async fn result(state: &AppState, scope: &RequestScope, id: &Value, task_id: &st
                     error(id, i64::from(e.code.0), &e.message, Some(data))
                 }
             };
-        }
-        if tokio::time::Instant::now() >= until {
-            return error(
-                id,
-                INVALID_PARAMS,
-                "the task has not ended yet; ask again",
-                None,
-            );
         }
         // An end on this replica wakes at once; one on another is seen by polling.
         let _ = tokio::time::timeout(
