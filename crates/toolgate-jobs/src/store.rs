@@ -788,13 +788,8 @@ impl Store {
     async fn rows(&self, sql: &str, params: Vec<P>) -> Result<Vec<Job>, StoreError> {
         match &self.backend {
             Backend::Sqlite(conn) => {
-                let sql = sqlite_sql(sql);
-                let conn = Arc::clone(conn);
-                blocking(move || {
-                    let conn = lock(&conn);
-                    let mut stmt = conn.prepare_cached(&sql)?;
-                    let mut rows =
-                        stmt.query(rusqlite::params_from_iter(params.iter().map(sqlite_value)))?;
+                on_sqlite(conn, sql, params, |stmt, params| {
+                    let mut rows = stmt.query(params)?;
                     let mut out = Vec::new();
                     while let Some(row) = rows.next()? {
                         out.push(raw_sqlite(row)?.into_job()?);
@@ -805,12 +800,7 @@ impl Store {
             }
             Backend::Postgres { pool, table, .. } => {
                 self.ensure_schema().await?;
-                // The statements are this file's constants; the table name was
-                // checked to be an identifier when the config was loaded.
-                let sql = sql.replace("{t}", table);
-                let rows = bind_pg(sqlx::query(sqlx::AssertSqlSafe(sql)), params)
-                    .fetch_all(pool)
-                    .await?;
+                let rows = pg_query(table, sql, params).fetch_all(pool).await?;
                 rows.iter()
                     .map(|r| raw_pg(r).and_then(Raw::into_job))
                     .collect()
@@ -821,56 +811,76 @@ impl Store {
     async fn exec(&self, sql: &str, params: Vec<P>) -> Result<u64, StoreError> {
         match &self.backend {
             Backend::Sqlite(conn) => {
-                let sql = sqlite_sql(sql);
-                let conn = Arc::clone(conn);
-                blocking(move || {
-                    let conn = lock(&conn);
-                    let mut stmt = conn.prepare_cached(&sql)?;
-                    let n =
-                        stmt.execute(rusqlite::params_from_iter(params.iter().map(sqlite_value)))?;
-                    Ok(u64::try_from(n).unwrap_or(0))
+                on_sqlite(conn, sql, params, |stmt, params| {
+                    Ok(u64::try_from(stmt.execute(params)?).unwrap_or(0))
                 })
                 .await
             }
             Backend::Postgres { pool, table, .. } => {
                 self.ensure_schema().await?;
-                let sql = sql.replace("{t}", table);
-                let done = bind_pg(sqlx::query(sqlx::AssertSqlSafe(sql)), params)
-                    .execute(pool)
-                    .await?;
+                let done = pg_query(table, sql, params).execute(pool).await?;
                 Ok(done.rows_affected())
             }
         }
     }
 
     async fn scalar(&self, sql: &str, params: Vec<P>) -> Result<u64, StoreError> {
-        match &self.backend {
+        let n: i64 = match &self.backend {
             Backend::Sqlite(conn) => {
-                let sql = sqlite_sql(sql);
-                let conn = Arc::clone(conn);
-                blocking(move || {
-                    let conn = lock(&conn);
-                    let mut stmt = conn.prepare_cached(&sql)?;
-                    let n: i64 = stmt.query_row(
-                        rusqlite::params_from_iter(params.iter().map(sqlite_value)),
-                        |r| r.get(0),
-                    )?;
-                    Ok(u64::try_from(n).unwrap_or(0))
+                on_sqlite(conn, sql, params, |stmt, params| {
+                    Ok(stmt.query_row(params, |r| r.get(0))?)
                 })
-                .await
+                .await?
             }
             Backend::Postgres { pool, table, .. } => {
-                self.ensure_schema().await?;
                 use sqlx::Row;
-                let sql = sql.replace("{t}", table);
-                let row = bind_pg(sqlx::query(sqlx::AssertSqlSafe(sql)), params)
+                self.ensure_schema().await?;
+                pg_query(table, sql, params)
                     .fetch_one(pool)
-                    .await?;
-                let n: i64 = row.try_get(0)?;
-                Ok(u64::try_from(n).unwrap_or(0))
+                    .await?
+                    .try_get(0)?
             }
-        }
+        };
+        Ok(u64::try_from(n).unwrap_or(0))
     }
+}
+
+/// Run `f` on the prepared statement `sql` with `params`, on a blocking thread
+/// (rusqlite is synchronous).
+async fn on_sqlite<T: Send + 'static>(
+    conn: &Arc<Mutex<rusqlite::Connection>>,
+    sql: &str,
+    params: Vec<P>,
+    f: impl FnOnce(
+        &mut rusqlite::CachedStatement<'_>,
+        rusqlite::ParamsFromIter<Vec<rusqlite::types::Value>>,
+    ) -> Result<T, StoreError>
+    + Send
+    + 'static,
+) -> Result<T, StoreError> {
+    let sql = sqlite_sql(sql);
+    let conn = Arc::clone(conn);
+    blocking(move || {
+        let conn = lock(&conn);
+        let mut stmt = conn.prepare_cached(&sql)?;
+        let values: Vec<rusqlite::types::Value> = params.into_iter().map(sqlite_value).collect();
+        f(&mut stmt, rusqlite::params_from_iter(values))
+    })
+    .await
+}
+
+/// The PostgreSQL statement `sql` on `table` with `params` bound. The statements
+/// are this file's constants; the table name was checked to be an identifier when
+/// the config was loaded.
+fn pg_query(
+    table: &str,
+    sql: &str,
+    params: Vec<P>,
+) -> sqlx::query::Query<'static, sqlx::Postgres, sqlx::postgres::PgArguments> {
+    bind_pg(
+        sqlx::query(sqlx::AssertSqlSafe(sql.replace("{t}", table))),
+        params,
+    )
 }
 
 /// Expired rows are kept a day before they are deleted.
@@ -927,11 +937,11 @@ fn sqlite_sql(sql: &str) -> String {
     sql.replace("{t}", "jobs").replace('$', "?")
 }
 
-fn sqlite_value(p: &P) -> rusqlite::types::Value {
+fn sqlite_value(p: P) -> rusqlite::types::Value {
     use rusqlite::types::Value as V;
     match p {
-        P::I(Some(i)) => V::Integer(*i),
-        P::T(Some(s)) => V::Text(s.clone()),
+        P::I(Some(i)) => V::Integer(i),
+        P::T(Some(s)) => V::Text(s),
         P::I(None) | P::T(None) => V::Null,
     }
 }

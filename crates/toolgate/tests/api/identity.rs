@@ -1112,6 +1112,24 @@ pub(crate) fn mcp_sdk_dir() -> Option<std::path::PathBuf> {
     None
 }
 
+/// Run `script` of `tests/mcp-sdk` with `args` (JSON): the report it prints, or
+/// a failure with its stderr. Each script gives up by itself within 90 s.
+pub(crate) async fn run_sdk_script(sdk: &std::path::Path, script: &str, args: &Value) -> Value {
+    let out = tokio::process::Command::new("node")
+        .arg(sdk.join(script))
+        .arg(args.to_string())
+        .kill_on_drop(true)
+        .output();
+    let out = tokio::time::timeout(Duration::from_secs(120), out)
+        .await
+        .expect("the SDK client ends by itself")
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "the SDK client failed: {stderr}");
+    serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stdout)))
+}
+
 #[tokio::test]
 async fn the_official_mcp_sdk_client_discovers_authorizes_with_pkce_calls_and_steps_up() {
     let Some(sdk) = mcp_sdk_dir() else { return };
@@ -1158,19 +1176,7 @@ async fn the_official_mcp_sdk_client_discovers_authorizes_with_pkce_calls_and_st
         "call": {"name": "whoami", "arguments": {}},
         "step_up": {"name": "run_system_audit", "arguments": {"target": "localhost"}}
     });
-    let out = tokio::process::Command::new("node")
-        .arg(sdk.join("oauth-client.mjs"))
-        .arg(args.to_string())
-        .kill_on_drop(true)
-        .output();
-    let out = tokio::time::timeout(Duration::from_secs(90), out)
-        .await
-        .expect("the SDK client ends by itself within 60 s")
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "the SDK client failed: {stderr}");
-    let report: Value = serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stdout)));
+    let report = run_sdk_script(&sdk, "oauth-client.mjs", &args).await;
     let requests = report["requests"].as_array().unwrap();
     let asked = |method: &str, prefix: &str| {
         requests.iter().any(|r| {

@@ -155,6 +155,18 @@ async fn wait_for(
     }
 }
 
+/// Approve or deny approval `id` as `key`, with `body`.
+async fn decide(
+    s: &TestServer,
+    key: &str,
+    id: &str,
+    verb: &str,
+    body: Option<Value>,
+) -> (u16, Value) {
+    let path = format!("/api/v1/approvals/{id}/{verb}");
+    as_key(s, key, reqwest::Method::POST, &path, body).await
+}
+
 fn state_is(s: &'static str) -> impl Fn(&Value) -> bool {
     move |j: &Value| j["state"] == s
 }
@@ -563,14 +575,7 @@ async fn approvals_approve_deny_and_refuse_the_caller() {
         read(resp).await.2
     };
     let bid = both["id"].as_str().unwrap();
-    let (status, body) = as_key(
-        &s,
-        BOTH,
-        reqwest::Method::POST,
-        &format!("/api/v1/approvals/{bid}/approve"),
-        Some(json!({"comment": "mine"})),
-    )
-    .await;
+    let (status, body) = decide(&s, BOTH, bid, "approve", Some(json!({"comment": "mine"}))).await;
     assert_eq!(
         (status, body["code"].as_str()),
         (403, Some("forbidden")),
@@ -581,48 +586,27 @@ async fn approvals_approve_deny_and_refuse_the_caller() {
         "{body}"
     );
     // A key whose `*` covers every tool is still no approver.
-    let (status, body) = as_key(
-        &s,
-        WILD,
-        reqwest::Method::POST,
-        &format!("/api/v1/approvals/{id}/approve"),
-        Some(json!({"comment": "x"})),
-    )
-    .await;
+    let (status, body) = decide(&s, WILD, &id, "approve", Some(json!({"comment": "x"}))).await;
     assert_eq!(
         (status, body["code"].as_str()),
         (403, Some("forbidden")),
         "{body}"
     );
     // A key that is not an approver cannot decide.
-    let (status, _) = as_key(
-        &s,
-        OTHER,
-        reqwest::Method::POST,
-        &format!("/api/v1/approvals/{id}/approve"),
-        Some(json!({"comment": "x"})),
-    )
-    .await;
+    let (status, _) = decide(&s, OTHER, &id, "approve", Some(json!({"comment": "x"}))).await;
     assert_eq!(status, 403);
     // A comment is required here.
-    let (status, body) = as_key(
-        &s,
-        APPROVER,
-        reqwest::Method::POST,
-        &format!("/api/v1/approvals/{id}/approve"),
-        None,
-    )
-    .await;
+    let (status, body) = decide(&s, APPROVER, &id, "approve", None).await;
     assert_eq!(
         (status, body["code"].as_str()),
         (422, Some("invalid_arguments")),
         "{body}"
     );
-    let (status, body) = as_key(
+    let (status, body) = decide(
         &s,
         APPROVER,
-        reqwest::Method::POST,
-        &format!("/api/v1/approvals/{id}/approve"),
+        &id,
+        "approve",
         Some(json!({"comment": "customer called"})),
     )
     .await;
@@ -644,25 +628,18 @@ async fn approvals_approve_deny_and_refuse_the_caller() {
     );
     assert_eq!(done["attempts"], 1);
     // Deciding again is a conflict.
-    let (status, body) = as_key(
-        &s,
-        APPROVER,
-        reqwest::Method::POST,
-        &format!("/api/v1/approvals/{id}/deny"),
-        Some(json!({"comment": "late"})),
-    )
-    .await;
+    let (status, body) = decide(&s, APPROVER, &id, "deny", Some(json!({"comment": "late"}))).await;
     assert_eq!(
         (status, body["code"].as_str()),
         (409, Some("already_decided")),
         "{body}"
     );
     // Denied: the job fails and never runs.
-    let (status, body) = as_key(
+    let (status, body) = decide(
         &s,
         OPERATOR_KEY,
-        reqwest::Method::POST,
-        &format!("/api/v1/approvals/{bid}/deny"),
+        bid,
+        "deny",
         Some(json!({"comment": "no such order"})),
     )
     .await;
@@ -1179,19 +1156,7 @@ async fn the_typescript_sdk_runs_tools_as_tasks_on_2025_11_25() {
         .unwrap();
     let args =
         json!({"url": s.url("/mcp"), "key": AGENT, "approver_key": APPROVER, "rest": s.url("")});
-    let out = tokio::process::Command::new("node")
-        .arg(sdk.join("tasks-client.mjs"))
-        .arg(args.to_string())
-        .kill_on_drop(true)
-        .output();
-    let out = tokio::time::timeout(Duration::from_secs(120), out)
-        .await
-        .expect("the SDK client ends by itself")
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "the SDK client failed: {stderr}");
-    let r: Value = serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stdout)));
+    let r = crate::identity::run_sdk_script(&sdk, "tasks-client.mjs", &args).await;
     assert_eq!(
         r["capabilities"]["tasks"]["requests"]["tools"]["call"],
         json!({}),
